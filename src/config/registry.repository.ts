@@ -1,0 +1,157 @@
+import { sql } from 'kysely';
+import type { Database } from '../db/database.js';
+import { canonicalJson, sha256Hex } from '../lib/hash.js';
+import type { ConfigDocument, IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
+
+const CONFIG_REASON = 'configuration applied';
+const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
+
+export interface WorkloadRow {
+  id: string;
+  status: 'active' | 'suspended' | 'retired';
+  spec: WorkloadSpec;
+}
+
+export interface RegistryRows {
+  epoch: number;
+  issuers: IssuerSpec[];
+  workloads: WorkloadRow[];
+  tasks: TaskSpec[];
+}
+
+/** The content hash of a configuration document: equal documents apply once. */
+export const configHash = (doc: ConfigDocument): string => sha256Hex(canonicalJson(doc));
+
+/** Bumps the registry epoch inside `trx`, telling every replica to reload its snapshot. */
+export async function bumpRegistryEpoch(trx: Database): Promise<void> {
+  await trx.updateTable('registry_epoch').set({ epoch: sql`epoch + 1` }).where('id', '=', 1).execute();
+}
+
+export interface ApplyResult {
+  version: string;
+  changed: boolean;
+  contentHash: string;
+}
+
+/**
+ * Applies a configuration document atomically as one version: every issuer, task and workload in it is
+ * upserted; issuers and tasks not in it are deleted; workloads not in it are retired (history keeps
+ * pointing at them). A workload an admin suspended stays suspended. Applying the same content again
+ * changes nothing.
+ */
+export async function applyConfigDocument(
+  db: Database,
+  doc: ConfigDocument,
+  actor: string,
+  now: Date,
+): Promise<ApplyResult> {
+  const contentHash = configHash(doc);
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('tessera:config-apply'))`.execute(trx);
+    const latest = await trx
+      .selectFrom('config_versions')
+      .select(['id', 'content_hash'])
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (latest?.content_hash === contentHash) return { version: latest.id, changed: false, contentHash };
+
+    for (const issuer of doc.issuers) {
+      await trx
+        .insertInto('issuers')
+        .values({ id: issuer.id, spec: JSON.stringify(issuer), updated_at: now })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ spec: JSON.stringify(issuer), updated_at: now }))
+        .execute();
+    }
+    await deleteMissing(trx, 'issuers', 'id', doc.issuers.map((i) => i.id));
+
+    for (const task of doc.tasks) {
+      await trx
+        .insertInto('tasks')
+        .values({ name: task.name, spec: JSON.stringify(task), updated_at: now })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ spec: JSON.stringify(task), updated_at: now }))
+        .execute();
+    }
+    await deleteMissing(trx, 'tasks', 'name', doc.tasks.map((t) => t.name));
+
+    for (const w of doc.workloads) {
+      await trx
+        .insertInto('workloads')
+        .values({
+          id: w.id,
+          kind: w.kind,
+          owner: w.owner,
+          status: w.status,
+          spec: JSON.stringify(w),
+          updated_at: now,
+          status_changed_at: now,
+          status_changed_by: actor,
+          status_reason: CONFIG_REASON,
+        })
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet({
+            kind: w.kind,
+            owner: w.owner,
+            spec: JSON.stringify(w),
+            updated_at: now,
+            // Configuration may retire or suspend, and may re-activate what configuration retired,
+            // but never lifts a suspension an admin made during an incident.
+            status: sql`case when ${ADMIN_SUSPENDED} then workloads.status else ${w.status} end`,
+            status_reason: sql`case when ${ADMIN_SUSPENDED} then workloads.status_reason else ${CONFIG_REASON} end`,
+          }),
+        )
+        .execute();
+    }
+    const keep = doc.workloads.map((w) => w.id);
+    let retire = trx
+      .updateTable('workloads')
+      .set({ status: 'retired', status_reason: 'removed from configuration', status_changed_by: actor, status_changed_at: now })
+      .where('status', '<>', 'retired');
+    if (keep.length) retire = retire.where('id', 'not in', keep);
+    await retire.execute();
+
+    const version = await trx
+      .insertInto('config_versions')
+      .values({
+        content_hash: contentHash,
+        applied_by: actor,
+        applied_at: now,
+        summary: JSON.stringify({ issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length }),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await bumpRegistryEpoch(trx);
+    return { version: version.id, changed: true, contentHash };
+  });
+}
+
+async function deleteMissing(trx: Database, table: 'issuers' | 'tasks', key: 'id' | 'name', keep: string[]) {
+  const q = trx.deleteFrom(table);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the key column differs per table
+  await (keep.length ? q.where(key as any, 'not in', keep) : q).execute();
+}
+
+/** The registry's current epoch: one cheap read a replica polls to know when to reload. */
+export async function readRegistryEpoch(db: Database): Promise<number> {
+  const row = await db.selectFrom('registry_epoch').select('epoch').where('id', '=', 1).executeTakeFirstOrThrow();
+  return Number(row.epoch);
+}
+
+/** Everything the request path needs from the registry, read in one consistent snapshot. */
+export async function readRegistryRows(db: Database): Promise<RegistryRows> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const epoch = await readRegistryEpoch(trx);
+      const issuers = await trx.selectFrom('issuers').select('spec').orderBy('id').execute();
+      const tasks = await trx.selectFrom('tasks').select('spec').orderBy('name').execute();
+      const workloads = await trx.selectFrom('workloads').select(['id', 'status', 'spec']).orderBy('id').execute();
+      return {
+        epoch,
+        issuers: issuers.map((r) => r.spec as IssuerSpec),
+        tasks: tasks.map((r) => r.spec as TaskSpec),
+        workloads: workloads.map((r) => ({ id: r.id, status: r.status, spec: r.spec as WorkloadSpec })),
+      };
+    });
+}

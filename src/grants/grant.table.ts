@@ -1,0 +1,30 @@
+import type { ColumnType } from 'kysely';
+
+export type GrantStatus = 'active' | 'expired' | 'completed' | 'revoked';
+
+export interface GrantTables {
+  grants: {
+    id: string;
+    workload_id: string;
+    task: string;
+    params: ColumnType<Record<string, unknown>, string, string>;
+    scopes: string[];
+    audience: string;
+    purpose: string | null;
+    issued_at: Date;
+    expires_at: Date;
+    status: GrantStatus;
+    ended_at: Date | null;
+    ended_by: string | null;
+    end_reason: string | null;
+    decision_id: string | null;
+    approval_id: string | null;
+    parent_id: string | null;
+    use_count: ColumnType<number, number | undefined, number>;
+    max_uses: number | null;
+    cnf_jkt: string | null;
+    kid: string;
+    token_sha256: string;
+    identity: ColumnType<Record<string, unknown>, string, string>;
+  };
+}
