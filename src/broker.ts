@@ -1,0 +1,102 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import { createDatabase } from './db/database.js';
+import { migrateToLatest } from './db/migrator.js';
+import { Registry } from './config/registry.js';
+import { applyConfigDocument } from './config/registry.repository.js';
+import { loadConfigFolder } from './config/load-folder.js';
+import type { ConfigDocument } from './config/spec.js';
+import { KeyStore } from './keys/keystore.js';
+import type { Kek } from './keys/kek.js';
+import { IssuerKeys } from './identity/issuer-keys.js';
+import { taskListDecider } from './decisions/decider.js';
+import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import type { Deps } from './deps.js';
+
+/** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
+const KEY_REFRESH_MS = 30_000;
+/** How long shutdown waits for in-flight requests before closing their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface BrokerOptions {
+  databaseUrl: string;
+  kek: Kek;
+  log: Logger;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Public base URL; defaults to http://host:port once listening. */
+  issuer?: string;
+  clock?: Clock;
+  configDir?: string;
+  config?: ConfigDocument;
+  bootstrapAdminKey?: string;
+  poolMax?: number;
+}
+
+export interface Broker {
+  url: string;
+  deps: Deps;
+  server: http.Server;
+  close(): Promise<void>;
+}
+
+/** Migrates, loads keys and configuration, and starts the HTTP server: one broker replica. */
+export async function startBroker(o: BrokerOptions): Promise<Broker> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log;
+  const { db } = createDatabase({
+    url: o.databaseUrl,
+    maxConnections: o.poolMax,
+    onPoolError: (err) => log.warn({ err: err.message }, 'idle database connection failed'),
+  });
+  const applied = await migrateToLatest(db);
+  if (applied.length) log.info({ migrations: applied }, 'database migrated');
+
+  const keys = new KeyStore(db, o.kek, clock);
+  await keys.init();
+  if (o.bootstrapAdminKey) await ensureBootstrapAdminKey(db, o.bootstrapAdminKey, clock.now());
+
+  const config = o.config ?? (o.configDir ? await loadConfigFolder(o.configDir) : undefined);
+  if (config) {
+    const r = await applyConfigDocument(db, config, 'system:startup', clock.now());
+    log.info({ version: r.version, changed: r.changed, source: o.configDir ?? 'inline' }, 'configuration applied');
+  }
+  const registry = new Registry(db, (err) => log.warn({ err: (err as Error).message }, 'registry refresh failed'));
+  await registry.load();
+  registry.startPolling();
+  const keyTimer = setInterval(() => keys.refresh().catch((err) => log.warn({ err: err.message }, 'key refresh failed')), KEY_REFRESH_MS);
+  keyTimer.unref();
+
+  const deps: Deps = { db, clock, log, registry, keys, issuerKeys: new IssuerKeys(clock), decide: taskListDecider, issuer: o.issuer ?? '' };
+  const server = http.createServer(createApp(deps));
+  // Slow or idle clients must not pin sockets forever.
+  server.requestTimeout = 15_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve) => server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', resolve));
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  deps.issuer = o.issuer ?? url;
+
+  let closed = false;
+  return {
+    url,
+    deps,
+    server,
+    async close() {
+      if (closed) return;
+      closed = true;
+      registry.stop();
+      clearInterval(keyTimer);
+      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      clearTimeout(force);
+      await db.destroy();
+    },
+  };
+}

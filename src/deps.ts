@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { Database } from './db/database.js';
+import type { Registry } from './config/registry.js';
+import type { KeyStore } from './keys/keystore.js';
+import type { Clock } from './lib/clock.js';
+import type { Decider } from './decisions/decider.js';
+import type { IssuerKeys } from './identity/issuer-keys.js';
+import type { AuthenticationContext } from './identity/authenticate.js';
+
+/** Everything the HTTP app and the scheduler need, built once by main (or a test) and passed down. */
+export interface Deps {
+  db: Database;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+  keys: KeyStore;
+  issuerKeys: IssuerKeys;
+  decide: Decider;
+  /** The broker's public base URL: `iss` of its tokens, base of its endpoints. */
+  issuer: string;
+}
+
+/** The context workload authentication runs in, taken from the current registry snapshot. */
+export function authContext(deps: Deps): AuthenticationContext {
+  return {
+    db: deps.db,
+    clock: deps.clock,
+    registry: deps.registry.snapshot,
+    issuerKeys: deps.issuerKeys,
+    brokerIssuer: deps.issuer,
+    assertionAudiences: [deps.issuer, `${deps.issuer}/oauth2/token`],
+  };
+}

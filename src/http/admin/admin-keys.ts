@@ -1,0 +1,61 @@
+import type { Database } from '../../db/database.js';
+import { sha256Hex } from '../../lib/hash.js';
+import { newId, randomSecret } from '../../lib/ids.js';
+import type { AdminRole } from './admin.table.js';
+
+/** Admin API keys carry a prefix so secret scanners and people recognise them. */
+export const ADMIN_KEY_PREFIX = 'tsk_';
+
+/** Roles in increasing power; each includes the ones before it. */
+export const ROLES: readonly AdminRole[] = ['viewer', 'approver', 'operator', 'admin'];
+
+export const roleAtLeast = (have: AdminRole, need: AdminRole) => ROLES.indexOf(have) >= ROLES.indexOf(need);
+
+export interface AdminPrincipal {
+  id: string;
+  name: string;
+  role: AdminRole;
+}
+
+/** A new random admin key; only its SHA-256 is stored. */
+export const newAdminKey = () => `${ADMIN_KEY_PREFIX}${randomSecret(32)}`;
+
+/**
+ * The admin a key belongs to, or undefined. Keys are looked up by their SHA-256 (unique index), so the
+ * comparison never touches the secret itself and takes the same time whichever byte differs.
+ */
+export async function findAdminByKey(db: Database, key: string, now: Date): Promise<AdminPrincipal | undefined> {
+  if (!key.startsWith(ADMIN_KEY_PREFIX)) return undefined;
+  return db
+    .selectFrom('admin_keys')
+    .select(['id', 'name', 'role'])
+    .where('key_sha256', '=', sha256Hex(key))
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .executeTakeFirst();
+}
+
+/** Creates an admin key and returns the secret, which is shown once and never stored. */
+export async function createAdminKey(
+  db: Database,
+  input: { name: string; role: AdminRole; createdBy: string; expiresAt?: Date | null },
+  now: Date,
+): Promise<{ id: string; key: string }> {
+  const key = newAdminKey();
+  const id = newId();
+  await db
+    .insertInto('admin_keys')
+    .values({ id, name: input.name, role: input.role, key_sha256: sha256Hex(key), created_by: input.createdBy, created_at: now, expires_at: input.expiresAt ?? null })
+    .execute();
+  return { id, key };
+}
+
+/** Makes sure the bootstrap key (from the environment or demo mode) is a valid admin key. */
+export async function ensureBootstrapAdminKey(db: Database, key: string, now: Date): Promise<void> {
+  const hash = sha256Hex(key);
+  await db
+    .insertInto('admin_keys')
+    .values({ id: newId(), name: 'bootstrap', role: 'admin', key_sha256: hash, created_by: 'system:bootstrap', created_at: now })
+    .onConflict((oc) => oc.column('key_sha256').doNothing())
+    .execute();
+}

@@ -1,0 +1,33 @@
+import express, { Router } from 'express';
+import type { Deps } from '../../deps.js';
+import { applyConfigDocument, configHash } from '../../config/registry.repository.js';
+import { ConfigError, validateConfig } from '../../config/load-folder.js';
+import { invalidRequest } from '../../lib/errors.js';
+import { adminOf, requireRole } from './admin-auth.js';
+
+/** Configuration documents can be large (many workloads and policies). */
+const CONFIG_BODY_LIMIT = '2mb';
+
+/** Applies a configuration document as one version (what `tessera apply <dir>` calls). */
+export function configRoutes(deps: Deps): Router {
+  const r = Router();
+  r.post('/config', requireRole(deps, 'operator'), express.json({ limit: CONFIG_BODY_LIMIT }), async (req, res) => {
+    let doc;
+    try {
+      doc = validateConfig(req.body);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw invalidRequest('The configuration is invalid.', err.problems.map((p) => ({ field: p.split(':')[0]!, reason: p.slice(p.indexOf(':') + 1).trim() })));
+      }
+      throw err;
+    }
+    if (req.query.dry_run === 'true') {
+      res.json({ dry_run: true, content_hash: configHash(doc), issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length });
+      return;
+    }
+    const result = await applyConfigDocument(deps.db, doc, `admin:${adminOf(res).name}`, deps.clock.now());
+    await deps.registry.refreshIfChanged();
+    res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, content_hash: result.contentHash });
+  });
+  return r;
+}

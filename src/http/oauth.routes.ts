@@ -1,0 +1,83 @@
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { authContext, type Deps } from '../deps.js';
+import { authenticateWorkload } from '../identity/authenticate.js';
+import { requestGrant } from '../grants/grant.service.js';
+import { TASK_DETAILS_TYPE } from '../grants/access-token.js';
+import { invalidRequest, TesseraError } from '../lib/errors.js';
+import { parseOrThrow } from '../lib/validation.js';
+import { noStore } from './grants.routes.js';
+
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const SUBJECT_TOKEN_TYPES = ['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token'];
+
+const jsonText = (what: string) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${what} must be JSON` });
+      return z.NEVER;
+    }
+  });
+
+const taskDetails = z.array(z.object({ type: z.literal(TASK_DETAILS_TYPE), task: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) })).length(1, 'exactly one tessera_task entry');
+
+/**
+ * RFC 8693 token exchange. The task is named either by `authorization_details` (RFC 9396, one entry of
+ * type `tessera_task` with `task` and `params`) or by the `task` parameter with `task_params` as a JSON
+ * object. Everything else is standard, so existing STS clients work unchanged.
+ */
+const exchangeForm = z.object({
+  grant_type: z.string(),
+  subject_token: z.string().min(1),
+  subject_token_type: z.enum(SUBJECT_TOKEN_TYPES),
+  requested_token_type: z.literal(ACCESS_TOKEN_TYPE).optional(),
+  scope: z.string().optional(),
+  audience: z.string().optional(),
+  resource: z.string().optional(),
+  task: z.string().optional(),
+  task_params: jsonText('task_params').pipe(z.record(z.string(), z.unknown())).optional(),
+  authorization_details: jsonText('authorization_details').pipe(taskDetails).optional(),
+  purpose: z.string().max(1024).optional(),
+  ttl_seconds: z.coerce.number().int().positive().optional(),
+});
+
+/** The standard OAuth endpoints (token exchange; introspection and revocation join them later). */
+export function oauthRoutes(deps: Deps): Router {
+  const r = Router();
+  r.use('/oauth2', express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  r.post('/oauth2/token', async (req, res) => {
+    if (req.body?.grant_type !== TOKEN_EXCHANGE) {
+      throw new TesseraError(400, 'unsupported_grant_type', `Only ${TOKEN_EXCHANGE} is supported.`);
+    }
+    const form = parseOrThrow(exchangeForm, req.body, 'The token request');
+    const details = form.authorization_details?.[0];
+    const task = details?.task ?? form.task;
+    if (!task) throw invalidRequest('Name the task.', [{ field: 'task', reason: 'give task or authorization_details' }]);
+    if (details && form.task && form.task !== details.task) {
+      throw invalidRequest('Task named twice, differently.', [{ field: 'task', reason: 'differs from authorization_details' }]);
+    }
+    const principal = await authenticateWorkload(form.subject_token, authContext(deps));
+    const issued = await requestGrant(deps, principal, {
+      task,
+      params: details?.params ?? form.task_params ?? {},
+      purpose: form.purpose,
+      ttlSeconds: form.ttl_seconds,
+      scopes: form.scope?.split(' ').filter(Boolean),
+      audience: form.audience ?? form.resource,
+      requestId: res.locals.requestId as string,
+    });
+    noStore(res).json({
+      access_token: issued.token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: issued.expiresIn,
+      scope: issued.grant.scopes.join(' '),
+      grant_id: issued.grant.id,
+      decision_id: issued.decision.id,
+    });
+  });
+  return r;
+}

@@ -1,0 +1,139 @@
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import type { Database } from '../db/database.js';
+import type { Clock } from '../lib/clock.js';
+import { authenticationFailed } from '../lib/errors.js';
+import { sha256Hex } from '../lib/hash.js';
+import type { RegistrySnapshot } from '../config/registry.js';
+import type { WorkloadRow } from '../config/registry.repository.js';
+import type { IssuerSpec } from '../config/spec.js';
+import type { IssuerKeys } from './issuer-keys.js';
+import { matchWorkload } from './match-workload.js';
+import { consumeAssertionJti } from './assertion.repository.js';
+
+/** RFC 7523 assertions are minted for one call; older than this they are refused. */
+const MAX_ASSERTION_AGE_SECONDS = 300;
+/** Workloads without a CI issuer run on ordinary hosts whose clocks drift a little. */
+const ASSERTION_LEEWAY_SECONDS = 30;
+const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
+/** Identity tokens are a few KB; anything far larger is not one. */
+const MAX_TOKEN_LENGTH = 16_384;
+/** Headers that would make a verifier fetch or trust a key named by the token itself. */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
+
+/** Who a request comes from, once its identity token has been verified. */
+export interface Principal {
+  workload: WorkloadRow;
+  method: 'oidc' | 'spiffe' | 'client_assertion';
+  issuer: string;
+  subject: string;
+  /** The verified claims (identity tokens carry no secrets; the token itself is never kept). */
+  claims: JWTPayload;
+  tokenAgeSeconds: number;
+  tokenSha256: string;
+}
+
+export interface AuthenticationContext {
+  db: Database;
+  clock: Clock;
+  registry: RegistrySnapshot;
+  issuerKeys: IssuerKeys;
+  /** The broker's own issuer URL: its tokens are never identity, and assertions name it as audience. */
+  brokerIssuer: string;
+  /** Audiences a client assertion may name: the broker's issuer and its token endpoint. */
+  assertionAudiences: string[];
+}
+
+/**
+ * Verifies an identity JWT (CI OIDC token, SPIFFE JWT-SVID, or RFC 7523 client assertion) and maps it
+ * to exactly one active workload. Every failure is the same generic 401; the log gets the reason.
+ */
+export async function authenticateWorkload(token: string, ctx: AuthenticationContext): Promise<Principal> {
+  if (token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) throw authenticationFailed('not a compact JWS');
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  let unverified: JWTPayload;
+  try {
+    header = decodeProtectedHeader(token);
+    unverified = decodeJwt(token);
+  } catch (err) {
+    throw authenticationFailed('malformed JWT', err);
+  }
+  const forbidden = FORBIDDEN_HEADERS.find((h) => h in header);
+  if (forbidden) throw authenticationFailed(`header "${forbidden}" is never honoured`);
+  if (typeof header.alg !== 'string' || header.alg === 'none' || /^HS/.test(header.alg)) {
+    throw authenticationFailed(`algorithm ${String(header.alg)} is not accepted`);
+  }
+  if (header.typ === 'at+jwt' || unverified.iss === ctx.brokerIssuer) {
+    throw authenticationFailed('a broker-issued token was presented as identity');
+  }
+
+  const now = ctx.clock.now();
+  const sub = typeof unverified.sub === 'string' ? unverified.sub : '';
+  const iss = typeof unverified.iss === 'string' ? unverified.iss : undefined;
+  const issuer =
+    (iss && ctx.registry.issuerByIss.get(iss)) ||
+    (sub.startsWith('spiffe://') ? ctx.registry.issuerByTrustDomain.get(sub.slice(9).split('/')[0]!) : undefined);
+
+  if (issuer) return verifyIssuerToken(token, issuer, ctx, now);
+  const assertingWorkload = iss && iss === sub ? ctx.registry.workloads.get(iss) : undefined;
+  if (assertingWorkload && assertingWorkload.spec.public_keys.length) {
+    return verifyClientAssertion(token, assertingWorkload, ctx, now);
+  }
+  throw authenticationFailed(`no trusted issuer for iss=${iss ?? '(none)'} sub=${sub.slice(0, 200)}`);
+}
+
+async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: AuthenticationContext, now: Date): Promise<Principal> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, ctx.issuerKeys.for(issuer), {
+      issuer: issuer.kind === 'oidc' ? issuer.issuer : undefined,
+      audience: issuer.audiences,
+      algorithms: issuer.algorithms,
+      clockTolerance: issuer.leeway_seconds,
+      maxTokenAge: issuer.max_token_age_seconds + issuer.leeway_seconds,
+      currentDate: now,
+      requiredClaims: ['sub', 'exp', 'iat'],
+    }));
+  } catch (err) {
+    throw authenticationFailed(`issuer ${issuer.id}: ${(err as Error & { code?: string }).code ?? 'error'}: ${(err as Error).message}`, err);
+  }
+  if (issuer.kind === 'spiffe' && !String(payload.sub).startsWith(`spiffe://${issuer.trust_domain}/`)) {
+    throw authenticationFailed(`issuer ${issuer.id}: SVID outside trust domain ${issuer.trust_domain}`);
+  }
+  const workload = matchWorkload(ctx.registry, issuer.id, payload);
+  return principal(workload, issuer.kind, issuer.id, payload, token, now);
+}
+
+async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: AuthenticationContext, now: Date): Promise<Principal> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, createLocalJWKSet({ keys: workload.spec.public_keys } as JSONWebKeySet), {
+      issuer: workload.id,
+      subject: workload.id,
+      audience: ctx.assertionAudiences,
+      algorithms: ASSERTION_ALGORITHMS,
+      maxTokenAge: MAX_ASSERTION_AGE_SECONDS,
+      clockTolerance: ASSERTION_LEEWAY_SECONDS,
+      currentDate: now,
+      requiredClaims: ['jti', 'exp', 'iat'],
+    }));
+  } catch (err) {
+    throw authenticationFailed(`client assertion for ${workload.id}: ${(err as Error).message}`, err);
+  }
+  if (workload.status !== 'active') throw authenticationFailed(`workload ${workload.id} is ${workload.status}`);
+  if (!(await consumeAssertionJti(ctx.db, workload.id, String(payload.jti), new Date(payload.exp! * 1000)))) {
+    throw authenticationFailed(`client assertion jti replayed for ${workload.id}`);
+  }
+  return principal(workload, 'client_assertion', `workload:${workload.id}`, payload, token, now);
+}
+
+function principal(workload: WorkloadRow, method: Principal['method'], issuer: string, claims: JWTPayload, token: string, now: Date): Principal {
+  return {
+    workload,
+    method,
+    issuer,
+    subject: String(claims.sub),
+    claims,
+    tokenAgeSeconds: Math.max(0, Math.floor(now.getTime() / 1000) - (claims.iat ?? 0)),
+    tokenSha256: sha256Hex(token),
+  };
+}

@@ -1,0 +1,35 @@
+import { createLocalJWKSet, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose';
+import type { Clock } from '../lib/clock.js';
+import { RemoteJwks } from './remote-jwks.js';
+import { canonicalJson } from '../lib/hash.js';
+import type { IssuerSpec } from '../config/spec.js';
+
+/** A JWKS fetch that hangs must not hold the request: give up after this long. */
+const JWKS_FETCH_TIMEOUT_MS = 5_000;
+
+/**
+ * Key resolvers per issuer, kept across registry reloads while the issuer's spec is unchanged, so a
+ * config apply does not throw away JWKS caches.
+ */
+export class IssuerKeys {
+  readonly #sets = new Map<string, { fingerprint: string; getKey: JWTVerifyGetKey }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  for(issuer: IssuerSpec): JWTVerifyGetKey {
+    const fingerprint = canonicalJson(issuer);
+    const cached = this.#sets.get(issuer.id);
+    if (cached?.fingerprint === fingerprint) return cached.getKey;
+    const getKey = issuer.jwks
+      ? createLocalJWKSet(issuer.jwks as JSONWebKeySet)
+      : new RemoteJwks({
+          url: issuer.jwks_uri!,
+          clock: this.clock,
+          cooldownMs: issuer.jwks_cooldown_seconds * 1000,
+          maxAgeMs: issuer.jwks_max_age_seconds * 1000,
+          timeoutMs: JWKS_FETCH_TIMEOUT_MS,
+        }).getKey;
+    this.#sets.set(issuer.id, { fingerprint, getKey });
+    return getKey;
+  }
+}

@@ -1,0 +1,87 @@
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { Database } from '../db/database.js';
+import type { Clock } from '../lib/clock.js';
+import type { Kek } from './kek.js';
+import { insertKey, listPublishedKeys, withKeyLock, type StoredKey } from './key.repository.js';
+import { signEs256 } from './jws.js';
+
+/** The public members of an EC JWK, as published in JWKS. */
+const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y'] as const;
+
+export interface Jwks {
+  keys: Array<Record<string, unknown>>;
+}
+
+/** A freshly generated ES256 key: its kid is the RFC 7638 thumbprint of the public key. */
+export async function generateSigningKey(kek: Kek): Promise<{ kid: string; public_jwk: Record<string, unknown>; private_key_enc: string }> {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = privateKey.export({ format: 'jwk' }) as JWK;
+  const publicJwk = Object.fromEntries(PUBLIC_MEMBERS.map((m) => [m, jwk[m]]));
+  const kid = await calculateJwkThumbprint(publicJwk as JWK);
+  return {
+    kid,
+    public_jwk: { ...publicJwk, kid, use: 'sig', alg: 'ES256' },
+    private_key_enc: kek.seal(JSON.stringify(jwk), kid),
+  };
+}
+
+/**
+ * The broker's signing keys, held in memory between refreshes: the current private key is decrypted
+ * and imported once, and JWKS is served from memory, so nothing on the request path reads the keys table.
+ */
+export class KeyStore {
+  #signing: { kid: string; key: KeyObject } | undefined;
+  #jwks: Jwks = { keys: [] };
+
+  constructor(
+    private readonly db: Database,
+    private readonly kek: Kek,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Creates a current key if there is none (exactly one replica does), then loads the keys. */
+  async init(): Promise<void> {
+    await withKeyLock(this.db, async (trx) => {
+      const keys = await listPublishedKeys(trx, this.clock.now());
+      if (!keys.some((k) => k.status === 'current')) {
+        await insertKey(trx, { ...(await generateSigningKey(this.kek)), status: 'current' }, this.clock.now());
+      }
+    });
+    await this.refresh();
+  }
+
+  /** Reloads keys from Postgres (after a rotation, on any replica). */
+  async refresh(): Promise<void> {
+    const keys = await listPublishedKeys(this.db, this.clock.now());
+    this.load(keys);
+  }
+
+  private load(keys: StoredKey[]): void {
+    const current = keys.find((k) => k.status === 'current');
+    if (!current) throw new Error('no current signing key');
+    if (this.#signing?.kid !== current.kid) {
+      const jwk = JSON.parse(this.kek.open(current.private_key_enc, current.kid)) as JWK;
+      this.#signing = { kid: current.kid, key: createPrivateKey({ key: jwk as never, format: 'jwk' }) };
+    }
+    this.#jwks = { keys: keys.map((k) => k.public_jwk) };
+  }
+
+  /** The kid that signs now. */
+  get currentKid(): string {
+    if (!this.#signing) throw new Error('KeyStore.init() has not run');
+    return this.#signing.kid;
+  }
+
+  /** Signs a JWT with the current key; `typ` names the token kind (at+jwt, statuslist+jwt, secevent+jwt). */
+  sign(typ: string, payload: Record<string, unknown>): { token: string; kid: string } {
+    if (!this.#signing) throw new Error('KeyStore.init() has not run');
+    const { kid, key } = this.#signing;
+    return { token: signEs256({ typ, kid }, payload, key), kid };
+  }
+
+  /** The public JWKS (public members only). */
+  jwks(): Jwks {
+    return this.#jwks;
+  }
+}
