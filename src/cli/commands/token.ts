@@ -1,0 +1,93 @@
+import { brokerUrl, call, describeError, UsageError, type Command } from '../command.js';
+import { obtainIdentityToken } from '../identity-token.js';
+
+const usage = `Usage: tessera token --task <name> [options]
+
+Exchanges this workload's identity for a short-lived token for one task, and prints it.
+
+Options:
+  --task <name>                 the task to ask for (required)
+  --param <key=value>           a task parameter; repeat for more (numbers and booleans are parsed)
+  --params <json>               all parameters as one JSON object
+  --purpose <text>              why: recorded with the decision
+  --ttl <seconds>               a shorter lifetime than the task's default
+  --json                        print the whole response as JSON instead of the bare token
+  --broker <url>                broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)
+
+Identity (the first one available is used):
+  --identity-token-file <file>  a file holding the identity JWT
+  --identity-token-env <name>   an environment variable holding it (default TESSERA_IDENTITY_TOKEN)
+  --assertion-key <file>        sign an RFC 7523 client assertion with this private JWK...
+  --client-id <workload>        ...as this workload
+  (GitHub Actions)              ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN, audience from --audience
+  --audience <aud>              audience to request from GitHub Actions (default "tessera")
+
+Examples:
+  tessera token --task deploy-prod --param service=api
+  TOKEN=$(tessera token --task refund-payment --param payment_id=pay_12345678 --param amount=20)`;
+
+/** Parses `key=value`; JSON numbers, booleans and null are typed, anything else stays a string. */
+export function parseParam(kv: string): [string, unknown] {
+  const i = kv.indexOf('=');
+  if (i <= 0) throw new UsageError(`--param expects key=value, got "${kv}"`);
+  const raw = kv.slice(i + 1);
+  const typed = /^(-?\d+(\.\d+)?|true|false|null)$/.test(raw) ? (JSON.parse(raw) as unknown) : raw;
+  return [kv.slice(0, i), typed];
+}
+
+export const tokenCommand: Command = {
+  name: 'token',
+  summary: 'get a short-lived token for a task (what a CI job or agent runs)',
+  usage,
+  options: {
+    task: { type: 'string' },
+    param: { type: 'string', multiple: true },
+    params: { type: 'string' },
+    purpose: { type: 'string' },
+    ttl: { type: 'string' },
+    json: { type: 'boolean' },
+    'identity-token-file': { type: 'string' },
+    'identity-token-env': { type: 'string' },
+    'assertion-key': { type: 'string' },
+    'client-id': { type: 'string' },
+    audience: { type: 'string' },
+  },
+  async run(v) {
+    if (!v.task) throw new UsageError('--task is required');
+    const broker = brokerUrl(v);
+    let params: Record<string, unknown> = {};
+    if (v.params) {
+      try {
+        params = JSON.parse(String(v.params)) as Record<string, unknown>;
+      } catch {
+        throw new UsageError('--params must be a JSON object');
+      }
+    }
+    for (const kv of (v.param as string[] | undefined) ?? []) {
+      const [k, val] = parseParam(kv);
+      params[k] = val;
+    }
+    const meta = await call(`${broker}/.well-known/oauth-authorization-server`, {});
+    const identity = await obtainIdentityToken({
+      identityTokenFile: v['identity-token-file'] as string | undefined,
+      identityTokenEnv: v['identity-token-env'] as string | undefined,
+      assertionKey: v['assertion-key'] as string | undefined,
+      clientId: v['client-id'] as string | undefined,
+      audience: v.audience as string | undefined,
+      broker: String(meta.body.issuer ?? broker),
+    });
+    const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
+    if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new UsageError('--ttl must be a positive whole number of seconds');
+    const res = await call(`${broker}/v1/grants`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${identity}` },
+      body: JSON.stringify({ task: v.task, params, purpose: v.purpose, ttl_seconds: ttl }),
+    });
+    if (res.status !== 201) {
+      process.stderr.write(`tessera token: ${describeError(res.status, res.body)}\n`);
+      return 1;
+    }
+    process.stdout.write(v.json ? `${JSON.stringify(res.body, null, 2)}\n` : `${String(res.body.access_token)}\n`);
+    return 0;
+  },
+};
