@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
+import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify, type JWK } from 'jose';
 import { VerificationError } from './errors.js';
 
 /** The request a DPoP proof must be bound to: the proof JWT (the `DPoP` header), method and full URL. */
@@ -28,6 +28,15 @@ function normalizeHtu(value: string): string | undefined {
   url.search = '';
   url.hash = '';
   return url.href;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof errors.JWTExpired || (err instanceof errors.JWTClaimValidationFailed && err.claim === 'iat')) {
+    return 'DPoP proof iat is outside the accepted window';
+  }
+  if (err instanceof errors.JWTClaimValidationFailed) return `DPoP proof claim "${err.claim}" is invalid`;
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'DPoP proof algorithm not allowed';
+  return 'DPoP proof signature or header invalid';
 }
 
 /**
@@ -61,7 +70,7 @@ export async function verifyDpopProof(
       currentDate: options.now,
     });
   } catch (cause) {
-    throw invalid('DPoP proof signature, type or time check failed', cause);
+    throw invalid(describe(cause), cause);
   }
   const { payload, protectedHeader } = result;
 
