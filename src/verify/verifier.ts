@@ -11,6 +11,7 @@ import { toAccessToken, type TesseraAccessToken } from './access-token.js';
 import { verifyDpopProof, type DpopRequest } from './dpop.js';
 import { VerificationError } from './errors.js';
 import { createStatusListClient } from './status-list-client.js';
+import { TokenStatus } from './status-list.js';
 
 export interface VerifierOptions {
   /** The broker's URL, exactly as it appears in `iss`. */
@@ -42,7 +43,10 @@ export interface VerifyRequirements {
   /** Every listed scope must be granted; a string may hold several, space-separated. */
   scope?: string | string[];
   task?: string;
-  /** Required when the token is DPoP-bound (`cnf.jkt`). */
+  /**
+   * Required when the token is DPoP-bound (`cnf.jkt`). Proof `jti` replay is not tracked: a
+   * service that must stop replays within the proof window keeps its own set of seen `jti`s.
+   */
   dpop?: DpopRequest;
 }
 
@@ -146,7 +150,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
     if (claims.status && options.checkStatus !== false) {
       const value = await status.statusOf(claims.status.status_list);
-      if (value !== 0) throw new VerificationError('token_revoked', value === 2 ? 'token suspended' : 'token revoked');
+      if (value !== TokenStatus.VALID) {
+        throw new VerificationError('token_revoked', value === TokenStatus.SUSPENDED ? 'token suspended' : 'token revoked');
+      }
     }
     return claims;
   }
