@@ -51,7 +51,7 @@ export interface VerifyRequirements {
 }
 
 export interface Verifier {
-  verify(token: string, require?: VerifyRequirements): Promise<TesseraAccessToken>;
+  verify(token: string, requirements?: VerifyRequirements): Promise<TesseraAccessToken>;
 }
 
 // CI runners' and services' clocks drift by seconds, not minutes.
@@ -112,7 +112,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     cacheSeconds: options.statusListCacheSeconds ?? DEFAULT_STATUS_LIST_CACHE_SECONDS,
   });
 
-  async function verify(token: string, require: VerifyRequirements = {}): Promise<TesseraAccessToken> {
+  async function verify(token: string, requirements: VerifyRequirements = {}): Promise<TesseraAccessToken> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -130,21 +130,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const claims = toAccessToken(payload);
 
     if (claims.cnf?.jkt !== undefined) {
-      if (!require.dpop) throw new VerificationError('invalid_dpop_proof', 'token is DPoP-bound; a DPoP proof is required');
-      await verifyDpopProof(require.dpop, token, claims.cnf.jkt, {
+      if (!requirements.dpop) throw new VerificationError('invalid_dpop_proof', 'token is DPoP-bound; a DPoP proof is required');
+      await verifyDpopProof(requirements.dpop, token, claims.cnf.jkt, {
         now: now(),
         maxAgeSeconds: options.dpopMaxAgeSeconds ?? DEFAULT_DPOP_MAX_AGE_SECONDS,
         clockToleranceSeconds: clockTolerance,
       });
-    } else if (require.dpop) {
+    } else if (requirements.dpop) {
       // RFC 9449 section 7.1: the DPoP scheme with an unbound token is a malformed request.
       throw new VerificationError('invalid_token', 'token is not DPoP-bound');
     }
 
     const granted = new Set(claims.scope.split(' '));
-    const missing = scopesOf(require.scope).filter((s) => !granted.has(s));
+    const missing = scopesOf(requirements.scope).filter((s) => !granted.has(s));
     if (missing.length > 0) throw new VerificationError('insufficient_scope', `missing scope: ${missing.join(' ')}`);
-    if (require.task !== undefined && claims.task !== require.task) {
+    if (requirements.task !== undefined && claims.task !== requirements.task) {
       throw new VerificationError('wrong_task', 'token was issued for a different task');
     }
 
