@@ -38,16 +38,18 @@ export function testConfig(issuer: FakeIssuer, agentJwk: JWK) {
 
 export interface AgentKey {
   jwk: JWK;
+  privateJwk: JWK;
   key: CryptoKey;
   /** An RFC 7523 client assertion for workload `id`, audience `aud`. */
   assertion(aud: string, claims?: Record<string, unknown>, iat?: number): Promise<string>;
 }
 
 export async function agentKey(id = 'agent-1'): Promise<AgentKey> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid: `${id}-k1` };
   return {
     jwk,
+    privateJwk: { ...(await exportJWK(privateKey)), kid: jwk.kid, alg: 'ES256' },
     key: privateKey,
     assertion: (aud, claims = {}, iat = Math.floor(Date.now() / 1000)) =>
       new SignJWT({ jti: crypto.randomUUID(), ...claims })

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { brokerUrl, call, UsageError, type Command } from '../command.js';
 import { createVerifier, VerificationError } from '../../verify/index.js';
 
@@ -24,7 +24,7 @@ export const verifyCommand: Command = {
   async run(v, positionals) {
     if (positionals.length !== 1) throw new UsageError('give exactly one token (or - for standard input)');
     if (!v.audience) throw new UsageError('--audience is required: a service accepts tokens for its own audience only');
-    const token = positionals[0] === '-' ? (await readFile(0, 'utf8')).trim() : positionals[0]!;
+    const token = positionals[0] === '-' ? readFileSync(0, 'utf8').trim() : positionals[0]!;
     const broker = brokerUrl(v);
     const issuer = (v.issuer as string | undefined) ?? String((await call(`${broker}/.well-known/oauth-authorization-server`, {})).body.issuer ?? broker);
     const verifier = createVerifier({ issuer, audience: String(v.audience), jwksUri: `${broker}/.well-known/jwks.json` });

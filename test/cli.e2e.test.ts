@@ -1,0 +1,122 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startTestBroker, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
+import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
+
+const BIN = path.resolve('bin/tessera.js');
+let broker: TestBroker;
+let ci: FakeIssuer;
+let agent: AgentKey;
+let dir: string;
+
+function tessera(args: string[], env: Record<string, string> = {}, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+beforeAll(async () => {
+  ci = await startFakeIssuer({ now: () => broker.clock.now() });
+  agent = await agentKey();
+  broker = await startTestBroker(testConfig(ci, agent.jwk));
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-cli-'));
+  await writeFile(path.join(dir, 'agent.jwk.json'), JSON.stringify(agent.privateJwk));
+});
+afterAll(async () => {
+  await broker.stop();
+  await ci.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('tessera CLI', () => {
+  it('prints --help for every command', async () => {
+    for (const cmd of ['token', 'verify', 'apply']) {
+      const r = await tessera([cmd, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: tessera ${cmd}`));
+    }
+    const top = await tessera(['--help']);
+    expect(top.stdout).toMatch(/Commands:\n {2}token/);
+    expect((await tessera(['nope'])).code).toBe(2);
+  });
+
+  it('token: gets a token with an RFC 7523 assertion; verify: checks it through JWKS', async () => {
+    const got = await tessera(['token', '--broker', broker.url, '--task', 'refund-payment', '--param', 'amount=12.5', '--client-id', 'agent-1', '--assertion-key', path.join(dir, 'agent.jwk.json')]);
+    expect(got.stderr).toBe('');
+    expect(got.code).toBe(0);
+    const token = got.stdout.trim();
+    expect(token.split('.')).toHaveLength(3);
+
+    const ok = await tessera(['verify', '--broker', broker.url, '--audience', 'https://payments.example', '--task', 'refund-payment', token]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ sub: 'agent-1', task: 'refund-payment', authorization_details: [{ params: { amount: 12.5 } }] });
+
+    const wrongAud = await tessera(['verify', '--broker', broker.url, '--audience', 'https://deploy.example', '-'], {}, token);
+    expect(wrongAud.code).toBe(1);
+    expect(wrongAud.stderr).toMatch(/invalid: invalid_token/);
+  });
+
+  it('token: reads the identity token from an environment variable and explains refusals', async () => {
+    const env = { TESSERA_IDENTITY_TOKEN: await ci.token(), TESSERA_URL: broker.url };
+    const json = await tessera(['token', '--task', 'deploy-prod', '--param', 'service=api', '--json'], env);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ task: 'deploy-prod', token_type: 'Bearer', expires_in: 300 });
+    const bad = await tessera(['token', '--task', 'deploy-prod', '--param', 'service=db'], { ...env, TESSERA_IDENTITY_TOKEN: await ci.token() });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/400 .*\n {2}params\.service: must be one of: api, worker/);
+    const none = await tessera(['token', '--task', 'deploy-prod'], { TESSERA_URL: broker.url });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no identity token/);
+  });
+
+  it('token: uses GitHub Actions OIDC request variables', async () => {
+    const http = await import('node:http');
+    let asked = '';
+    const gh = http.createServer(async (req, res) => {
+      asked = `${req.url} ${req.headers.authorization}`;
+      res.end(JSON.stringify({ value: await ci.token() }));
+    });
+    await new Promise<void>((r) => gh.listen(0, '127.0.0.1', r));
+    const port = (gh.address() as { port: number }).port;
+    try {
+      const r = await tessera(['token', '--broker', broker.url, '--task', 'deploy-prod', '--param', 'service=worker'], {
+        ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${port}/token?api-version=2.0`,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'gh-request-token',
+      });
+      expect(r.code).toBe(0);
+      expect(asked).toBe('/token?api-version=2.0&audience=tessera Bearer gh-request-token');
+    } finally {
+      gh.close();
+    }
+  });
+
+  it('apply: validates a folder, applies it once, and names bad fields', async () => {
+    const cfgDir = path.join(dir, 'config');
+    await import('node:fs/promises').then((fs) => fs.mkdir(cfgDir));
+    const config = testConfig(ci, agent.jwk);
+    config.tasks.push({ name: 'read-logs', scopes: ['logs:read'], audience: 'https://logs.example', workloads: ['agent-1'], params: {} } as never);
+    await writeFile(path.join(cfgDir, 'all.yaml'), stringify(config));
+    const env = { TESSERA_ADMIN_KEY: TEST_ADMIN_KEY, TESSERA_URL: broker.url };
+    const dry = await tessera(['apply', cfgDir, '--dry-run'], env);
+    expect(dry.stdout).toMatch(/^valid: 1 issuer\(s\), 3 workload\(s\), 3 task\(s\)/);
+    const first = await tessera(['apply', cfgDir], env);
+    expect(first.stdout).toMatch(/^applied as version \d+/);
+    expect(broker.deps.registry.snapshot.tasks.has('read-logs')).toBe(true);
+    expect((await tessera(['apply', cfgDir], env)).stdout).toMatch(/^unchanged/);
+
+    await writeFile(path.join(cfgDir, 'bad.yaml'), 'tasks:\n  - name: x\n    scopes: [a]\n    audience: b\n    workloads: [w]\n    ttl: 5\n');
+    const bad = await tessera(['apply', cfgDir], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/tasks\.3: Unrecognized key: "ttl"/);
+    const noKey = await tessera(['apply', cfgDir], { TESSERA_URL: broker.url });
+    expect(noKey.code).toBeGreaterThan(0);
+  });
+});
