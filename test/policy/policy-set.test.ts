@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PolicyValidationError } from '../../src/policy/policy-set.js';
-import { compileWith, fixturePolicies } from './support.js';
+import { compileWith, FIXTURES, fixturePolicies } from './support.js';
 
 function problemsOf(text: string, file = 'bad.cedar'): string[] {
   try {
@@ -66,5 +68,12 @@ describe('compilePolicySet', () => {
     expect(compileWith([...fixturePolicies()].reverse()).version).toBe(a.version);
     const changed = fixturePolicies().map((f) => (f.file === 'refund-payment.cedar' ? { ...f, text: f.text.replace('100.00', '50.00') } : f));
     expect(compileWith(changed).version).not.toBe(a.version);
+  });
+});
+
+describe('the demo policies', () => {
+  it('are the tested example policies', () => {
+    const demo = path.join(FIXTURES, '..', '..', '..', 'config', 'demo', 'policies');
+    for (const { file, text } of fixturePolicies()) expect(readFileSync(path.join(demo, file), 'utf8'), file).toBe(text);
   });
 });
