@@ -103,6 +103,7 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
   for (const c of input.calendars) if (!CALENDAR_NAME.test(c)) problems.push(`calendar "${c}": use snake_case (a-z, 0-9, _)`);
   for (const d of duplicates(input.calendars)) problems.push(`calendar "${d}" is registered twice`);
   for (const d of duplicates(input.signalTypes.map((s) => s.name))) problems.push(`signal type "${d}" is registered twice`);
+  for (const d of duplicates(input.tasks.map((t) => t.name))) problems.push(`task "${d}" is registered twice`);
   for (const d of duplicates(input.policies.map((f) => f.file))) problems.push(`policy file "${d}" is given twice`);
 
   const schema = generateCedarSchema(input);

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PolicyValidationError } from '../../src/policy/policy-set.js';
-import { compileWith, FIXTURES, fixturePolicies } from './support.js';
+import { compilePolicySet, PolicyValidationError } from '../../src/policy/policy-set.js';
+import { compileWith, FIXTURES, fixturePolicies, fixtureRegistry } from './support.js';
 
 function problemsOf(text: string, file = 'bad.cedar'): string[] {
   try {
@@ -61,6 +61,13 @@ describe('compilePolicySet', () => {
     expect(problemsOf('@id("deploy-prod-ci") permit (principal, action, resource);').join('\n')).toMatch(/"deploy-prod-ci" is used by more than one/);
     expect(problemsOf('@step_up forbid (principal, action, resource);').join('\n')).toMatch(/@step_up has no effect on a forbid/);
     expect(problemsOf('@max_ttl("soon") permit (principal, action, resource);').join('\n')).toMatch(/@max_ttl must be whole seconds/);
+  });
+
+  it('refuses registries with duplicate or unusable names', () => {
+    const registry = fixtureRegistry();
+    const compile = () =>
+      compilePolicySet({ ...registry, tasks: [...registry.tasks, registry.tasks[0]!], calendars: ['change_window', 'Freeze-Window'], policies: [] });
+    expect(compile).toThrow(/calendar "Freeze-Window": use snake_case[\s\S]*task "deploy-prod" is registered twice/);
   });
 
   it('gives the same version for the same input and another for any change', () => {
