@@ -1,0 +1,114 @@
+import { statefulIsAuthorized, type CedarValueJson, type Context } from '@cedar-policy/cedar-wasm/nodejs';
+import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
+import type { CompiledPolicySet } from './policy-set.js';
+import { IDENTITY_CLAIMS, type PolicyDecision, type PolicyRequest } from './policy-request.js';
+
+/** Shown when Cedar denies by default: no permit applied and no forbid did either. */
+export const NO_PERMIT_REASON = 'no policy permits this request';
+/** Shown when evaluation failed; the detail is in `errors`, for the admin only. */
+export const EVALUATION_FAILED_REASON = 'the request could not be evaluated against policy';
+
+function identityContext(identity: PolicyRequest['identity']): Record<string, CedarValueJson> {
+  const claims = Object.fromEntries(
+    IDENTITY_CLAIMS.flatMap((c) => (typeof identity.claims[c] === 'string' ? [[c, identity.claims[c] as string]] : [])),
+  );
+  return {
+    issuer: identity.issuer,
+    subject: identity.subject,
+    token_age_seconds: toCedarValue('long', identity.token_age_seconds, 'identity.token_age_seconds'),
+    claims,
+  };
+}
+
+function brokerContext(broker: PolicyRequest['broker']): Record<string, CedarValueJson> {
+  const long = (k: 'requests_last_minute' | 'requests_last_hour' | 'active_grants') => toCedarValue('long', broker[k], `broker.${k}`);
+  return {
+    requests_last_minute: long('requests_last_minute'),
+    requests_last_hour: long('requests_last_hour'),
+    active_grants: long('active_grants'),
+    task_is_new: broker.task_is_new,
+    target_is_new: broker.target_is_new,
+    new_params: [...broker.new_params],
+    calendars: { ...broker.calendars },
+  };
+}
+
+/** The Cedar context for a request, decimals encoded; throws CedarValueError on an unencodable value. */
+export function buildContext(compiled: CompiledPolicySet, request: PolicyRequest): Context {
+  return {
+    params: toCedarRecord(compiled.kinds.params[request.task.name] ?? {}, request.params, 'params'),
+    signals: toCedarRecord(compiled.kinds.signals, request.signals, 'signals'),
+    identity: identityContext(request.identity),
+    broker: brokerContext(request.broker),
+    purpose: request.purpose,
+  };
+}
+
+/**
+ * Decides one request against a compiled (preparsed) policy set.
+ *
+ * - Cedar allow → `allow`, or `step_up` when any determining permit carries `@step_up`.
+ *   `@max_ttl("N")` on determining permits caps the TTL at the smallest N (for step_up too).
+ * - Cedar deny → `deny`; reasons are the `@reason`s of the determining forbids, or
+ *   NO_PERMIT_REASON when nothing forbade and nothing permitted.
+ * - Any error fails closed to `deny`: an erroring forbid is skipped by Cedar, so an allow next to
+ *   an error might be one the failed policy would have refused. Cedar runs no parse here.
+ */
+export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): PolicyDecision {
+  const started = process.hrtime.bigint();
+  const finish = (d: Omit<PolicyDecision, 'policyVersion' | 'evaluationMicros'>): PolicyDecision => ({
+    ...d,
+    policyVersion: compiled.version,
+    evaluationMicros: Number((process.hrtime.bigint() - started) / 1000n),
+  });
+  const failed = (errors: string[], determining: string[] = []) =>
+    finish({ outcome: 'deny', reasons: [EVALUATION_FAILED_REASON], determining, errors });
+
+  let context: Context;
+  try {
+    context = buildContext(compiled, request);
+  } catch (err) {
+    if (err instanceof CedarValueError) return failed([err.message]);
+    throw err;
+  }
+  const answer = statefulIsAuthorized({
+    principal: { type: 'Workload', id: request.workload.id },
+    action: { type: 'Action', id: request.task.name },
+    resource: { type: 'Task', id: request.task.name },
+    context,
+    entities: [
+      { uid: { type: 'Workload', id: request.workload.id }, attrs: { kind: request.workload.kind, owner: request.workload.owner }, parents: [] },
+      { uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] },
+    ],
+    preparsedSchemaName: compiled.version,
+    preparsedPolicySetId: compiled.version,
+    validateRequest: true,
+  });
+  if (answer.type === 'failure') return failed(answer.errors.map((e) => e.message));
+
+  const { decision, diagnostics } = answer.response;
+  if (diagnostics.errors.length) {
+    return failed(
+      diagnostics.errors.map((e) => `policy "${e.policyId}": ${e.error.message}`),
+      diagnostics.errors.map((e) => e.policyId),
+    );
+  }
+  const determining = [...diagnostics.reason].sort();
+  const policies = determining.flatMap((id) => (compiled.policies[id] ? [compiled.policies[id]] : []));
+  if (decision === 'deny') {
+    const reasons = policies.map((p) => p.reason ?? `denied by policy "${p.id}"`);
+    return finish({ outcome: 'deny', reasons: reasons.length ? reasons : [NO_PERMIT_REASON], determining, errors: [] });
+  }
+  const stepUps = policies.filter((p) => p.stepUp);
+  const ttls = policies.flatMap((p) => (p.maxTtlSeconds === undefined ? [] : [p.maxTtlSeconds]));
+  const reasons = (stepUps.length ? stepUps : policies).flatMap((p) =>
+    p.reason ? [p.reason] : stepUps.length ? [`step-up approval required by policy "${p.id}"`] : [],
+  );
+  return finish({
+    outcome: stepUps.length ? 'step_up' : 'allow',
+    reasons,
+    determining,
+    ...(ttls.length ? { maxTtlSeconds: Math.min(...ttls) } : {}),
+    errors: [],
+  });
+}

@@ -1,0 +1,17 @@
+// The policy area's public surface: other areas import from here, not from the files behind it.
+export { signalTypeSpec, type SignalTypeSpec, type SignalValueSpec } from './signal-type.spec.js';
+export { generateCedarSchema, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
+export { compilePolicySet, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type PolicySetInput } from './policy-set.js';
+export type { PolicyFile } from './policy-source.js';
+export { evaluate, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
+export {
+  IDENTITY_CLAIMS,
+  type BrokerSignals,
+  type IdentityContext,
+  type PolicyDecision,
+  type PolicyOutcome,
+  type PolicyRequest,
+  type PolicyValue,
+} from './policy-request.js';
+export { runPolicyTests, loadPolicyTestFolder, neutralBroker, PolicyTestFileError, type PolicyTestResult } from './policy-test.js';
+export { policyTestCase, type PolicyTestCase, type PolicyTestCaseInput } from './policy-test.spec.js';

@@ -1,0 +1,161 @@
+import {
+  checkParseSchema,
+  getCedarVersion,
+  preparsePolicySet,
+  preparseSchema,
+  validate,
+  type SchemaJson,
+} from '@cedar-policy/cedar-wasm/nodejs';
+import { canonicalJson, sha256Hex } from '../lib/hash.js';
+import { TesseraError } from '../lib/errors.js';
+import { CALENDAR_NAME, generateCedarSchema, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
+import { contextShape, unknownHasPaths } from './has-check.js';
+import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
+
+/** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
+export class PolicyValidationError extends TesseraError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(400, 'policy_invalid', `policies are invalid:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'PolicyValidationError';
+    this.problems = problems;
+  }
+}
+
+/** What the evaluator needs to know about one policy, read from its annotations once. */
+export interface CompiledPolicy {
+  id: string;
+  file: string;
+  effect: 'permit' | 'forbid';
+  reason?: string;
+  stepUp: boolean;
+  /** Absent when the policy sets no `@max_ttl`. */
+  maxTtlSeconds?: number;
+}
+
+/** A validated, preparsed policy version; evaluate() runs against it without parsing anything. */
+export interface CompiledPolicySet {
+  /** sha256 hex of the schema, the policy files and the Cedar version: what decides an answer. */
+  readonly version: string;
+  readonly schema: SchemaJson<string>;
+  readonly policyIds: readonly string[];
+  readonly policies: Readonly<Record<string, CompiledPolicy>>;
+  readonly kinds: ValueKinds;
+  readonly calendars: readonly string[];
+  /** Task name → risk, so policy tests can name a task without restating its risk. */
+  readonly taskRisks: Readonly<Record<string, string>>;
+  /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
+  readonly warnings: readonly string[];
+}
+
+/** Input of compilePolicySet: the registries the schema comes from, and the policy files. */
+export interface PolicySetInput extends SchemaInput {
+  policies: PolicyFile[];
+}
+
+/** A TTL below this cannot carry a useful request; above a day is no longer "short-lived". */
+const MAX_TTL_RANGE = { min: 10, max: 86_400 } as const;
+/** Annotations that only make sense on a permit, since only permits can determine an allow. */
+const PERMIT_ONLY = ['step_up', 'max_ttl'] as const;
+
+/** Cedar caches preparsed sets per thread with no way to drop them, so each version is preparsed once. */
+const preparsed = new Set<string>();
+
+function duplicates(names: string[]): string[] {
+  return names.filter((n, i) => names.indexOf(n) !== i);
+}
+
+function annotationProblems(p: SourcePolicy): string[] {
+  const where = `${p.file}: policy "${p.id}"`;
+  const problems: string[] = [];
+  for (const a of PERMIT_ONLY) {
+    if (p.effect === 'forbid' && a in p.annotations) problems.push(`${where}: @${a} has no effect on a forbid; put it on a permit`);
+  }
+  const ttl = p.annotations.max_ttl;
+  if (ttl !== undefined) {
+    const n = ttl === null || !/^\d+$/.test(ttl) ? NaN : Number(ttl);
+    if (!(n >= MAX_TTL_RANGE.min && n <= MAX_TTL_RANGE.max)) {
+      problems.push(`${where}: @max_ttl must be whole seconds from ${MAX_TTL_RANGE.min} to ${MAX_TTL_RANGE.max}, got ${JSON.stringify(ttl)}`);
+    }
+  }
+  if (p.annotations.reason === null) problems.push(`${where}: @reason needs a text, e.g. @reason("the change window is closed")`);
+  return problems;
+}
+
+function compiledPolicy(p: SourcePolicy): CompiledPolicy {
+  const ttl = p.annotations.max_ttl;
+  return {
+    id: p.id,
+    file: p.file,
+    effect: p.effect,
+    ...(p.annotations.reason ? { reason: p.annotations.reason } : {}),
+    stepUp: 'step_up' in p.annotations,
+    ...(ttl ? { maxTtlSeconds: Number(ttl) } : {}),
+  };
+}
+
+/**
+ * Parses and strictly validates every policy against the schema generated from the registries,
+ * preparses the result once under its version, and returns it. Throws PolicyValidationError.
+ */
+export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
+  const problems: string[] = [];
+  for (const c of input.calendars) if (!CALENDAR_NAME.test(c)) problems.push(`calendar "${c}": use snake_case (a-z, 0-9, _)`);
+  for (const d of duplicates(input.calendars)) problems.push(`calendar "${d}" is registered twice`);
+  for (const d of duplicates(input.signalTypes.map((s) => s.name))) problems.push(`signal type "${d}" is registered twice`);
+  for (const d of duplicates(input.tasks.map((t) => t.name))) problems.push(`task "${d}" is registered twice`);
+  for (const d of duplicates(input.policies.map((f) => f.file))) problems.push(`policy file "${d}" is given twice`);
+
+  const schema = generateCedarSchema(input);
+  const schemaCheck = checkParseSchema(schema);
+  if (schemaCheck.type === 'failure') problems.push(...schemaCheck.errors.map((e) => describeCedarError('generated schema', e)));
+
+  const { policies, problems: parseProblems } = splitPolicyFiles(input.policies);
+  problems.push(...parseProblems);
+  for (const d of duplicates(policies.map((p) => p.id))) {
+    problems.push(`policy id "${d}" is used by more than one policy (${policies.filter((p) => p.id === d).map((p) => p.file).join(', ')})`);
+  }
+  policies.forEach((p) => problems.push(...annotationProblems(p)));
+  if (problems.length) throw new PolicyValidationError(problems);
+
+  const byId = new Map(policies.map((p) => [p.id, p]));
+  const staticPolicies = Object.fromEntries(policies.map((p) => [p.id, p.text]));
+  const fileText = new Map(input.policies.map((f) => [f.file, f.text]));
+  const locate = (policyId: string, start = 0) => {
+    const p = byId.get(policyId);
+    if (!p) return `policy "${policyId}"`;
+    return `${fileLocation(p.file, fileText.get(p.file)!, p.offset + start)}: policy "${policyId}"`;
+  };
+  const answer = validate({ schema, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  if (answer.type === 'failure') throw new PolicyValidationError(answer.errors.map((e) => describeCedarError('validation', e)));
+  for (const v of answer.validationErrors) problems.push(describeCedarError(locate(v.policyId, v.error.sourceLocations?.[0]?.start), v.error));
+  const shape = contextShape(schema);
+  for (const p of policies) {
+    for (const path of unknownHasPaths(p.json, shape)) {
+      problems.push(`${locate(p.id)}: \`has\` tests ${path}, which no task context declares (an unregistered signal, undeclared param or unknown calendar is never present)`);
+    }
+  }
+  if (problems.length) throw new PolicyValidationError(problems);
+  const warnings = answer.validationWarnings.map((v) => describeCedarError(locate(v.policyId), v.error));
+
+  const sources = [...input.policies].sort((a, b) => (a.file < b.file ? -1 : 1));
+  const version = sha256Hex(canonicalJson({ cedar: getCedarVersion(), schema, policies: sources }));
+  if (!preparsed.has(version)) {
+    const s = preparseSchema(version, schema);
+    const ps = preparsePolicySet(version, { staticPolicies });
+    const failed = [s, ps].flatMap((r) => (r.type === 'failure' ? r.errors : []));
+    if (failed.length) throw new PolicyValidationError(failed.map((e) => describeCedarError('preparse', e)));
+    preparsed.add(version);
+  }
+
+  return Object.freeze({
+    version,
+    schema,
+    policyIds: policies.map((p) => p.id),
+    policies: Object.fromEntries(policies.map((p) => [p.id, compiledPolicy(p)])),
+    kinds: valueKinds(input),
+    calendars: [...input.calendars].sort(),
+    taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
+    warnings,
+  });
+}

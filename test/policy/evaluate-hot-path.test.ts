@@ -1,0 +1,47 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { describe, expect, it, vi } from 'vitest';
+import { evaluate } from '../../src/policy/evaluate.js';
+import { compileWith } from './support.js';
+
+// Count every Cedar entry point so the test can prove evaluation reuses the preparsed set.
+vi.mock('@cedar-policy/cedar-wasm/nodejs', async (importOriginal) => {
+  const real = await importOriginal<typeof cedar>();
+  return Object.fromEntries(Object.entries(real).map(([k, v]) => [k, typeof v === 'function' ? vi.fn(v as (...a: unknown[]) => unknown) : v]));
+});
+
+const PARSING = ['preparsePolicySet', 'preparseSchema', 'validate', 'policySetTextToParts', 'policyToJson', 'checkParseSchema', 'isAuthorized'] as const;
+
+describe('evaluate on the hot path', () => {
+  it('parses nothing per call: 1000 evaluations after one compile', () => {
+    const compiled = compileWith();
+    vi.clearAllMocks();
+    const broker = { requests_last_minute: 0, requests_last_hour: 0, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: false } };
+    const started = process.hrtime.bigint();
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const d = evaluate(compiled, {
+        workload: { id: 'agent-1', kind: 'agent', owner: 'o' },
+        task: { name: 'refund-payment', risk: 'medium' },
+        params: { order_id: `o-${i}`, amount: (i % 200) + 0.5 },
+        purpose: 'refund',
+        identity: { issuer: 'i', subject: 's', token_age_seconds: 1, claims: {} },
+        signals: {},
+        broker: { ...broker, requests_last_minute: i % 12 },
+      });
+      outcomes.add(`${i % 200 < 100 && i % 12 <= 10 ? 'allow' : 'deny'}=${d.outcome}`);
+    }
+    const micros = Number((process.hrtime.bigint() - started) / 1000n);
+    console.log(`1000 evaluations: ${micros} µs total, ${(micros / 1000).toFixed(1)} µs each`);
+    expect([...outcomes].sort()).toEqual(['allow=allow', 'deny=deny']);
+    expect(vi.mocked(cedar.statefulIsAuthorized)).toHaveBeenCalledTimes(1000);
+    for (const fn of PARSING) expect(vi.mocked(cedar[fn]), fn).not.toHaveBeenCalled();
+  });
+
+  it('preparses a version once, however often it is compiled', () => {
+    vi.clearAllMocks();
+    const a = compileWith();
+    const b = compileWith();
+    expect(a.version).toBe(b.version);
+    expect(vi.mocked(cedar.preparsePolicySet)).toHaveBeenCalledTimes(0);
+  });
+});
