@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { agentKey, testConfig } from './support/fixtures.js';
 
 let broker: TestBroker;
 let ci: FakeIssuer;
-let service: import('node:http').Server;
+let service: Server;
 let serviceUrl: string;
 
 beforeAll(async () => {

@@ -64,7 +64,7 @@ export async function call(url: string, init: RequestInit): Promise<{ status: nu
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) });
   } catch (err) {
-    throw new Error(`cannot reach the broker at ${new URL(url).origin}: ${(err as Error).cause ?? (err as Error).message}`);
+    throw new Error(`cannot reach the broker at ${new URL(url).origin}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
   }
   const text = await res.text();
   try {
