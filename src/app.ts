@@ -6,6 +6,8 @@ import { wellKnownRoutes } from './http/wellknown.routes.js';
 import { oauthRoutes } from './http/oauth.routes.js';
 import { grantRoutes } from './http/grants.routes.js';
 import { configRoutes } from './http/admin/config.routes.js';
+import { signalRoutes } from './http/signals.routes.js';
+import { decisionRoutes } from './http/admin/decisions.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -21,6 +23,8 @@ export function createApp(deps: Deps): express.Express {
   app.use(oauthRoutes(deps));
   // Admin routes authenticate and check the role before they parse a body of their own.
   app.use('/v1/admin', configRoutes(deps));
+  app.use('/v1/admin', decisionRoutes(deps));
+  app.use(signalRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));
   app.use(() => {

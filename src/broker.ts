@@ -11,7 +11,7 @@ import type { ConfigDocument } from './config/spec.js';
 import { KeyStore } from './keys/keystore.js';
 import type { Kek } from './keys/kek.js';
 import { IssuerKeys } from './identity/issuer-keys.js';
-import { taskListDecider } from './decisions/decider.js';
+import { policyDecider } from './decisions/decider.js';
 import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import type { Deps } from './deps.js';
@@ -71,7 +71,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const keyTimer = setInterval(() => keys.refresh().catch((err) => log.warn({ err: err.message }, 'key refresh failed')), KEY_REFRESH_MS);
   keyTimer.unref();
 
-  const deps: Deps = { db, clock, log, registry, keys, issuerKeys: new IssuerKeys(clock), decide: taskListDecider, issuer: o.issuer ?? '' };
+  const deps: Deps = { db, clock, log, registry, keys, issuerKeys: new IssuerKeys(clock), decide: policyDecider(db, () => registry.snapshot), issuer: o.issuer ?? '' };
   const server = http.createServer(createApp(deps));
   // Slow or idle clients must not pin sockets forever.
   server.requestTimeout = 15_000;

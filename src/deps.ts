@@ -4,6 +4,7 @@ import type { Registry } from './config/registry.js';
 import type { KeyStore } from './keys/keystore.js';
 import type { Clock } from './lib/clock.js';
 import type { Decider } from './decisions/decider.js';
+import type { NewSignal } from './signals/signal.repository.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
 import type { AuthenticationContext } from './identity/authenticate.js';
 
@@ -18,6 +19,8 @@ export interface Deps {
   decide: Decider;
   /** The broker's public base URL: `iss` of its tokens, base of its endpoints. */
   issuer: string;
+  /** Called after a signal batch is stored (continuous re-evaluation hooks in here). */
+  onSignals?: (signals: NewSignal[]) => Promise<void>;
 }
 
 /** The context workload authentication runs in, taken from the current registry snapshot. */

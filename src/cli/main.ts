@@ -2,8 +2,9 @@ import { runCommand, type Command } from './command.js';
 import { tokenCommand } from './commands/token.js';
 import { applyCommand } from './commands/apply.js';
 import { verifyCommand } from './commands/verify.js';
+import { policyCommand } from './commands/policy-test.js';
 
-const commands: Command[] = [tokenCommand, verifyCommand, applyCommand];
+const commands: Command[] = [tokenCommand, verifyCommand, applyCommand, policyCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,8 +1,10 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configDocument, type ConfigDocument } from './spec.js';
 import { fieldIssues } from '../lib/validation.js';
+import { compilePolicySet, PolicyValidationError, type CompiledPolicySet } from '../policy/index.js';
 
 /** A configuration that failed validation; `problems` name the file and field of each. */
 export class ConfigError extends Error {
@@ -12,21 +14,22 @@ export class ConfigError extends Error {
   }
 }
 
-const SECTIONS = ['issuers', 'workloads', 'tasks'] as const;
+const SECTIONS = ['issuers', 'workloads', 'tasks', 'signal_types', 'signal_sources', 'calendars', 'settings'] as const;
 
 /** The raw (not yet validated) sections of a configuration folder, each entry tagged with its file. */
 export interface RawConfig {
-  sections: Record<string, unknown[]>;
+  sections: Record<string, unknown>;
   files: string[];
 }
 
 /**
  * Reads every `*.yaml`, `*.yml` and `*.json` file of `dir` (not recursive, in name order). Each file
- * holds any of the top-level sections; entries are concatenated. Unknown sections are errors.
+ * holds any of the top-level sections; list entries are concatenated, `settings` is one mapping.
+ * Cedar policies are the `*.cedar` files of `dir` and of `dir/policies`.
  */
 export async function readConfigFolder(dir: string): Promise<RawConfig> {
   const entries = (await readdir(dir)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
-  const sections: Record<string, unknown[]> = {};
+  const sections: Record<string, unknown> & { [k: string]: unknown } = {};
   const problems: string[] = [];
   for (const file of entries) {
     const text = await readFile(path.join(dir, file), 'utf8');
@@ -43,15 +46,33 @@ export async function readConfigFolder(dir: string): Promise<RawConfig> {
       continue;
     }
     for (const [key, value] of Object.entries(doc)) {
+      if (key === 'settings') {
+        sections.settings = { ...(sections.settings as object | undefined), ...(value as object) };
+        continue;
+      }
       if (!Array.isArray(value)) {
         problems.push(`${file}: section "${key}" must be a list`);
         continue;
       }
-      (sections[key] ??= []).push(...value);
+      ((sections[key] ??= []) as unknown[]).push(...value);
     }
   }
   if (problems.length) throw new ConfigError(problems);
-  return { sections, files: entries };
+  const policies = await readPolicyFiles(dir);
+  if (policies.length) sections.policies = policies;
+  return { sections, files: [...entries, ...policies.map((p) => p.file)] };
+}
+
+async function readPolicyFiles(dir: string): Promise<Array<{ file: string; text: string }>> {
+  const out: Array<{ file: string; text: string }> = [];
+  for (const sub of ['.', 'policies']) {
+    const folder = path.join(dir, sub);
+    if (!existsSync(folder)) continue;
+    for (const f of (await readdir(folder)).filter((n) => n.endsWith('.cedar')).sort()) {
+      out.push({ file: path.posix.join(sub === '.' ? '' : sub, f), text: await readFile(path.join(folder, f), 'utf8') });
+    }
+  }
+  return out;
 }
 
 /** Validates a configuration document strictly: unknown keys, bad values and duplicate names are errors. */
@@ -85,8 +106,30 @@ export function validateConfig(raw: unknown): ConfigDocument {
       }
     }),
   );
+  unique('signal_types', doc.signal_types.map((t) => t.name));
+  unique('signal_sources', doc.signal_sources.map((s) => s.id));
+  unique('calendars', doc.calendars.map((c) => c.name));
+  const sourceIds = new Set(doc.signal_sources.map((s) => s.id));
+  doc.signal_types.forEach((t, ti) =>
+    t.sources.forEach((s) => {
+      if (!sourceIds.has(s)) problems.push(`signal_types.${ti}.sources: no signal source "${s}" is defined`);
+    }),
+  );
   if (problems.length) throw new ConfigError(problems);
+  if (doc.policies.length) {
+    try {
+      compileDocumentPolicies(doc);
+    } catch (err) {
+      if (err instanceof PolicyValidationError) throw new ConfigError(err.problems.map((p) => `policies: ${p}`));
+      throw err;
+    }
+  }
   return doc;
+}
+
+/** The policy set of a document, compiled (and validated against its tasks, signals and calendars). */
+export function compileDocumentPolicies(doc: ConfigDocument): CompiledPolicySet {
+  return compilePolicySet({ tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies });
 }
 
 /** Reads and validates a configuration folder. */

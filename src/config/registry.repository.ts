@@ -17,6 +17,9 @@ export interface RegistryRows {
   issuers: IssuerSpec[];
   workloads: WorkloadRow[];
   tasks: TaskSpec[];
+  /** The latest applied document: signal types, sources, calendars, policies and settings live there. */
+  document: ConfigDocument | null;
+  configVersion: string | null;
 }
 
 /** The content hash of a configuration document: equal documents apply once. */
@@ -116,7 +119,14 @@ export async function applyConfigDocument(
         content_hash: contentHash,
         applied_by: actor,
         applied_at: now,
-        summary: JSON.stringify({ issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length }),
+        summary: JSON.stringify({
+          issuers: doc.issuers.length,
+          workloads: doc.workloads.length,
+          tasks: doc.tasks.length,
+          signal_types: doc.signal_types.length,
+          policies: doc.policies.length,
+        }),
+        document: JSON.stringify(doc),
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -137,6 +147,17 @@ export async function readRegistryEpoch(db: Database): Promise<number> {
   return Number(row.epoch);
 }
 
+/** Applied versions, newest first (without their documents). */
+export async function listConfigVersions(db: Database, limit = 100) {
+  return db.selectFrom('config_versions').select(['id', 'content_hash', 'applied_by', 'applied_at', 'summary']).orderBy('id', 'desc').limit(limit).execute();
+}
+
+/** A stored document of an earlier version, to restore it. */
+export async function readConfigVersionDocument(db: Database, version: string): Promise<ConfigDocument | undefined> {
+  const row = await db.selectFrom('config_versions').select('document').where('id', '=', version).executeTakeFirst();
+  return (row?.document as ConfigDocument | null | undefined) ?? undefined;
+}
+
 /** Everything the request path needs from the registry, read in one consistent snapshot. */
 export async function readRegistryRows(db: Database): Promise<RegistryRows> {
   return db
@@ -147,8 +168,11 @@ export async function readRegistryRows(db: Database): Promise<RegistryRows> {
       const issuers = await trx.selectFrom('issuers').select('spec').orderBy('id').execute();
       const tasks = await trx.selectFrom('tasks').select('spec').orderBy('name').execute();
       const workloads = await trx.selectFrom('workloads').select(['id', 'status', 'spec']).orderBy('id').execute();
+      const latest = await trx.selectFrom('config_versions').select(['id', 'document']).orderBy('id', 'desc').limit(1).executeTakeFirst();
       return {
         epoch,
+        document: (latest?.document as ConfigDocument | null | undefined) ?? null,
+        configVersion: latest?.id ?? null,
         issuers: issuers.map((r) => r.spec as IssuerSpec),
         tasks: tasks.map((r) => r.spec as TaskSpec),
         workloads: workloads.map((r) => ({ id: r.id, status: r.status, spec: r.spec as WorkloadSpec })),

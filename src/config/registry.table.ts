@@ -9,6 +9,7 @@ export interface RegistryTables {
     applied_by: string;
     applied_at: Date;
     summary: Json;
+    document: Json | null;
   };
   registry_epoch: { id: number; epoch: ColumnType<string, string | number, string | number> };
   issuers: { id: string; spec: Json; updated_at: Date };

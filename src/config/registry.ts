@@ -3,6 +3,10 @@ import type { Database } from '../db/database.js';
 import type { IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
 import { readRegistryEpoch, readRegistryRows, type WorkloadRow } from './registry.repository.js';
 import { compileParamsSchema } from './task-params.js';
+import { compilePolicySet, type CompiledPolicySet, type SignalTypeSpec } from '../policy/index.js';
+import type { SignalSourceSpec } from '../signals/source.spec.js';
+import type { CalendarSpec } from '../signals/calendar.js';
+import { settingsSpec, type ConfigDocument } from './spec.js';
 
 /** How often a replica checks whether the registry changed (one indexed single-row read). */
 export const REGISTRY_POLL_MS = 1_000;
@@ -30,6 +34,18 @@ export interface RegistrySnapshot {
   workloads: Map<string, WorkloadRow>;
   bindingsByIssuer: Map<string, CompiledBinding[]>;
   tasks: Map<string, CompiledTask>;
+  signalTypes: Map<string, SignalTypeSpec>;
+  signalSources: Map<string, SignalSourceSpec>;
+  calendars: CalendarSpec[];
+  settings: ConfigDocument['settings'];
+  configVersion: string | null;
+  /**
+   * The compiled policy set, or undefined when no policies are configured (then a task's workload
+   * list alone decides). `policyError` is set when the stored policies no longer compile against the
+   * registry (e.g. a task edited since): the broker then denies every request, failing closed.
+   */
+  policies: CompiledPolicySet | undefined;
+  policyError: string | undefined;
 }
 
 /** Compiles a claim condition once: exact strings compare equal, patterns are anchored at both ends. */
@@ -60,8 +76,27 @@ export function compileRegistry(rows: Awaited<ReturnType<typeof readRegistryRows
       allows: (id) => exact.has(id) || prefixes.some((p) => id.startsWith(p)),
     });
   }
+  const doc = rows.document;
+  const signalTypes = doc?.signal_types ?? [];
+  const calendars = doc?.calendars ?? [];
+  let policies: CompiledPolicySet | undefined;
+  let policyError: string | undefined;
+  if (doc?.policies.length) {
+    try {
+      policies = compilePolicySet({ tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), policies: doc.policies });
+    } catch (err) {
+      policyError = (err as { problems?: string[] }).problems?.join('; ') ?? (err as Error).message;
+    }
+  }
   return {
     epoch: rows.epoch,
+    signalTypes: new Map(signalTypes.map((t) => [t.name, t])),
+    signalSources: new Map((doc?.signal_sources ?? []).map((s) => [s.id, s])),
+    calendars,
+    settings: doc?.settings ?? settingsSpec.parse({}),
+    configVersion: rows.configVersion,
+    policies,
+    policyError,
     issuers,
     issuerByIss: new Map(rows.issuers.filter((i) => i.issuer).map((i) => [i.issuer!, i])),
     issuerByTrustDomain: new Map(rows.issuers.filter((i) => i.trust_domain).map((i) => [i.trust_domain!, i])),

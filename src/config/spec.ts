@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { signalTypeSpec } from '../policy/signal-type.spec.js';
+import { signalSourceSpec } from '../signals/source.spec.js';
+import { calendarSpec } from '../signals/calendar.js';
 
 /** Names of issuers, workloads, tasks: lowercase, digits, dashes, dots, colons, slashes (no spaces). */
 const name = z.string().regex(/^[a-z0-9][a-z0-9._:/-]{0,127}$/, 'lowercase letters, digits and . _ : / - only');
@@ -116,10 +119,24 @@ export const taskSpec = z
   });
 export type TaskSpec = z.infer<typeof taskSpec>;
 
+/** One Cedar policy file. */
+export const policyFile = z.strictObject({ file: z.string().min(1).max(200), text: z.string().max(200_000) });
+
+/** Broker-wide settings that shape broker-derived signals. */
+export const settingsSpec = z.strictObject({
+  /** How far back "has this workload used this task/target before" looks. */
+  novelty_baseline_days: z.number().int().min(1).max(365).default(30),
+});
+
 /** One configuration document: what a folder of files (or an admin API call) applies as one version. */
 export const configDocument = z.strictObject({
   issuers: z.array(issuerSpec).default([]),
   workloads: z.array(workloadSpec).default([]),
   tasks: z.array(taskSpec).default([]),
+  signal_types: z.array(signalTypeSpec).default([]),
+  signal_sources: z.array(signalSourceSpec).default([]),
+  calendars: z.array(calendarSpec).default([]),
+  policies: z.array(policyFile).default([]),
+  settings: settingsSpec.default({ novelty_baseline_days: 30 }),
 });
 export type ConfigDocument = z.infer<typeof configDocument>;

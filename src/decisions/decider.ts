@@ -1,5 +1,11 @@
-import type { CompiledTask } from '../config/registry.js';
+import type { Database } from '../db/database.js';
+import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
+import { newId } from '../lib/ids.js';
+import { evaluate, IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from '../policy/index.js';
+import { calendarOpen } from '../signals/calendar.js';
+import { gatherSignals, type SignalUse } from './gather-signals.js';
+import { readHistory } from './history.js';
 
 export type Outcome = 'allow' | 'step_up' | 'deny';
 
@@ -12,22 +18,89 @@ export interface DecisionInput {
   requestId: string;
 }
 
-/** The answer: outcome, reasons the workload may see, an optional TTL cap, and the decision's id. */
+/** The answer and everything behind it, as it will be recorded. */
 export interface Decision {
-  id: string | null;
+  id: string;
   outcome: Outcome;
+  /** Reasons the workload may see. */
   reasons: string[];
+  /** Evaluation errors: for the admin, never the workload. */
+  errors: string[];
+  determining: string[];
   maxTtlSeconds?: number | undefined;
+  policyVersion: string | null;
+  configVersion: string | null;
+  signals: { used: SignalUse[]; broker: BrokerSignals | null; identity: Record<string, unknown> };
+  latencyUs: number;
 }
 
 /** Decides one request. The grant service depends on this seam, not on how the decision is made. */
 export type Decider = (input: DecisionInput, now: Date) => Promise<Decision>;
 
+/** Identity claims a policy may read, as recorded with the decision (no token, only its hash). */
+function identitySummary(p: Principal): Record<string, unknown> {
+  const claims = Object.fromEntries(IDENTITY_CLAIMS.filter((c) => typeof p.claims[c] === 'string').map((c) => [c, p.claims[c]]));
+  return { method: p.method, issuer: p.issuer, subject: p.subject, token_age_seconds: p.tokenAgeSeconds, token_sha256: p.tokenSha256, claims };
+}
+
 /**
- * The static decision: a workload may have a task if the task lists it. This is what runs when no
- * policy engine is configured; dynamic approval (signals + Cedar) replaces it.
+ * The dynamic decision: the task's workload list is the first gate; then, when policies are
+ * configured, live signals and the broker's history go through Cedar. With a policy set that no
+ * longer compiles, every request is denied (fail closed).
  */
-export const taskListDecider: Decider = async ({ principal, task }) =>
-  task.allows(principal.workload.id)
-    ? { id: null, outcome: 'allow', reasons: [] }
-    : { id: null, outcome: 'deny', reasons: [`workload ${principal.workload.id} may not request task ${task.spec.name}`] };
+export function policyDecider(db: Database, registry: () => RegistrySnapshot): Decider {
+  return async ({ principal, task, params, purpose }, now) => {
+    const started = process.hrtime.bigint();
+    const snap = registry();
+    const base = {
+      id: newId(),
+      errors: [] as string[],
+      determining: [] as string[],
+      policyVersion: snap.policies?.version ?? null,
+      configVersion: snap.configVersion,
+      signals: { used: [] as SignalUse[], broker: null as BrokerSignals | null, identity: identitySummary(principal) },
+    };
+    const done = (d: Partial<Decision> & Pick<Decision, 'outcome' | 'reasons'>): Decision => ({
+      ...base,
+      ...d,
+      latencyUs: Number((process.hrtime.bigint() - started) / 1000n),
+    });
+
+    if (!task.allows(principal.workload.id)) {
+      return done({ outcome: 'deny', reasons: [`workload ${principal.workload.id} may not request task ${task.spec.name}`] });
+    }
+    if (snap.policyError) return done({ outcome: 'deny', reasons: ['the policy set is invalid'], errors: [snap.policyError] });
+    if (!snap.policies) return done({ outcome: 'allow', reasons: [] });
+
+    const [signals, history] = await Promise.all([
+      gatherSignals(db, snap, principal, now),
+      readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days }),
+    ]);
+    const broker: BrokerSignals = {
+      requests_last_minute: history.requestsLastMinute,
+      requests_last_hour: history.requestsLastHour,
+      active_grants: history.activeGrants,
+      task_is_new: history.taskIsNew,
+      target_is_new: history.targetIsNew,
+      new_params: history.newParams,
+      calendars: Object.fromEntries(snap.calendars.map((c) => [c.name, calendarOpen(c, now)])),
+    };
+    const result = evaluate(snap.policies, {
+      workload: { id: principal.workload.id, kind: principal.workload.spec.kind, owner: principal.workload.spec.owner },
+      task: { name: task.spec.name, risk: task.spec.risk },
+      params: params as Record<string, PolicyValue>,
+      purpose: purpose ?? '',
+      identity: { issuer: principal.issuer, subject: principal.subject, token_age_seconds: principal.tokenAgeSeconds, claims: principal.claims },
+      signals: signals.values,
+      broker,
+    });
+    return done({
+      outcome: result.outcome,
+      reasons: result.reasons,
+      errors: result.errors,
+      determining: result.determining,
+      maxTtlSeconds: result.maxTtlSeconds,
+      signals: { used: signals.uses, broker, identity: base.signals.identity },
+    });
+  };
+}

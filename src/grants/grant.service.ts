@@ -9,6 +9,8 @@ import { newId } from '../lib/ids.js';
 import { sha256Hex } from '../lib/hash.js';
 import { fieldIssues } from '../lib/validation.js';
 import { accessTokenClaims } from './access-token.js';
+import { recordDecision } from '../decisions/decision.repository.js';
+import { recordUsage } from '../decisions/history.js';
 import { endGrant, findGrant, insertGrantIfWorkloadActive, type GrantRow } from './grant.repository.js';
 
 export interface GrantDeps {
@@ -70,17 +72,22 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   }
 
   const now = deps.clock.now();
-  const decision = await deps.decide({ principal, task, params, purpose: req.purpose ?? null, requestId: req.requestId }, now);
-  if (decision.outcome === 'deny') {
-    throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
-  }
-  if (decision.outcome === 'step_up') {
-    throw new TesseraError(403, 'step_up_required', 'This request needs an approval.', {
-      extra: { decision_id: decision.id, reasons: decision.reasons },
-    });
+  const purpose = req.purpose ?? null;
+  const decision = await deps.decide({ principal, task, params, purpose, requestId: req.requestId }, now);
+  const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
+  const record = {
+    workloadId: principal.workload.id,
+    task: task.spec.name,
+    requestId: req.requestId,
+    request: { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, audience: req.audience ?? null },
+    now,
+  };
+  if (decision.outcome !== 'allow') {
+    await recordDecision(deps.db, decision, { ...record, ttlSeconds: null, grantId: null });
+    if (decision.outcome === 'deny') throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
+    throw new TesseraError(403, 'step_up_required', 'This request needs an approval.', { extra: { decision_id: decision.id, reasons: decision.reasons } });
   }
 
-  const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
   const grantId = newId();
   const expiresAt = new Date(now.getTime() + ttl * 1000);
   const { token, kid } = deps.keys.sign(
@@ -95,7 +102,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
       params,
       issuedAt: now,
       expiresAt,
-      decisionId: decision.id ?? undefined,
+      decisionId: decision.id,
     }),
   );
   const grant = {
@@ -105,7 +112,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     params,
     scopes,
     audience: task.spec.audience,
-    purpose: req.purpose ?? null,
+    purpose,
     issued_at: now,
     expires_at: expiresAt,
     decision_id: decision.id,
@@ -117,9 +124,15 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     token_sha256: sha256Hex(token),
     identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
   };
-  if (!(await insertGrantIfWorkloadActive(deps.db, grant))) {
-    throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
-  }
+  // Decision, grant and usage commit together or not at all; the token is returned only after.
+  await deps.db.transaction().execute(async (trx) => {
+    await recordDecision(trx, decision, { ...record, ttlSeconds: ttl, grantId });
+    if (!(await insertGrantIfWorkloadActive(trx, grant))) {
+      // Throwing rolls the decision back too: nothing says "allowed" for a grant that does not exist.
+      throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
+    }
+    await recordUsage(trx, principal.workload.id, task.spec.name, params, now);
+  });
   return {
     token,
     expiresIn: ttl,

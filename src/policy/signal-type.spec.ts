@@ -15,7 +15,8 @@ const signalValue = z.discriminatedUnion('type', [
 export type SignalValueSpec = z.infer<typeof signalValue>;
 
 /** A registered signal type: only these reach policy, and each says why it may influence access. */
-export const signalTypeSpec = z.strictObject({
+export const signalTypeSpec = z
+  .strictObject({
   name: snakeCase,
   description: z.string().min(1),
   /** Governance over which signals may change an answer: the case for letting this one do so. */
@@ -26,5 +27,16 @@ export const signalTypeSpec = z.strictObject({
   sources: z.array(z.string().min(1)).min(1),
   /** Older observations are absent to policy, never assumed. */
   max_age_seconds: z.number().int().positive().max(7 * 86_400),
-});
+  /**
+   * For `host` signals: the verified identity-token claim that names the host or runner the request
+   * runs on. It must come from the token, never from the request, or a workload could borrow a
+   * healthy host's posture.
+   */
+  subject_claim: z.string().min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.subject_kind === 'host' && !v.subject_claim) {
+      ctx.addIssue({ code: 'custom', path: ['subject_claim'], message: 'a host signal needs subject_claim (the identity claim naming the host)' });
+    }
+  });
 export type SignalTypeSpec = z.infer<typeof signalTypeSpec>;

@@ -79,10 +79,17 @@ describe('signalTypeSpec', () => {
     value: { type: 'string', enum: ['clean', 'infected'] },
     sources: ['edr'],
     max_age_seconds: 300,
+    subject_claim: 'runner_name',
   };
 
   it('accepts a complete signal type', () => {
     expect(signalTypeSpec.parse(base).name).toBe('edr_verdict');
+  });
+
+  it('requires a host signal to name the identity claim that identifies the host', () => {
+    const { subject_claim: _claim, ...noClaim } = base;
+    expect(signalTypeSpec.safeParse(noClaim).success).toBe(false);
+    expect(signalTypeSpec.safeParse({ ...noClaim, subject_kind: 'workload' }).success).toBe(true);
   });
 
   it('requires a reason, snake_case names, a source and no unknown keys', () => {

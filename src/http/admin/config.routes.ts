@@ -1,8 +1,8 @@
 import express, { Router } from 'express';
 import type { Deps } from '../../deps.js';
-import { applyConfigDocument, configHash } from '../../config/registry.repository.js';
+import { applyConfigDocument, configHash, listConfigVersions, readConfigVersionDocument } from '../../config/registry.repository.js';
 import { ConfigError, validateConfig } from '../../config/load-folder.js';
-import { invalidRequest } from '../../lib/errors.js';
+import { invalidRequest, notFound } from '../../lib/errors.js';
 import { adminOf, requireRole } from './admin-auth.js';
 
 /** Configuration documents can be large (many workloads and policies). */
@@ -28,6 +28,23 @@ export function configRoutes(deps: Deps): Router {
     const result = await applyConfigDocument(deps.db, doc, `admin:${adminOf(res).name}`, deps.clock.now());
     await deps.registry.refreshIfChanged();
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, content_hash: result.contentHash });
+  });
+
+  r.get('/config/versions', requireRole(deps, 'viewer'), async (_req, res) => {
+    const rows = await listConfigVersions(deps.db);
+    res.json({
+      items: rows.map((v) => ({ version: v.id, content_hash: v.content_hash, applied_by: v.applied_by, applied_at: v.applied_at.toISOString(), summary: v.summary })),
+    });
+  });
+
+  // Restoring re-applies an earlier document as a new version: history only grows.
+  r.post('/config/versions/:version/restore', requireRole(deps, 'operator'), async (req, res) => {
+    const version = String(req.params.version);
+    const doc = /^\d+$/.test(version) ? await readConfigVersionDocument(deps.db, version) : undefined;
+    if (!doc) throw notFound('Configuration version');
+    const result = await applyConfigDocument(deps.db, validateConfig(doc), `admin:${adminOf(res).name}`, deps.clock.now());
+    await deps.registry.refreshIfChanged();
+    res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, restored_from: version, content_hash: result.contentHash });
   });
   return r;
 }

@@ -1,0 +1,80 @@
+import { sql } from 'kysely';
+import type { Database } from '../db/database.js';
+import { canonicalJson, sha256Hex } from '../lib/hash.js';
+
+/** Concurrent requests of one workload spread their counter increments over this many rows. */
+export const REQUEST_BUCKET_SHARDS = 8;
+
+const MINUTE = 60_000;
+const minuteOf = (at: Date) => new Date(Math.floor(at.getTime() / MINUTE) * MINUTE);
+const dayOf = (at: Date) => at.toISOString().slice(0, 10);
+
+/** The novelty keys of a request: '' for the task, '*' for the whole parameter set, one per param. */
+export function usageKeys(params: Record<string, unknown>): Array<{ param: string; value_sha256: string }> {
+  return [
+    { param: '', value_sha256: '' },
+    { param: '*', value_sha256: sha256Hex(canonicalJson(params)) },
+    ...Object.entries(params).map(([param, v]) => ({ param, value_sha256: sha256Hex(canonicalJson(v)) })),
+  ];
+}
+
+export interface WorkloadHistory {
+  requestsLastMinute: number;
+  requestsLastHour: number;
+  activeGrants: number;
+  taskIsNew: boolean;
+  targetIsNew: boolean;
+  newParams: string[];
+}
+
+/**
+ * What the broker's own history says about this request, in one round trip: request rate over
+ * sliding windows, active grants, and what this workload has used before (within the baseline).
+ * The one-minute rate is the sliding-window estimate over two fixed buckets: the current minute
+ * plus the previous one weighted by how much of it still lies inside the window.
+ */
+export async function readHistory(
+  db: Database,
+  q: { workloadId: string; task: string; params: Record<string, unknown>; now: Date; baselineDays: number },
+): Promise<WorkloadHistory> {
+  const cur = minuteOf(q.now);
+  const prev = new Date(cur.getTime() - MINUTE);
+  const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
+  const since = dayOf(new Date(q.now.getTime() - q.baselineDays * 86_400_000));
+  const keys = usageKeys(q.params);
+  const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string; seen: string[] | null }>`
+    select
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0) as cur,
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${prev}), 0) as prev,
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute >= ${hourAgo}), 0) as hour,
+      (select count(*) from grants where workload_id = ${q.workloadId} and status = 'active' and expires_at > ${q.now}) as active,
+      (select array_agg(distinct param) from usage_baseline
+        join unnest(${keys.map((k) => k.param)}::text[], ${keys.map((k) => k.value_sha256)}::text[]) as k(p, h)
+          on param = k.p and value_sha256 = k.h
+        where workload_id = ${q.workloadId} and task = ${q.task} and day >= ${since}::date) as seen`.execute(db);
+  const r = rows[0]!;
+  const seen = new Set(r.seen ?? []);
+  const fractionLeft = 1 - (q.now.getTime() - cur.getTime()) / MINUTE;
+  return {
+    requestsLastMinute: Number(r.cur) + Math.floor(Number(r.prev) * fractionLeft),
+    requestsLastHour: Number(r.hour),
+    activeGrants: Number(r.active),
+    taskIsNew: !seen.has(''),
+    targetIsNew: !seen.has('*'),
+    newParams: Object.keys(q.params).filter((p) => !seen.has(p)),
+  };
+}
+
+/** The bucket row that counts one request of the workload (every decision, whatever its outcome). */
+export function requestBucket(workloadId: string, now: Date) {
+  return { workload_id: workloadId, minute: minuteOf(now), shard: Math.floor(Math.random() * REQUEST_BUCKET_SHARDS), n: 1 };
+}
+
+/** Remembers that the workload used this task with these params today (no row lock on repeats). */
+export async function recordUsage(db: Database, workloadId: string, task: string, params: Record<string, unknown>, now: Date): Promise<void> {
+  await db
+    .insertInto('usage_baseline')
+    .values(usageKeys(params).map((k) => ({ workload_id: workloadId, task, ...k, day: dayOf(now) })))
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}

@@ -1,0 +1,59 @@
+import express, { Router } from 'express';
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { findDecision, type DecisionRow } from '../../decisions/decision.repository.js';
+import { listDecisions } from '../../decisions/decision-query.js';
+import { evaluateWhatIf } from '../../decisions/what-if.js';
+import { notFound } from '../../lib/errors.js';
+import { parseOrThrow } from '../../lib/validation.js';
+import { requireRole } from './admin-auth.js';
+
+const listQuery = z.strictObject({
+  workload: z.string().optional(),
+  task: z.string().optional(),
+  outcome: z.enum(['allow', 'step_up', 'deny']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().optional(),
+});
+
+/** The whole decision, as an admin sees it (the workload sees only outcome, reasons and id). */
+export function decisionView(d: DecisionRow) {
+  return {
+    id: d.id,
+    created_at: d.created_at.toISOString(),
+    request_id: d.request_id,
+    workload: d.workload_id,
+    task: d.task,
+    outcome: d.outcome,
+    reasons: d.reasons,
+    errors: d.errors,
+    determining_policies: d.determining,
+    policy_version: d.policy_version,
+    config_version: d.config_version,
+    request: d.request,
+    signals: d.signals,
+    ttl_seconds: d.ttl_seconds,
+    max_ttl_seconds: d.max_ttl_seconds,
+    latency_us: d.latency_us,
+    grant_id: d.grant_id,
+  };
+}
+
+/** Decisions: list, read in full, and evaluate hypothetically. */
+export function decisionRoutes(deps: Deps): Router {
+  const r = Router();
+  r.get('/decisions', requireRole(deps, 'viewer'), async (req, res) => {
+    const q = parseOrThrow(listQuery, req.query, 'The query');
+    const page = await listDecisions(deps.db, q);
+    res.json({ items: page.items.map(decisionView), next_cursor: page.nextCursor });
+  });
+  r.get('/decisions/:id', requireRole(deps, 'viewer'), async (req, res) => {
+    const d = z.uuid().safeParse(req.params.id).success ? await findDecision(deps.db, String(req.params.id)) : undefined;
+    if (!d) throw notFound('Decision');
+    res.json(decisionView(d));
+  });
+  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), express.json({ limit: '1mb' }), (req, res) => {
+    res.json(evaluateWhatIf(deps.registry.snapshot, req.body));
+  });
+  return r;
+}

@@ -1,0 +1,255 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
+import { agentKey, type AgentKey } from './support/fixtures.js';
+import { sha256Hex } from '../src/lib/hash.js';
+
+// Monday 2026-11-23 10:00 UTC = 11:00 in Berlin: inside the change window.
+const MONDAY_MORNING = '2026-11-23T10:00:00Z';
+const ATTESTOR_KEY = 'attestor-key-for-tests-0123456789';
+const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+
+let broker: TestBroker;
+let ci: FakeIssuer;
+let agent: AgentKey;
+let exporter: AgentKey;
+let edr: { jwk: Record<string, unknown>; key: CryptoKey };
+
+const policies = {
+  deploy: `@id("deploy-ci") @max_ttl("900") permit (principal is Workload, action == Action::"deploy-prod", resource) when { principal.kind == "ci" };
+@id("deploy-window") @reason("the production change window is closed")
+forbid (principal, action == Action::"deploy-prod", resource) unless { context.broker.calendars.change_window };
+@id("deploy-runner") @reason("the runner is not attested as trusted")
+forbid (principal, action == Action::"deploy-prod", resource) unless { context.signals has runner_trust && context.signals.runner_trust == "trusted" };
+@id("deploy-host") @reason("the host is compromised")
+forbid (principal, action == Action::"deploy-prod", resource) when { context.signals has host_posture && context.signals.host_posture == "compromised" };`,
+  refund: `@id("refund-agent") @max_ttl("120") permit (principal is Workload, action == Action::"refund-payment", resource)
+  when { principal.kind == "agent" && context.params.amount.lessThanOrEqual(decimal("100.00")) };
+@id("refund-rate") @reason("request rate spike") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute > 10 };`,
+  exportKnown: `@id("export-service") permit (principal is Workload, action == Action::"export-customer-data", resource) when { principal.kind == "service" };`,
+  exportNew: `@id("export-new-target") @step_up @reason("first export to this destination")
+permit (principal is Workload, action == Action::"export-customer-data", resource) when { principal.kind == "service" && context.broker.target_is_new };`,
+};
+
+function config(policyFiles: Array<{ file: string; text: string }>) {
+  return {
+    issuers: [{ id: 'ci', kind: 'oidc', issuer: ci.url, jwks_uri: ci.jwksUri, audiences: ['tessera'], algorithms: ['RS256'] }],
+    workloads: [
+      { id: 'api-deploy', kind: 'ci', owner: 'api-team', bindings: [{ issuer: 'ci', claims: { repository: 'acme/api' } }] },
+      { id: 'agent-1', kind: 'agent', owner: 'ops', public_keys: [agent.jwk] },
+      { id: 'exporter', kind: 'service', owner: 'data', public_keys: [exporter.jwk] },
+    ],
+    tasks: [
+      { name: 'deploy-prod', scopes: ['deploy:prod'], audience: 'https://deploy.example', params: { service: { type: 'string' } }, workloads: ['api-deploy'] },
+      { name: 'refund-payment', scopes: ['payments:refund'], audience: 'https://pay.example', params: { amount: { type: 'number', maximum: 1000 } }, workloads: ['agent-1'] },
+      { name: 'export-customer-data', scopes: ['customers:export'], audience: 'https://crm.example', params: { destination: { type: 'string' } }, workloads: ['exporter'] },
+    ],
+    signal_types: [
+      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['attestor'], max_age_seconds: 900 },
+      { name: 'host_posture', description: 'EDR verdict for the runner host', reason: 'a compromised host leaks credentials', subject_kind: 'host', subject_claim: 'runner_name', value: { type: 'string' }, sources: ['edr'], max_age_seconds: 600 },
+    ],
+    signal_sources: [
+      { id: 'attestor', api_key_sha256: sha256Hex(ATTESTOR_KEY) },
+      { id: 'edr', public_keys: [edr.jwk] },
+    ],
+    calendars: [{ name: 'change_window', timezone: 'Europe/Berlin', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '18:00' }] }],
+    policies: policyFiles,
+  };
+}
+const allPolicies = [
+  { file: 'deploy.cedar', text: policies.deploy },
+  { file: 'refund.cedar', text: policies.refund },
+  { file: 'export.cedar', text: `${policies.exportKnown}\n${policies.exportNew}` },
+];
+
+beforeAll(async () => {
+  ci = await startFakeIssuer({ now: () => broker.clock.now() });
+  agent = await agentKey('agent-1');
+  exporter = await agentKey('exporter');
+  const pair = await generateKeyPair('ES256');
+  edr = { jwk: { ...(await exportJWK(pair.publicKey)), kid: 'edr-1' }, key: pair.privateKey };
+  const { ManualClock } = await import('../src/lib/clock.js');
+  broker = await startTestBroker(config(allPolicies), { clock: new ManualClock(MONDAY_MORNING) });
+});
+afterAll(async () => {
+  await broker.stop();
+  await ci.close();
+});
+
+const now = () => broker.clock.now();
+const deploy = async (claims: Record<string, unknown> = {}) =>
+  post(`${broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await ci.token(claims)}` });
+const refund = async (amount: number) =>
+  post(`${broker.url}/v1/grants`, { task: 'refund-payment', params: { amount } }, { authorization: `Bearer ${await agent.assertion(broker.url, {}, Math.floor(now().getTime() / 1000))}` });
+const exportTo = async (destination: string) =>
+  post(`${broker.url}/v1/grants`, { task: 'export-customer-data', params: { destination } }, { authorization: `Bearer ${await exporter.assertion(broker.url, {}, Math.floor(now().getTime() / 1000))}` });
+const pushSignals = (signals: unknown[], auth = `Bearer ${ATTESTOR_KEY}`) => post(`${broker.url}/v1/signals`, { signals }, { authorization: auth });
+const trust = (value: string, observed = now()) => pushSignals([{ type: 'runner_trust', subject: 'api-deploy', value, observed_at: observed.toISOString() }]);
+const decision = async (id: string) => (await fetch(`${broker.url}/v1/admin/decisions/${id}`, { headers: admin })).json() as Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('live signals change the outcome', () => {
+  it('a missing runner signal denies; trusted allows; untrusted denies again', async () => {
+    const missing = await deploy();
+    expect(missing.status).toBe(403);
+    expect(missing.body.reasons).toEqual(['the runner is not attested as trusted']);
+    expect((await trust('trusted')).status).toBe(202);
+    const ok = await deploy();
+    expect(ok.status).toBe(201);
+    expect(decodeJwt(ok.body.access_token).decision_id).toBe(ok.body.decision_id);
+    expect((await trust('untrusted')).status).toBe(202);
+    expect((await deploy()).status).toBe(403);
+  });
+
+  it('a stale signal is absent: allow flips to deny once it is older than its max age', async () => {
+    await trust('trusted');
+    expect((await deploy()).status).toBe(201);
+    broker.clock.advance(901);
+    const stale = await deploy();
+    expect(stale.status).toBe(403);
+    const d = await decision(stale.body.decision_id);
+    expect(d.signals.used).toContainEqual(expect.objectContaining({ type: 'runner_trust', status: 'stale', value: 'trusted', source: 'attestor', age_seconds: 901 }));
+    broker.clock.set(MONDAY_MORNING);
+  });
+
+  it('a host signal follows the verified runner_name claim', async () => {
+    await trust('trusted');
+    const edrAuth = `Bearer ${await new SignJWT({ jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', kid: 'edr-1' })
+      .setIssuer('edr')
+      .setSubject('edr')
+      .setAudience(`${broker.url}/v1/signals`)
+      .setIssuedAt(Math.floor(now().getTime() / 1000))
+      .setExpirationTime(Math.floor(now().getTime() / 1000) + 60)
+      .sign(edr.key)}`;
+    const pushed = await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'compromised', observed_at: now().toISOString() }], edrAuth);
+    expect(pushed.status).toBe(202);
+    expect((await deploy({ runner_name: 'runner-7' })).body.reasons).toEqual(['the host is compromised']);
+    expect((await deploy({ runner_name: 'runner-8' })).status).toBe(201);
+    // The signed request's jti is single-use.
+    expect((await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }], edrAuth)).status).toBe(401);
+  });
+
+  it('the change window calendar closes deploys on Sunday', async () => {
+    await trust('trusted');
+    broker.clock.set('2026-11-22T10:00:00Z');
+    try {
+      await trust('trusted');
+      expect((await deploy()).body.reasons).toEqual(['the production change window is closed']);
+    } finally {
+      broker.clock.set(MONDAY_MORNING);
+    }
+  });
+});
+
+describe('signal ingestion is governed', () => {
+  it('refuses a type the source may not send, naming the entry; stores nothing of a bad batch', async () => {
+    const before = await countSignals();
+    const res = await pushSignals([
+      { type: 'runner_trust', subject: 'api-deploy', value: 'trusted', observed_at: now().toISOString() },
+      { type: 'host_posture', subject: 'runner-1', value: 'ok', observed_at: now().toISOString() },
+      { type: 'runner_trust', subject: 'api-deploy', value: 'maybe', observed_at: now().toISOString() },
+      { type: 'made_up', subject: 'x', value: 1, observed_at: now().toISOString() },
+    ]);
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([
+      { field: 'signals.1.type', reason: 'source "attestor" may not send host_posture' },
+      { field: 'signals.2.value', reason: 'must be one of: trusted, untrusted' },
+      { field: 'signals.3.type', reason: 'signal type "made_up" is not registered' },
+    ]);
+    expect(await countSignals()).toBe(before);
+    expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: now().toISOString() }], 'Bearer wrong-key-0123456789')).status).toBe(401);
+    expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: new Date(now().getTime() + 3_600_000).toISOString() }])).body.errors[0].reason).toBe('is in the future');
+  });
+});
+
+describe('policy outcomes', () => {
+  it('caps the TTL by @max_ttl and detects a request-rate spike', async () => {
+    const first = await refund(50);
+    expect(first.status).toBe(201);
+    expect(first.body.expires_in).toBe(120);
+    expect((await refund(500)).body.reasons).toEqual(['no policy permits this request']);
+    const results = [];
+    for (let i = 0; i < 10; i++) results.push((await refund(10)).status);
+    const spike = await refund(10);
+    expect(spike.status).toBe(403);
+    expect(spike.body.reasons).toEqual(['request rate spike']);
+    const d = await decision(spike.body.decision_id);
+    expect(d.signals.broker.requests_last_minute).toBeGreaterThan(10);
+    broker.clock.advance(180);
+    expect((await refund(10)).status).toBe(201);
+  });
+
+  it('a new export destination needs step-up; a destination used before does not', async () => {
+    // Without the step-up policy the exporter uses one destination; that use becomes its baseline.
+    const withoutStepUp = config([allPolicies[0]!, allPolicies[1]!, { file: 'export.cedar', text: policies.exportKnown }]);
+    const applied = await post(`${broker.url}/v1/admin/config`, withoutStepUp, admin);
+    expect(applied.status).toBe(201);
+    expect((await exportTo('s3://known-bucket')).status).toBe(201);
+    // Restore the version with the step-up policy (applied at start-up as version 1).
+    const restored = await post(`${broker.url}/v1/admin/config/versions/1/restore`, {}, admin);
+    expect(restored.body).toMatchObject({ changed: true, restored_from: '1' });
+    expect((await exportTo('s3://known-bucket')).status).toBe(201);
+    const fresh = await exportTo('s3://somewhere-new');
+    expect(fresh.status).toBe(403);
+    expect(fresh.body).toMatchObject({ code: 'step_up_required', reasons: ['first export to this destination'] });
+    const d = await decision(fresh.body.decision_id);
+    expect(d.signals.broker).toMatchObject({ target_is_new: true, task_is_new: false, new_params: ['destination'] });
+  });
+
+  it('rejects a policy that reads an unregistered signal, naming the file; nothing is applied', async () => {
+    const versions = await (await fetch(`${broker.url}/v1/admin/config/versions`, { headers: admin })).json() as { items: unknown[] };
+    const bad = config([...allPolicies, { file: 'sneaky.cedar', text: `@id("sneaky") forbid (principal, action, resource) when { context.signals has vibe && context.signals.vibe == "bad" };` }]);
+    const res = await post(`${broker.url}/v1/admin/config`, bad, admin);
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body.errors)).toMatch(/sneaky\.cedar.*vibe/);
+    const after = await (await fetch(`${broker.url}/v1/admin/config/versions`, { headers: admin })).json() as { items: unknown[] };
+    expect(after.items.length).toBe(versions.items.length);
+  });
+});
+
+describe('decision records and what-if', () => {
+  it('records the request, signals with value, source and age, policy version, determining policies and latency', async () => {
+    await trust('trusted');
+    broker.clock.advance(30);
+    const ok = await deploy();
+    const d = await decision(ok.body.decision_id);
+    expect(d).toMatchObject({
+      outcome: 'allow',
+      workload: 'api-deploy',
+      task: 'deploy-prod',
+      determining_policies: ['deploy-ci'],
+      grant_id: ok.body.grant_id,
+      ttl_seconds: 300,
+      max_ttl_seconds: 900,
+      request: { task: 'deploy-prod', params: { service: 'api' } },
+    });
+    expect(d.policy_version).toMatch(/^[0-9a-f]{64}$/);
+    expect(d.latency_us).toBeGreaterThan(0);
+    expect(d.signals.used).toContainEqual({ type: 'runner_trust', subject: 'api-deploy', status: 'fresh', value: 'trusted', source: 'attestor', observed_at: expect.any(String), age_seconds: 30 });
+    expect(d.signals.identity).toMatchObject({ method: 'oidc', claims: { repository: 'acme/api' }, token_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(JSON.stringify(d)).not.toMatch(/eyJ/);
+    const list = await (await fetch(`${broker.url}/v1/admin/decisions?workload=api-deploy&outcome=allow&limit=1`, { headers: admin })).json() as { items: Array<{ id: string }>; next_cursor: string };
+    expect(list.items).toHaveLength(1);
+    expect(list.next_cursor).toBeTruthy();
+  });
+
+  it('evaluates a hypothetical request against the current or a candidate policy, recording nothing', async () => {
+    const before = await countDecisions();
+    const url = `${broker.url}/v1/admin/decisions:evaluate`;
+    const request = { workload: 'api-deploy', task: 'deploy-prod', params: { service: 'api' }, signals: { runner_trust: 'trusted' }, broker: { calendars: { change_window: true } } };
+    const current = await post(url, request, admin);
+    expect(current.body).toMatchObject({ outcome: 'allow', candidate: false, maxTtlSeconds: 900 });
+    const candidate = await post(url, { ...request, policies: [{ file: 'deploy.cedar', text: policies.deploy.replace('@max_ttl("900")', '@max_ttl("60")') }] }, admin);
+    expect(candidate.body).toMatchObject({ outcome: 'allow', candidate: true, maxTtlSeconds: 60 });
+    expect((await post(url, { ...request, signals: {} }, admin)).body.outcome).toBe('deny');
+    expect(await countDecisions()).toBe(before);
+  });
+});
+
+async function countSignals() {
+  return Number((await broker.database.db.selectFrom('signals').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+}
+async function countDecisions() {
+  return Number((await broker.database.db.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+}
