@@ -39,7 +39,12 @@ export function readAuditAnchor(db: Database): Promise<AuditChainHead> {
 
 /** The last event's seq and hash, or the anchor when no event remains. */
 export async function readAuditHead(trx: Database): Promise<AuditChainHead> {
-  const last = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const last = await trx
+    .selectFrom('audit_events')
+    .select(['seq', 'hash'])
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   return last ?? readAuditAnchor(trx);
 }
 

@@ -4,7 +4,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const row = (seq: number) => sql`
   insert into audit_events (seq, id, at, actor, action, outcome, data, prev_hash, hash)
-  values (${seq}, gen_random_uuid(), now(), 'admin:alice', 'config.applied', 'success', '{}', repeat('0', 64), repeat('1', 64))`;
+  values (${seq}, gen_random_uuid(), now(), 'admin:alice', 'config.applied', 'success', '{}',
+          repeat('0', 64), repeat('1', 64))`;
 
 describe('audit_events trigger', () => {
   let t: TestDatabase;
@@ -15,7 +16,9 @@ describe('audit_events trigger', () => {
   afterAll(() => t.drop());
 
   it('refuses UPDATE, DELETE and TRUNCATE, even for the superuser the broker runs as', async () => {
-    await expect(sql`update audit_events set actor = 'admin:mallory'`.execute(t.db)).rejects.toThrow(/UPDATE on audit_events refused/);
+    await expect(sql`update audit_events set actor = 'admin:mallory'`.execute(t.db)).rejects.toThrow(
+      /UPDATE on audit_events refused/,
+    );
     await expect(sql`delete from audit_events`.execute(t.db)).rejects.toThrow(/DELETE on audit_events refused/);
     await expect(sql`truncate audit_events`.execute(t.db)).rejects.toThrow(/TRUNCATE on audit_events refused/);
     const { rows } = await sql<{ n: string }>`select count(*) as n from audit_events`.execute(t.db);

@@ -23,7 +23,8 @@ describe('appending audit events', () => {
   it('links each event to the one before, from the genesis hash', async () => {
     const first = await appendAuditEvent(t.db, sampleEvent(1), clock.now());
     clock.advance(1);
-    const second = await appendAuditEvent(t.db, { ...sampleEvent(2), data: { at: new Date(0), skip: undefined } }, clock.now());
+    const odd = { ...sampleEvent(2), data: { at: new Date(0), skip: undefined } };
+    const second = await appendAuditEvent(t.db, odd, clock.now());
     expect([first.seq, second.seq]).toEqual(['1', '2']);
     const [r1, r2] = await listAuditEvents(t.db, { limit: 10 });
     expect(r1!.prev_hash).toBe(GENESIS_HASH);

@@ -28,7 +28,8 @@ describe('audit secret guard', () => {
   });
 
   it('refuses strings under secret-sounding keys, in any case style and below them', () => {
-    for (const key of ['token', 'access_token', 'clientSecret', 'password', 'private_key', 'client-assertion', 'apiKey']) {
+    const keys = ['token', 'access_token', 'clientSecret', 'password', 'private_key', 'client-assertion', 'apiKey'];
+    for (const key of keys) {
       expect(refusal({ [key]: 'opaque-value' })).toMatchObject({ path: `data.${key}`, rule: 'secret_key' });
     }
     expect(refusal({ tokens: ['a', 'b'] }).path).toBe('data.tokens[0]');
@@ -39,7 +40,13 @@ describe('audit secret guard', () => {
     expect(() =>
       assertNoSecrets({
         ...sampleEvent(1),
-        data: { token_sha256: 'ab'.repeat(32), token: { jti_sha256: 'cd'.repeat(32) }, token_count: 3, tokenizer: 'bpe', kid: 'k1' },
+        data: {
+          token_sha256: 'ab'.repeat(32),
+          token: { jti_sha256: 'cd'.repeat(32) },
+          token_count: 3,
+          tokenizer: 'bpe',
+          kid: 'k1',
+        },
       }),
     ).not.toThrow();
   });
