@@ -8,10 +8,10 @@ import type { AuditEventInput } from '../../src/audit/audit-event.js';
  * only) skips ordinary triggers. `alter table audit_events disable trigger user` would work as well but
  * takes an exclusive lock and outlives the transaction if a test fails midway.
  */
-export async function tamper(db: Database, statement: ReturnType<typeof sql>): Promise<void> {
+export async function tamper(db: Database, ...statements: Array<ReturnType<typeof sql>>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await sql`set local session_replication_role = replica`.execute(trx);
-    await statement.execute(trx);
+    for (const statement of statements) await statement.execute(trx);
   });
 }
 
