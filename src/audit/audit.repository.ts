@@ -60,8 +60,10 @@ function normalise(event: AuditEventInput): AuditEventInput & { data: Record<str
 /**
  * Appends events as one gapless run of the single chain, under one lock acquisition (bulk jobs).
  * The chain lock is held until the caller's transaction ends, serialising every appender in every
- * process: append LAST in your transaction, right before commit. Throws AuditSecretError before
- * touching the database if an event carries something shaped like a credential.
+ * process: append LAST in your transaction, right before commit, since whatever runs after it (and
+ * the commit itself) is time every other appender waits, and that wait counts against the statement
+ * timeout. Throws AuditSecretError before touching the database if an event carries something shaped
+ * like a credential.
  */
 export async function appendAuditEvents(
   db: Database,

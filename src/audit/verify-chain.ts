@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { AUDIT_PURGED_ACTION, computeAuditHash, type AuditChainHead, type AuditEvent } from './audit-event.js';
-import { readAuditAnchor } from './audit.repository.js';
+import { readAuditAnchor, readAuditHead } from './audit.repository.js';
 
 // Rows per round trip: keeps memory flat on a table of any size.
 const DEFAULT_BATCH_ROWS = 1_000;
@@ -54,8 +54,7 @@ async function verify(db: Database, options: VerifyAuditChainOptions): Promise<A
   const anchor = await readAuditAnchor(db);
   // seq is gapless from the anchor, so the last seq gives the total from the primary key alone,
   // where count(*) would scan the whole table (and could outlast the statement timeout).
-  const last = await db.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-  const total = last ? Number(BigInt(last.seq) - BigInt(anchor.seq)) : 0;
+  const total = Number(BigInt((await readAuditHead(db)).seq) - BigInt(anchor.seq));
   let head = anchor;
   let count = 0;
   let anchorConfirmed = anchor.seq === '0';
