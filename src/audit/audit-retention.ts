@@ -1,0 +1,93 @@
+import { sql } from 'kysely';
+import type { Database } from '../db/database.js';
+import { AUDIT_PURGED_ACTION, type AuditChainHead } from './audit-event.js';
+import { appendAuditEvent, inTransaction, lockAuditChain, readAuditAnchor, readAuditHead } from './audit.repository.js';
+
+// Rows deleted per call: the chain lock is held while deleting, so every append in every process
+// waits meanwhile; a bounded batch keeps that wait far below the 5 s statement timeout. Loop on `more`.
+export const PURGE_BATCH_ROWS = 10_000;
+
+export interface AuditPurgeResult {
+  /** How many events were deleted by this call. */
+  purged: number;
+  /** The new anchor (last purged seq and hash), or null when nothing was purged. */
+  through: AuditChainHead | null;
+  /** True when older events remain: call again. */
+  more: boolean;
+  /** The `audit.purged` event that records this call. */
+  event: AuditChainHead;
+}
+
+/**
+ * Retention: deletes the oldest events before `before` (at most PURGE_BATCH_ROWS), moves the anchor
+ * to the last one deleted, and appends an `audit.purged` event naming the range and its last hash,
+ * so what remains still verifies from the anchor and the purge itself is on the chain.
+ */
+export async function purgeAuditEventsBefore(
+  db: Database,
+  before: Date,
+  actor: string,
+  now: Date,
+): Promise<AuditPurgeResult> {
+  return inTransaction(db, async (trx) => {
+    // The same lock as appenders: no event can land between reading the range and moving the anchor.
+    await lockAuditChain(trx);
+    const anchor = await readAuditAnchor(trx);
+    const windowEnd = BigInt(anchor.seq) + BigInt(PURGE_BATCH_ROWS);
+    // Only a prefix is purged: `at` comes from each caller's clock, so it is not strictly ordered by
+    // seq, and deleting every row with at < before could punch holes that verify would call gaps.
+    // The search stays inside the window (plus one row, to know whether another call would purge
+    // more), so its cost is bounded however many old events there are.
+    const firstKept = await trx
+      .selectFrom('audit_events')
+      .select('seq')
+      .where('seq', '>', anchor.seq)
+      .where('seq', '<=', (windowEnd + 1n).toString())
+      .where('at', '>=', before)
+      .orderBy('seq')
+      .limit(1)
+      .executeTakeFirst();
+    const limit = firstKept && BigInt(firstKept.seq) <= windowEnd ? BigInt(firstKept.seq) - 1n : windowEnd;
+    const through =
+      (await trx
+        .selectFrom('audit_events')
+        .select(['seq', 'hash'])
+        .where('seq', '<=', limit.toString())
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst()) ?? null;
+    const more = !firstKept && BigInt((await readAuditHead(trx)).seq) > windowEnd;
+
+    let purged = 0;
+    if (through) {
+      await sql`set local tessera.audit_retention = 'on'`.execute(trx);
+      const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', through.seq).executeTakeFirst();
+      purged = Number(deleted.numDeletedRows);
+      await trx
+        .updateTable('audit_anchor')
+        .set({ seq: through.seq, hash: through.hash, updated_at: now })
+        .where('id', '=', 1)
+        .execute();
+      // Close the door again before anything else runs in this transaction.
+      await sql`select set_config('tessera.audit_retention', 'off', true)`.execute(trx);
+    }
+    const event = await appendAuditEvent(
+      trx,
+      {
+        actor,
+        action: AUDIT_PURGED_ACTION,
+        outcome: 'success',
+        target_type: 'audit_log',
+        data: {
+          before: before.toISOString(),
+          count: purged,
+          from_seq: through ? (BigInt(anchor.seq) + 1n).toString() : null,
+          through_seq: through?.seq ?? null,
+          through_hash: through?.hash ?? null,
+        },
+      },
+      now,
+    );
+    return { purged, through, more, event };
+  });
+}
