@@ -30,6 +30,6 @@ export function createApp(deps: Deps): express.Express {
   app.use(() => {
     throw notFound('Route');
   });
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(deps));
   return app;
 }

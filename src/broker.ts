@@ -15,6 +15,7 @@ import { policyDecider } from './decisions/decider.js';
 import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import type { Deps } from './deps.js';
+import { AuditSealer } from './audit/sealer.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
 const KEY_REFRESH_MS = 30_000;
@@ -71,7 +72,19 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const keyTimer = setInterval(() => keys.refresh().catch((err) => log.warn({ err: err.message }, 'key refresh failed')), KEY_REFRESH_MS);
   keyTimer.unref();
 
-  const deps: Deps = { db, clock, log, registry, keys, issuerKeys: new IssuerKeys(clock), decide: policyDecider(db, () => registry.snapshot), issuer: o.issuer ?? '' };
+  const audit = new AuditSealer(db, clock, log);
+  audit.start();
+  const deps: Deps = {
+    db,
+    clock,
+    log,
+    registry,
+    keys,
+    audit,
+    issuerKeys: new IssuerKeys(clock),
+    decide: policyDecider(db, () => registry.snapshot),
+    issuer: o.issuer ?? '',
+  };
   const server = http.createServer(createApp(deps));
   // Slow or idle clients must not pin sockets forever.
   server.requestTimeout = 15_000;
@@ -96,6 +109,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       clearTimeout(force);
+      await audit.stop();
       await db.destroy();
     },
   };

@@ -5,6 +5,7 @@ import type { KeyStore } from './keys/keystore.js';
 import type { Clock } from './lib/clock.js';
 import type { Decider } from './decisions/decider.js';
 import type { NewSignal } from './signals/signal.repository.js';
+import type { AuditSealer } from './audit/sealer.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
 import type { AuthenticationContext } from './identity/authenticate.js';
 
@@ -19,6 +20,8 @@ export interface Deps {
   decide: Decider;
   /** The broker's public base URL: `iss` of its tokens, base of its endpoints. */
   issuer: string;
+  /** Chains staged audit events; `flush()` before reading the trail. */
+  audit: AuditSealer;
   /** Called after a signal batch is stored (continuous re-evaluation hooks in here). */
   onSignals?: (signals: NewSignal[]) => Promise<void>;
 }

@@ -17,6 +17,8 @@ export interface AuditEventInput {
   target_id?: string | null;
   request_id?: string | null;
   data?: Record<string, unknown>;
+  /** When it happened, if earlier than the append (events staged in the outbox keep their own time). */
+  at?: Date;
 }
 
 /** One stored event, as listed and exported. `seq` is a bigint, kept as a decimal string. */

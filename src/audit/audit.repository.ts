@@ -52,7 +52,8 @@ export async function readAuditHead(trx: Database): Promise<AuditChainHead> {
 // undefined keys vanish, NaN becomes null), and verification recomputes the same bytes.
 function normalise(event: AuditEventInput): AuditEventInput & { data: Record<string, unknown> } {
   const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
-  const normalised = { ...event, data };
+  // Postgres keeps microseconds and JS milliseconds; both agree on a millisecond-truncated time.
+  const normalised = { ...event, data, ...(event.at && { at: new Date(event.at.getTime()) }) };
   assertNoSecrets(normalised);
   return normalised;
 }
@@ -79,7 +80,7 @@ export async function appendAuditEvents(
       const fields = {
         seq: (BigInt(head.seq) + 1n).toString(),
         id: newId(),
-        at: now,
+        at: e.at ?? now,
         actor: e.actor,
         action: e.action,
         target_type: e.target_type ?? null,

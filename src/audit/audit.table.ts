@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** A column that can be inserted but never updated: the type system refuses what the trigger refuses. */
 type AppendOnly<S, I = S> = ColumnType<S, I, never>;
@@ -25,5 +25,19 @@ export interface AuditTables {
     seq: ColumnType<string, never, string>;
     hash: ColumnType<string, never, string>;
     updated_at: ColumnType<Date | null, never, Date>;
+  };
+}
+
+export interface AuditOutboxTables {
+  audit_pending: {
+    id: Generated<string>;
+    at: Date;
+    actor: string;
+    action: string;
+    target_type: string | null;
+    target_id: string | null;
+    request_id: string | null;
+    outcome: string;
+    data: ColumnType<unknown, string, string>;
   };
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import type { ConfigDocument, IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
+import { recordAudit } from '../audit/audit-outbox.js';
 
 const CONFIG_REASON = 'configuration applied';
 const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
@@ -131,6 +132,18 @@ export async function applyConfigDocument(
       .returning('id')
       .executeTakeFirstOrThrow();
     await bumpRegistryEpoch(trx);
+    await recordAudit(
+      trx,
+      {
+        actor,
+        action: 'config.applied',
+        outcome: 'success',
+        target_type: 'config_version',
+        target_id: version.id,
+        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file) },
+      },
+      now,
+    );
     return { version: version.id, changed: true, contentHash };
   });
 }

@@ -5,7 +5,7 @@ import type { IdentityTables } from '../identity/identity.table.js';
 import type { AdminTables } from '../http/admin/admin.table.js';
 import type { SignalTables } from '../signals/signal.table.js';
 import type { DecisionTables } from '../decisions/decision.table.js';
-import type { AuditTables } from '../audit/audit.table.js';
+import type { AuditOutboxTables, AuditTables } from '../audit/audit.table.js';
 
 /** Every table the broker reads or writes; each area declares its own and owns its migrations. */
 export interface DB
@@ -16,4 +16,5 @@ export interface DB
     AdminTables,
     SignalTables,
     DecisionTables,
-    AuditTables {}
+    AuditTables,
+    AuditOutboxTables {}

@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import type { Decision } from './decider.js';
 import type { DecisionTables } from './decision.table.js';
 import { requestBucket } from './history.js';
+import { recordAudit } from '../audit/audit-outbox.js';
 
 export type DecisionRow = Selectable<DecisionTables['decisions']>;
 
@@ -18,8 +19,9 @@ export interface DecisionContext {
 }
 
 /**
- * Records a decision and counts the request towards the workload's rate, in one statement. Called
- * inside the mint transaction for an allow, so no token leaves without its decision on record.
+ * Records a decision, counts the request towards the workload's rate, and stages its audit event.
+ * Call it inside a transaction (the mint transaction for an allow): no token leaves without its
+ * decision and audit event committed.
  */
 export async function recordDecision(db: Database, d: Decision, c: DecisionContext): Promise<void> {
   await db
@@ -48,6 +50,19 @@ export async function recordDecision(db: Database, d: Decision, c: DecisionConte
     .values(requestBucket(c.workloadId, c.now))
     .onConflict((oc) => oc.columns(['workload_id', 'minute', 'shard']).doUpdateSet({ n: sql`request_buckets.n + 1` }))
     .execute();
+  await recordAudit(
+    db,
+    {
+      actor: `workload:${c.workloadId}`,
+      action: 'decision.recorded',
+      outcome: d.outcome,
+      target_type: 'decision',
+      target_id: d.id,
+      request_id: c.requestId,
+      data: { task: c.task, reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
+    },
+    c.now,
+  );
 }
 
 export async function findDecision(db: Database, id: string): Promise<DecisionRow | undefined> {

@@ -11,6 +11,7 @@ import { fieldIssues } from '../lib/validation.js';
 import { accessTokenClaims } from './access-token.js';
 import { recordDecision } from '../decisions/decision.repository.js';
 import { recordUsage } from '../decisions/history.js';
+import { recordAudit } from '../audit/audit-outbox.js';
 import { endGrant, findGrant, insertGrantIfWorkloadActive, type GrantRow } from './grant.repository.js';
 
 export interface GrantDeps {
@@ -83,7 +84,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     now,
   };
   if (decision.outcome !== 'allow') {
-    await recordDecision(deps.db, decision, { ...record, ttlSeconds: null, grantId: null });
+    await deps.db.transaction().execute((trx) => recordDecision(trx, decision, { ...record, ttlSeconds: null, grantId: null }));
     if (decision.outcome === 'deny') throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
     throw new TesseraError(403, 'step_up_required', 'This request needs an approval.', { extra: { decision_id: decision.id, reasons: decision.reasons } });
   }
@@ -132,6 +133,28 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
       throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
     }
     await recordUsage(trx, principal.workload.id, task.spec.name, params, now);
+    await recordAudit(
+      trx,
+      {
+        actor: `workload:${principal.workload.id}`,
+        action: 'grant.minted',
+        outcome: 'success',
+        target_type: 'grant',
+        target_id: grantId,
+        request_id: req.requestId,
+        data: {
+          task: task.spec.name,
+          scopes,
+          audience: task.spec.audience,
+          expires_at: expiresAt.toISOString(),
+          decision_id: decision.id,
+          kid,
+          token_sha256: grant.token_sha256,
+          identity: grant.identity,
+        },
+      },
+      now,
+    );
   });
   return {
     token,
@@ -145,9 +168,16 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
-  const ended = await endGrant(deps.db, grantId, { status: 'completed', by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() });
+  const now = deps.clock.now();
+  const ended = await deps.db.transaction().execute(async (trx) => {
+    const row = await endGrant(trx, grantId, { status: 'completed', by: `workload:${workloadId}`, reason: 'task completed', at: now });
+    if (row) {
+      await recordAudit(trx, { actor: `workload:${workloadId}`, action: 'grant.completed', outcome: 'success', target_type: 'grant', target_id: grantId, data: { task: row.task } }, now);
+    }
+    return row;
+  });
   if (ended) return ended;
-  const now = await findGrant(deps.db, grantId);
-  if (now?.status === 'completed') return now;
-  throw conflict(`Grant is already ${now?.status}.`, { status: now?.status });
+  const current = await findGrant(deps.db, grantId);
+  if (current?.status === 'completed') return current;
+  throw conflict(`Grant is already ${current?.status}.`, { status: current?.status });
 }

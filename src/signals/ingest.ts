@@ -5,6 +5,7 @@ import { invalidRequest, type FieldIssue } from '../lib/errors.js';
 import { fieldIssues } from '../lib/validation.js';
 import type { SignalTypeSpec } from '../policy/index.js';
 import { insertSignals, type NewSignal } from './signal.repository.js';
+import { recordAudit } from '../audit/audit-outbox.js';
 import type { SignalSourceSpec } from './source.spec.js';
 
 /** A batch is small on purpose: sources push changes, not history. */
@@ -74,6 +75,18 @@ export async function ingestSignals(
     accepted.push({ type: s.type, subject: s.subject, value: s.value, source: source.id, observed_at: observed, expires_at: expires });
   });
   if (issues.length) throw invalidRequest('Some signals were refused; none were stored.', issues);
-  await insertSignals(db, accepted, now);
+  await db.transaction().execute(async (trx) => {
+    await insertSignals(trx, accepted, now);
+    await recordAudit(
+      trx,
+      {
+        actor: `source:${source.id}`,
+        action: 'signals.ingested',
+        outcome: 'success',
+        data: { count: accepted.length, signals: accepted.map((s) => ({ type: s.type, subject: s.subject, value: s.value, observed_at: s.observed_at.toISOString() })) },
+      },
+      now,
+    );
+  });
   return accepted;
 }

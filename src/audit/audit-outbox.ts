@@ -1,0 +1,64 @@
+import type { Database } from '../db/database.js';
+import type { AuditEventInput } from './audit-event.js';
+import { appendAuditEvents } from './audit.repository.js';
+import { assertNoSecrets } from './secret-guard.js';
+
+/** Events chained per sealing transaction: one lock acquisition amortised over many events. */
+export const SEAL_BATCH = 2_000;
+
+/**
+ * Stages an audit event inside the caller's transaction. Request paths call this instead of
+ * appending to the chain directly: the event commits with the grant (no event, no token), but the
+ * request does not wait on the one chain lock, which would cap the whole deployment at one commit
+ * per event. The sealer chains staged events in batches shortly after.
+ */
+export async function recordAudit(db: Database, events: AuditEventInput | AuditEventInput[], now: Date): Promise<void> {
+  const list = Array.isArray(events) ? events : [events];
+  if (!list.length) return;
+  for (const e of list) assertNoSecrets({ ...e, data: e.data ?? {} });
+  await db
+    .insertInto('audit_pending')
+    .values(
+      list.map((e) => ({
+        at: e.at ?? now,
+        actor: e.actor,
+        action: e.action,
+        target_type: e.target_type ?? null,
+        target_id: e.target_id ?? null,
+        request_id: e.request_id ?? null,
+        outcome: e.outcome,
+        data: JSON.stringify(e.data ?? {}),
+      })),
+    )
+    .execute();
+}
+
+/**
+ * Moves up to `batch` staged events into the hash chain, in one transaction: they leave the outbox
+ * exactly when they join the chain. Safe on several replicas at once (SKIP LOCKED splits the
+ * outbox; the chain lock orders the appends). Returns how many were sealed.
+ */
+export async function sealPendingAudit(db: Database, now: Date, batch = SEAL_BATCH): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const claimed = trx.selectFrom('audit_pending').select('id').orderBy('id').limit(batch).forUpdate().skipLocked();
+    const rows = await trx.deleteFrom('audit_pending').where('id', 'in', claimed).returningAll().execute();
+    rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    await appendAuditEvents(
+      trx,
+      rows.map((r) => ({ ...r, data: r.data as Record<string, unknown> })).map(({ id: _id, ...e }) => e),
+      now,
+    );
+    return rows.length;
+  });
+}
+
+/** Seals until the outbox is empty (or `maxBatches` ran): for the sealer loop and before reading the trail. */
+export async function flushPendingAudit(db: Database, now: Date, maxBatches = 50): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < maxBatches; i++) {
+    const n = await sealPendingAudit(db, now);
+    total += n;
+    if (n < SEAL_BATCH) break;
+  }
+  return total;
+}
