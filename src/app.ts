@@ -8,6 +8,7 @@ import { grantRoutes } from './http/grants.routes.js';
 import { configRoutes } from './http/admin/config.routes.js';
 import { signalRoutes } from './http/signals.routes.js';
 import { decisionRoutes } from './http/admin/decisions.routes.js';
+import { auditRoutes } from './http/admin/audit.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -24,6 +25,7 @@ export function createApp(deps: Deps): express.Express {
   // Admin routes authenticate and check the role before they parse a body of their own.
   app.use('/v1/admin', configRoutes(deps));
   app.use('/v1/admin', decisionRoutes(deps));
+  app.use('/v1/admin', auditRoutes(deps));
   app.use(signalRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));

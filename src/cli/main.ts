@@ -3,8 +3,9 @@ import { tokenCommand } from './commands/token.js';
 import { applyCommand } from './commands/apply.js';
 import { verifyCommand } from './commands/verify.js';
 import { policyCommand } from './commands/policy-test.js';
+import { auditCommand } from './commands/audit.js';
 
-const commands: Command[] = [tokenCommand, verifyCommand, applyCommand, policyCommand];
+const commands: Command[] = [tokenCommand, verifyCommand, applyCommand, policyCommand, auditCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,132 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
+import { agentKey, testConfig } from './support/fixtures.js';
+import { tamper } from './audit/support.js';
+
+let broker: TestBroker;
+let ci: FakeIssuer;
+const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\./;
+const PEM_SHAPE = /-----BEGIN [A-Z ]*KEY-----/;
+
+beforeAll(async () => {
+  ci = await startFakeIssuer({ now: () => broker.clock.now() });
+  broker = await startTestBroker(testConfig(ci, (await agentKey()).jwk));
+});
+afterAll(async () => {
+  await broker.stop();
+  await ci.close();
+});
+
+const mint = async () => post(`${broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await ci.token()}` });
+const getJson = async (p: string) => {
+  const res = await fetch(`${broker.url}${p}`, { headers: admin });
+  return { status: res.status, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+function tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [path.resolve('bin/tessera.js'), ...args], { env: { PATH: process.env.PATH, TESSERA_URL: broker.url, TESSERA_ADMIN_KEY: TEST_ADMIN_KEY } }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+describe('the decision trail', () => {
+  it('reads one grant life as one chain: identity, decision, grant, completion', async () => {
+    const minted = await mint();
+    expect(minted.status).toBe(201);
+    await post(`${broker.url}/v1/grants/${minted.body.grant_id}/complete`, {}, { authorization: `Bearer ${minted.body.access_token}` });
+    const trail = await getJson(`/v1/admin/grants/${minted.body.grant_id}/trail`);
+    expect(trail.status).toBe(200);
+    expect(trail.body.identity).toMatchObject({ method: 'oidc', subject: 'repo:acme/api:environment:production' });
+    expect(trail.body.decision).toMatchObject({ id: minted.body.decision_id, outcome: 'allow' });
+    expect(trail.body.grant).toMatchObject({ id: minted.body.grant_id, status: 'completed', ended_by: 'workload:api-deploy' });
+    expect(trail.body.ended).toMatchObject({ status: 'completed', reason: 'task completed' });
+    expect(trail.body.events.map((e: { action: string }) => e.action)).toEqual(['decision.recorded', 'grant.minted', 'grant.completed']);
+    const seqs = trail.body.events.map((e: { seq: string }) => Number(e.seq));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: true });
+  });
+
+  it('audits authentication failures without the credential', async () => {
+    const bad = await post(`${broker.url}/v1/grants`, { task: 'deploy-prod' }, { authorization: `Bearer ${await ci.token({ aud: 'wrong' })}` });
+    const events = await getJson('/v1/admin/audit/events?limit=1000');
+    const failure = events.body.items.find((e: { action: string; request_id: string }) => e.action === 'auth.failed' && e.request_id === bad.body.request_id);
+    expect(failure).toMatchObject({ actor: 'anonymous', outcome: 'failure', data: { path: '/v1/grants' } });
+    expect(JSON.stringify(failure)).not.toMatch(JWT_SHAPE);
+  });
+
+  it('returns no token when the audit event of a mint cannot be written', async () => {
+    const before = await broker.database.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    await sql`alter table audit_pending add constraint audit_down check (action <> 'grant.minted') not valid`.execute(broker.database.db);
+    try {
+      const res = await mint();
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      expect(res.body.access_token).toBeUndefined();
+      const after = await broker.database.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      expect(after.n).toBe(before.n);
+    } finally {
+      await sql`alter table audit_pending drop constraint audit_down`.execute(broker.database.db);
+    }
+    expect((await mint()).status).toBe(201);
+  });
+});
+
+describe('tamper evidence through the API and the CLI', () => {
+  it('reports the first broken link with its position, and exports JSON lines', async () => {
+    for (let i = 0; i < 3; i++) await mint();
+    const ok = await tessera(['audit', 'verify']);
+    expect(ok.stdout).toMatch(/^audit chain intact: \d+ events verified/);
+    expect(ok.code).toBe(0);
+
+    const exported = await tessera(['audit', 'export', '--since', '2000-01-01T00:00:00Z']);
+    const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: string; hash: string; prev_hash: string });
+    expect(lines.length).toBeGreaterThan(8);
+    for (let i = 1; i < lines.length; i++) expect(lines[i]!.prev_hash).toBe(lines[i - 1]!.hash);
+    expect(exported.stderr).toMatch(/exported \d+ events/);
+
+    const victim = lines[4]!.seq;
+    await tamper(broker.database.db, sql`update audit_events set outcome = 'deny' where seq = ${victim}`);
+    const broken = await getJson('/v1/admin/audit/verify');
+    expect(broken.status).toBe(409);
+    expect(broken.body).toMatchObject({ ok: false, broken_at: victim, reason: 'hash_mismatch' });
+    const cli = await tessera(['audit', 'verify']);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toContain(`BROKEN at seq ${victim} (hash_mismatch)`);
+  });
+
+  it('refuses to update or delete audit rows through the broker database role', async () => {
+    await expect(sql`update audit_events set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
+    await expect(sql`delete from audit_events`.execute(broker.database.db)).rejects.toThrow();
+    await expect(sql`update audit_pending set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
+  });
+});
+
+describe('no secret is stored or logged', () => {
+  it('finds no JWT or PEM shape in any table or in the logs after the flows above', async () => {
+    await broker.deps.audit.flush();
+    const { rows } = await sql<{ t: string }>`
+      select string_agg(x::text, ' ') as t from (
+        select row_to_json(g)::text as x from grants g union all
+        select row_to_json(d)::text from decisions d union all
+        select row_to_json(a)::text from audit_events a union all
+        select row_to_json(s)::text from signals s union all
+        select row_to_json(c)::text from config_versions c union all
+        select row_to_json(k)::text from admin_keys k) all_rows`.execute(broker.database.db);
+    const everything = rows[0]!.t;
+    expect(everything.length).toBeGreaterThan(1000);
+    expect(everything).not.toMatch(JWT_SHAPE);
+    expect(everything).not.toMatch(PEM_SHAPE);
+    expect(everything).not.toContain(TEST_ADMIN_KEY);
+    const keys = await broker.database.db.selectFrom('signing_keys').select('private_key_enc').execute();
+    for (const k of keys) expect(k.private_key_enc).toMatch(/^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    const logs = JSON.stringify(broker.logs);
+    expect(logs).not.toMatch(JWT_SHAPE);
+    expect(logs).not.toMatch(PEM_SHAPE);
+    expect(logs).not.toContain(TEST_ADMIN_KEY);
+  });
+});
