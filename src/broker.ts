@@ -14,6 +14,7 @@ import { IssuerKeys } from './identity/issuer-keys.js';
 import { taskListDecider } from './decisions/decider.js';
 import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
 import { systemClock, type Clock } from './lib/clock.js';
+import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
@@ -35,6 +36,8 @@ export interface BrokerOptions {
   config?: ConfigDocument;
   bootstrapAdminKey?: string;
   poolMax?: number;
+  /** Run the lifecycle jobs on this replica (default true); tests that drive jobs by hand turn it off. */
+  scheduler?: boolean;
 }
 
 export interface Broker {
@@ -81,6 +84,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   deps.issuer = o.issuer ?? url;
+  const scheduler = o.scheduler === false ? undefined : startScheduler(deps);
 
   let closed = false;
   return {
@@ -92,6 +96,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       closed = true;
       registry.stop();
       clearInterval(keyTimer);
+      await scheduler?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

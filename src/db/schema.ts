@@ -3,6 +3,7 @@ import type { KeyTables } from '../keys/key.table.js';
 import type { RegistryTables } from '../config/registry.table.js';
 import type { IdentityTables } from '../identity/identity.table.js';
 import type { AdminTables } from '../http/admin/admin.table.js';
+import type { EventTables } from '../events/event.table.js';
 
 /** Every table the broker reads or writes; each area declares its own and owns its migrations. */
-export interface DB extends RegistryTables, GrantTables, KeyTables, IdentityTables, AdminTables {}
+export interface DB extends RegistryTables, GrantTables, KeyTables, IdentityTables, AdminTables, EventTables {}

@@ -9,7 +9,10 @@ import { newId } from '../lib/ids.js';
 import { sha256Hex } from '../lib/hash.js';
 import { fieldIssues } from '../lib/validation.js';
 import { accessTokenClaims } from './access-token.js';
-import { endGrant, findGrant, insertGrantIfWorkloadActive, type GrantRow } from './grant.repository.js';
+import { findGrant, insertGrantIfWorkloadActive, nextStatusIdx, type GrantRow } from './grant.repository.js';
+import { endGrants } from './end-grants.js';
+import { grantsMinted } from './grant.metrics.js';
+import { statusListUri } from './status-list.service.js';
 
 export interface GrantDeps {
   db: Database;
@@ -83,6 +86,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
   const grantId = newId();
   const expiresAt = new Date(now.getTime() + ttl * 1000);
+  const statusIdx = await nextStatusIdx(deps.db);
   const { token, kid } = deps.keys.sign(
     'at+jwt',
     accessTokenClaims({
@@ -96,6 +100,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
       issuedAt: now,
       expiresAt,
       decisionId: decision.id ?? undefined,
+      status: { idx: statusIdx, uri: statusListUri(deps.issuer) },
     }),
   );
   const grant = {
@@ -116,15 +121,17 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     kid,
     token_sha256: sha256Hex(token),
     identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
+    status_idx: statusIdx,
   };
   if (!(await insertGrantIfWorkloadActive(deps.db, grant))) {
     throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
   }
+  grantsMinted.inc({ task: task.spec.name });
   return {
     token,
     expiresIn: ttl,
     decision,
-    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, use_count: 0 },
+    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0 },
   };
 }
 
@@ -132,7 +139,8 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
-  const ended = await endGrant(deps.db, grantId, { status: 'completed', by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() });
+  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
+  const [ended] = await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: false });
   if (ended) return ended;
   const now = await findGrant(deps.db, grantId);
   if (now?.status === 'completed') return now;
