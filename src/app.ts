@@ -9,6 +9,14 @@ import { configRoutes } from './http/admin/config.routes.js';
 import { signalRoutes } from './http/signals.routes.js';
 import { decisionRoutes } from './http/admin/decisions.routes.js';
 import { auditRoutes } from './http/admin/audit.routes.js';
+import { introspectRoutes } from './http/oauth-introspect.routes.js';
+import { revokeRoutes } from './http/oauth-revoke.routes.js';
+import { statusListRoutes } from './http/status-list.routes.js';
+import { metricsRoutes } from './http/metrics.routes.js';
+import { revocationRoutes } from './http/admin/revocation.routes.js';
+import { signingKeyRoutes } from './http/admin/signing-keys.routes.js';
+import { resourceServerRoutes } from './http/admin/resource-servers.routes.js';
+import { webhookRoutes } from './http/admin/webhooks.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -22,11 +30,19 @@ export function createApp(deps: Deps): express.Express {
   app.use(requestContext(deps.log));
   app.use(wellKnownRoutes(deps));
   app.use(oauthRoutes(deps));
+  app.use(introspectRoutes(deps));
+  app.use(revokeRoutes(deps));
+  app.use(statusListRoutes(deps));
+  app.use(metricsRoutes());
   // Admin routes authenticate and check the role before they parse a body of their own.
   app.use('/v1/admin', configRoutes(deps));
   app.use('/v1/admin', decisionRoutes(deps));
   app.use('/v1/admin', auditRoutes(deps));
   app.use(signalRoutes(deps));
+  app.use('/v1/admin', revocationRoutes(deps));
+  app.use('/v1/admin', signingKeyRoutes(deps));
+  app.use('/v1/admin', resourceServerRoutes(deps));
+  app.use('/v1/admin', webhookRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));
   app.use(() => {

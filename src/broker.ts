@@ -14,8 +14,10 @@ import { IssuerKeys } from './identity/issuer-keys.js';
 import { policyDecider } from './decisions/decider.js';
 import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
 import { systemClock, type Clock } from './lib/clock.js';
+import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
 import { AuditSealer } from './audit/sealer.js';
+import { reevaluateForSignals } from './decisions/reevaluation.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
 const KEY_REFRESH_MS = 30_000;
@@ -36,6 +38,8 @@ export interface BrokerOptions {
   config?: ConfigDocument;
   bootstrapAdminKey?: string;
   poolMax?: number;
+  /** Run the lifecycle jobs on this replica (default true); tests that drive jobs by hand turn it off. */
+  scheduler?: boolean;
 }
 
 export interface Broker {
@@ -85,6 +89,8 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     decide: policyDecider(db, () => registry.snapshot),
     issuer: o.issuer ?? '',
   };
+  // Continuous authorization: a signal about a subject re-decides the grants that relied on it.
+  deps.onSignals = async (signals) => void (await reevaluateForSignals(deps, signals));
   const server = http.createServer(createApp(deps));
   // Slow or idle clients must not pin sockets forever.
   server.requestTimeout = 15_000;
@@ -94,6 +100,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   deps.issuer = o.issuer ?? url;
+  const scheduler = o.scheduler === false ? undefined : startScheduler(deps);
 
   let closed = false;
   return {
@@ -105,6 +112,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       closed = true;
       registry.stop();
       clearInterval(keyTimer);
+      await scheduler?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -6,6 +6,7 @@ import type { AdminTables } from '../http/admin/admin.table.js';
 import type { SignalTables } from '../signals/signal.table.js';
 import type { DecisionTables } from '../decisions/decision.table.js';
 import type { AuditOutboxTables, AuditTables } from '../audit/audit.table.js';
+import type { EventTables } from '../events/event.table.js';
 
 /** Every table the broker reads or writes; each area declares its own and owns its migrations. */
 export interface DB
@@ -17,4 +18,5 @@ export interface DB
     SignalTables,
     DecisionTables,
     AuditTables,
-    AuditOutboxTables {}
+    AuditOutboxTables,
+    EventTables {}

@@ -16,6 +16,8 @@ export interface DecisionContext {
   ttlSeconds: number | null;
   grantId: string | null;
   now: Date;
+  /** A re-evaluation is not a request: it does not count towards the workload's request rate. */
+  kind?: 'request' | 'reevaluation';
 }
 
 /**
@@ -24,32 +26,37 @@ export interface DecisionContext {
  * decision and audit event committed.
  */
 export async function recordDecision(db: Database, d: Decision, c: DecisionContext): Promise<void> {
-  await db
-    .with('d', (q) =>
-      q.insertInto('decisions').values({
-        id: d.id,
-        created_at: c.now,
-        request_id: c.requestId,
-        workload_id: c.workloadId,
-        task: c.task,
-        outcome: d.outcome,
-        reasons: d.reasons,
-        errors: d.errors,
-        determining: d.determining,
-        policy_version: d.policyVersion,
-        config_version: d.configVersion,
-        request: JSON.stringify(c.request),
-        signals: JSON.stringify(d.signals),
-        ttl_seconds: c.ttlSeconds,
-        max_ttl_seconds: d.maxTtlSeconds ?? null,
-        latency_us: d.latencyUs,
-        grant_id: c.grantId,
-      }),
-    )
-    .insertInto('request_buckets')
+  const kind = c.kind ?? 'request';
+  const row = {
+    id: d.id,
+    created_at: c.now,
+    request_id: c.requestId,
+    workload_id: c.workloadId,
+    task: c.task,
+    outcome: d.outcome,
+    reasons: d.reasons,
+    errors: d.errors,
+    determining: d.determining,
+    policy_version: d.policyVersion,
+    config_version: d.configVersion,
+    request: JSON.stringify(c.request),
+    signals: JSON.stringify(d.signals),
+    ttl_seconds: c.ttlSeconds,
+    max_ttl_seconds: d.maxTtlSeconds ?? null,
+    latency_us: d.latencyUs,
+    grant_id: c.grantId,
+    kind,
+  };
+  if (kind === 'request') {
+    await db
+      .with('d', (q) => q.insertInto('decisions').values(row))
+      .insertInto('request_buckets')
     .values(requestBucket(c.workloadId, c.now))
-    .onConflict((oc) => oc.columns(['workload_id', 'minute', 'shard']).doUpdateSet({ n: sql`request_buckets.n + 1` }))
-    .execute();
+      .onConflict((oc) => oc.columns(['workload_id', 'minute', 'shard']).doUpdateSet({ n: sql`request_buckets.n + 1` }))
+      .execute();
+  } else {
+    await db.insertInto('decisions').values(row).execute();
+  }
   await recordAudit(
     db,
     {
@@ -59,7 +66,7 @@ export async function recordDecision(db: Database, d: Decision, c: DecisionConte
       target_type: 'decision',
       target_id: d.id,
       request_id: c.requestId,
-      data: { task: c.task, reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
+      data: { task: c.task, kind, reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
     },
     c.now,
   );

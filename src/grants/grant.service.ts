@@ -12,7 +12,10 @@ import { accessTokenClaims } from './access-token.js';
 import { recordDecision } from '../decisions/decision.repository.js';
 import { recordUsage } from '../decisions/history.js';
 import { recordAudit } from '../audit/audit-outbox.js';
-import { endGrant, findGrant, insertGrantIfWorkloadActive, type GrantRow } from './grant.repository.js';
+import { findGrant, insertGrantIfWorkloadActive, nextStatusIdx, type GrantRow } from './grant.repository.js';
+import { endGrants } from './end-grants.js';
+import { grantsMinted } from './grant.metrics.js';
+import { statusListUri } from './status-list.service.js';
 
 export interface GrantDeps {
   db: Database;
@@ -91,6 +94,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 
   const grantId = newId();
   const expiresAt = new Date(now.getTime() + ttl * 1000);
+  const statusIdx = await nextStatusIdx(deps.db);
   const { token, kid } = deps.keys.sign(
     'at+jwt',
     accessTokenClaims({
@@ -104,6 +108,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
       issuedAt: now,
       expiresAt,
       decisionId: decision.id,
+      status: { idx: statusIdx, uri: statusListUri(deps.issuer) },
     }),
   );
   const grant = {
@@ -124,6 +129,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     kid,
     token_sha256: sha256Hex(token),
     identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
+    status_idx: statusIdx,
   };
   // Decision, grant and usage commit together or not at all; the token is returned only after.
   await deps.db.transaction().execute(async (trx) => {
@@ -156,11 +162,12 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
       now,
     );
   });
+  grantsMinted.inc({ task: task.spec.name });
   return {
     token,
     expiresIn: ttl,
     decision,
-    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, use_count: 0 },
+    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0 },
   };
 }
 
@@ -168,14 +175,8 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
-  const now = deps.clock.now();
-  const ended = await deps.db.transaction().execute(async (trx) => {
-    const row = await endGrant(trx, grantId, { status: 'completed', by: `workload:${workloadId}`, reason: 'task completed', at: now });
-    if (row) {
-      await recordAudit(trx, { actor: `workload:${workloadId}`, action: 'grant.completed', outcome: 'success', target_type: 'grant', target_id: grantId, data: { task: row.task } }, now);
-    }
-    return row;
-  });
+  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
+  const [ended] = await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: false });
   if (ended) return ended;
   const current = await findGrant(deps.db, grantId);
   if (current?.status === 'completed') return current;

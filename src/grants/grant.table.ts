@@ -26,5 +26,17 @@ export interface GrantTables {
     kid: string;
     token_sha256: string;
     identity: ColumnType<Record<string, unknown>, string, string>;
+    status_idx: ColumnType<number | null, number | null | undefined, number | null>;
+    end_decision_id: ColumnType<string | null, string | null | undefined, string | null>;
+  };
+  status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
+  resource_servers: {
+    id: string;
+    name: string;
+    secret_sha256: string;
+    audiences: string[];
+    created_by: string;
+    created_at: Date;
+    revoked_at: Date | null;
   };
 }

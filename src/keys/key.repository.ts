@@ -52,3 +52,47 @@ export async function withKeyLock<T>(db: Database, fn: (trx: Database) => Promis
     return fn(trx);
   });
 }
+
+/** Every key in a state that matters to rotation, locked for the caller's transaction. */
+export async function listKeysForUpdate(trx: Database): Promise<Array<StoredKey & { created_at: Date; activated_at: Date | null }>> {
+  return trx
+    .selectFrom('signing_keys')
+    .select(['kid', 'status', 'public_jwk', 'private_key_enc', 'publish_until', 'created_at', 'activated_at'])
+    .where('status', 'in', ['next', 'current', 'retired'])
+    .orderBy('created_at')
+    .forUpdate()
+    .execute();
+}
+
+/** Moves a key to a new state; `retired` and `revoked` are only reached from `next`/`current`. */
+export async function setKeyStatus(
+  trx: Database,
+  kid: string,
+  change: { status: 'current' } | { status: 'retired'; publishUntil: Date } | { status: 'revoked' },
+  now: Date,
+): Promise<void> {
+  const set =
+    change.status === 'current'
+      ? { status: 'current' as const, activated_at: now }
+      : change.status === 'retired'
+        ? { status: 'retired' as const, retired_at: now, publish_until: change.publishUntil }
+        : { status: 'revoked' as const, retired_at: now, publish_until: null };
+  await trx.updateTable('signing_keys').set(set).where('kid', '=', kid).execute();
+}
+
+/**
+ * Keeps each retired key in JWKS until `grace` after the last token it signed expires: a replica that
+ * had not reloaded its keys yet may have signed with it after it was retired.
+ */
+export async function extendRetiredKeys(trx: Database, graceSeconds: number): Promise<void> {
+  await sql`
+    update signing_keys k set publish_until = greatest(k.publish_until,
+      (select max(g.expires_at) from grants g where g.kid = k.kid) + make_interval(secs => ${graceSeconds}))
+    where k.status = 'retired'`.execute(trx);
+}
+
+/** The latest `exp` among the grants a key signed, or undefined. */
+export async function lastExpiryOfKey(trx: Database, kid: string): Promise<Date | undefined> {
+  const r = await trx.selectFrom('grants').select((eb) => eb.fn.max('expires_at').as('last')).where('kid', '=', kid).executeTakeFirst();
+  return r?.last ?? undefined;
+}

@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Kek } from './kek.js';
 import { insertKey, listPublishedKeys, withKeyLock, type StoredKey } from './key.repository.js';
 import { signEs256 } from './jws.js';
+import { revokeKey, rotateKeys, type RotationStep, type RotationTiming } from './rotation.js';
 
 /** The public members of an EC JWK, as published in JWKS. */
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y'] as const;
@@ -49,6 +50,20 @@ export class KeyStore {
       }
     });
     await this.refresh();
+  }
+
+  /** One rotation step (see rotateKeys); reloads this replica's keys when something changed. */
+  async rotate(now: Date, timing?: RotationTiming): Promise<RotationStep> {
+    const step = await rotateKeys(this.db, this.kek, now, timing);
+    if (step !== 'none') await this.refresh();
+    return step;
+  }
+
+  /** Emergency revocation of one key (see revokeKey); this replica stops using it at once. */
+  async revoke(kid: string, now: Date): Promise<{ changed: boolean; found: boolean }> {
+    const result = await revokeKey(this.db, this.kek, kid, now);
+    await this.refresh();
+    return result;
   }
 
   /** Reloads keys from Postgres (after a rotation, on any replica). */

@@ -3,6 +3,8 @@ import type { Deps } from '../../deps.js';
 import { applyConfigDocument, configHash, listConfigVersions, readConfigVersionDocument } from '../../config/registry.repository.js';
 import { ConfigError, validateConfig } from '../../config/load-folder.js';
 import { invalidRequest, notFound } from '../../lib/errors.js';
+import { reevaluateActiveGrants } from '../../grants/reevaluate.js';
+import { grantReevaluator } from '../../decisions/reevaluation.js';
 import { adminOf, requireRole } from './admin-auth.js';
 
 /** Configuration documents can be large (many workloads and policies). */
@@ -45,6 +47,14 @@ export function configRoutes(deps: Deps): Router {
     const result = await applyConfigDocument(deps.db, validateConfig(doc), `admin:${adminOf(res).name}`, deps.clock.now());
     await deps.registry.refreshIfChanged();
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, restored_from: version, content_hash: result.contentHash });
+  });
+
+  // After a new policy version: show what re-evaluating every active grant would revoke (dry_run=true),
+  // then do it. Revocations carry the new decision that refused them.
+  r.post('/grants\\:reevaluate', requireRole(deps, 'operator'), async (req, res) => {
+    const dryRun = req.query.dry_run === 'true';
+    const result = await reevaluateActiveGrants(deps, {}, grantReevaluator(deps), deps.clock.now(), { dryRun, actor: `admin:${adminOf(res).name}` });
+    res.json(result);
   });
   return r;
 }

@@ -1,0 +1,22 @@
+import type { Database } from '../db/database.js';
+import type { JobResult } from '../scheduler/job.js';
+import { endGrants } from './end-grants.js';
+import { expiryLag } from './grant.metrics.js';
+
+/**
+ * Marks grants past `exp` expired. Replicas sweep in parallel: each batch skips rows another replica
+ * has locked, so each grant is expired (and its event recorded) exactly once.
+ */
+export async function expireGrants(deps: { db: Database }, now: Date): Promise<JobResult> {
+  const ended = await endGrants(
+    deps.db,
+    { expiredAt: now },
+    { status: 'expired', by: 'system:expiry', reason: 'expired', at: now },
+    {
+      cascade: false,
+      skipLocked: true,
+      onBatch: (rows) => rows.forEach((g) => expiryLag.observe(Math.max(0, now.getTime() - g.expires_at.getTime()) / 1000)),
+    },
+  );
+  return { processed: ended.length };
+}

@@ -1,0 +1,24 @@
+import type { Database } from '../db/database.js';
+import { notFound } from '../lib/errors.js';
+import { revokeGrants } from '../grants/revocation.service.js';
+import { publishStatusList } from '../grants/status-list.service.js';
+import type { KeyStore } from './keystore.js';
+
+/**
+ * Emergency key revocation: the key leaves JWKS at once (verifiers reject its tokens when they next
+ * refetch), every active grant it signed is revoked (introspection and events say so at once), and the
+ * status list is republished with a key that is still trusted. Other replicas stop signing with the
+ * key when they next reload keys (within 30 s); their tokens fail verification, never pass it.
+ */
+export async function revokeSigningKey(
+  deps: { db: Database; keys: KeyStore; issuer: string },
+  kid: string,
+  r: { actor: string; reason: string },
+  now: Date,
+): Promise<{ kid: string; changed: boolean; grants_revoked: number; current_kid: string }> {
+  const { changed, found } = await deps.keys.revoke(kid, now);
+  if (!found) throw notFound('Signing key');
+  const revoked = await revokeGrants(deps.db, { kid }, { actor: r.actor, reason: `signing key revoked: ${r.reason}` }, now);
+  await publishStatusList(deps, now);
+  return { kid, changed, grants_revoked: revoked.length, current_kid: deps.keys.currentKid };
+}

@@ -1,0 +1,30 @@
+import { expireGrants } from '../grants/expire-grants.job.js';
+import { publishStatusList } from '../grants/status-list.service.js';
+import { deliverWebhooks } from '../events/deliver-webhooks.job.js';
+import { purgeExpired } from './jobs/purge.job.js';
+import type { Job } from './job.js';
+import { reevaluateStaleGrants } from '../decisions/reevaluation.js';
+
+/**
+ * The broker's jobs and their cadence (node-cron, with seconds). Every job is idempotent and safe on
+ * every replica at once, so each replica schedules all of them; Postgres row locks share the work.
+ * Signal arrival re-evaluates at once (in the ingest path); stale signals are swept here.
+ */
+export const JOBS: readonly Job[] = [
+  // Tokens stop verifying at exp by themselves; the sweep is for events, status list and lag.
+  { name: 'expire-grants', schedule: '*/5 * * * * *', run: (deps, now) => expireGrants(deps, now) },
+  { name: 'deliver-webhooks', schedule: '*/5 * * * * *', run: (deps, now) => deliverWebhooks(deps, now) },
+  {
+    name: 'publish-status-list',
+    schedule: '*/10 * * * * *',
+    run: async (deps, now) => ({ processed: (await publishStatusList(deps, now)).entries }),
+  },
+  {
+    name: 'rotate-keys',
+    schedule: '0 * * * * *',
+    run: async (deps, now) => ({ processed: (await deps.keys.rotate(now)) === 'none' ? 0 : 1 }),
+  },
+  { name: 'purge', schedule: '0 17 * * * *', run: (deps, now) => purgeExpired(deps, now) },
+  // A signal a grant relied on that went stale is absent now; policy may refuse what it allowed.
+  { name: 'reevaluate-stale', schedule: '*/15 * * * * *', run: (deps, now) => reevaluateStaleGrants(deps, now) },
+];

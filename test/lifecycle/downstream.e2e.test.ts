@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { post } from '../support/broker.js';
+import { createVerifier, VerificationError } from '../../src/verify/index.js';
+import { reevaluateActiveGrants } from '../../src/grants/reevaluate.js';
+import { publishStatusList, STATUS_LIST_TTL_SECONDS } from '../../src/grants/status-list.service.js';
+import { deliverWebhooks, MAX_ATTEMPTS, backoffSeconds } from '../../src/events/deliver-webhooks.job.js';
+import { webhookFailed } from '../../src/events/webhook.metrics.js';
+import { CAEP_SESSION_REVOKED } from '../../src/grants/grant-events.js';
+import { startLifecycleBroker, startReceiver, type Lifecycle } from './support.js';
+
+let t: Lifecycle;
+let rs: { client_id: string; client_secret: string };
+beforeAll(async () => {
+  t = await startLifecycleBroker();
+  rs = (await t.admin('/resource-servers', { name: 'deploy-api', audiences: ['https://deploy.example', 'https://payments.example'] })).body as typeof rs;
+});
+afterAll(async () => t.close());
+
+const now = () => t.broker.clock.now();
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const introspect = (token: string, auth = basic(rs.client_id, rs.client_secret)) =>
+  post(`${t.broker.url}/oauth2/introspect`, { token }, { authorization: auth }, true);
+
+describe('POST /oauth2/introspect (RFC 7662)', () => {
+  it('needs resource-server credentials, shown once at registration', async () => {
+    expect(rs.client_id).toMatch(/^rs_/);
+    const g = await t.mintDeploy();
+    const wrong = await introspect(g.token, basic(rs.client_id, 'nope'));
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toBe('invalid_client');
+    expect(wrong.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect((await introspect(g.token, `Bearer ${g.token}`)).status).toBe(401);
+    const stored = await t.broker.database.db.selectFrom('resource_servers').selectAll().where('id', '=', rs.client_id).executeTakeFirstOrThrow();
+    expect(JSON.stringify(stored)).not.toContain(rs.client_secret);
+  });
+
+  it('says active for a live grant and inactive once it is revoked, expired or not ours', async () => {
+    const g = await t.mintDeploy(60);
+    const live = await introspect(g.token);
+    expect(live.status).toBe(200);
+    expect(live.headers.get('cache-control')).toBe('no-store');
+    expect(live.body).toMatchObject({ active: true, token_type: 'Bearer', sub: 'api-deploy', jti: g.id, scope: 'deploy:write deploy:read', task: 'deploy-prod' });
+    await t.admin(`/grants/${g.id}/revoke`, { reason: 'test' });
+    expect((await introspect(g.token)).body).toEqual({ active: false });
+
+    const e = await t.mintDeploy(60);
+    t.broker.clock.advance(61);
+    expect((await introspect(e.token)).body).toEqual({ active: false });
+    expect((await introspect('garbage')).body).toEqual({ active: false });
+    expect((await introspect(await t.ci.token())).body).toEqual({ active: false });
+  });
+
+  it('counts a use of a single-use token: the first answer is active, the next is not, and the grant completes', async () => {
+    const g = await t.mintRefund();
+    expect((await introspect(g.token)).body).toMatchObject({ active: true, uses_remaining: 0 });
+    expect((await introspect(g.token)).body).toEqual({ active: false });
+    expect(await t.grant(g.id)).toMatchObject({ status: 'completed', end_reason: 'uses exhausted', use_count: 1 });
+    expect(await t.eventsFor(g.id)).toBe(1);
+  });
+
+  it('answers inactive to a resource server outside the token audience', async () => {
+    const other = (await t.admin('/resource-servers', { name: 'crm', audiences: ['https://crm.example'] })).body;
+    const g = await t.mintDeploy();
+    expect((await introspect(g.token, basic(other.client_id, other.client_secret))).body).toEqual({ active: false });
+  });
+});
+
+describe('continuous re-evaluation', () => {
+  it('a posture signal turns a grant inactive: revoked with the reason and the linked decision', async () => {
+    const g = await t.mintDeploy();
+    const keep = await t.mintRefund();
+    // The signal "runner posture = compromised" arrives for api-deploy; the decision callback denies.
+    const decisionId = crypto.randomUUID();
+    const decide = async () => ({ allowed: false, reason: 'runner posture: compromised', decisionId });
+    const dry = await reevaluateActiveGrants(t.broker.deps, { workloadId: 'api-deploy' }, decide, now(), { dryRun: true });
+    expect(dry.revoked.map((r) => r.grant_id)).toContain(g.id);
+    expect((await t.grant(g.id)).status).toBe('active');
+
+    const result = await reevaluateActiveGrants(t.broker.deps, { workloadId: 'api-deploy' }, decide, now());
+    expect(result.revoked).toContainEqual({ grant_id: g.id, reason: 'runner posture: compromised', decision_id: decisionId, cascaded: false });
+    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', ended_by: 'policy:reevaluation', end_decision_id: decisionId });
+    expect((await t.grant(keep.id)).status).toBe('active');
+    expect((await introspect(g.token)).body).toEqual({ active: false });
+  });
+
+  it('with no filter (a new policy version) asks about every active grant; a failing decision leaves its grant active', async () => {
+    const a = await t.mintDeploy();
+    const b = await t.mintRefund();
+    const result = await reevaluateActiveGrants(t.broker.deps, {}, async (grant) => {
+      if (grant.id === b.id) throw new Error('engine exploded');
+      return { allowed: grant.id !== a.id, reason: 'policy v2 forbids', decisionId: null };
+    }, now());
+    expect(result.evaluated).toBeGreaterThanOrEqual(2);
+    expect(result.revoked.map((r) => r.grant_id)).toContain(a.id);
+    expect(result.failed).toEqual([{ grant_id: b.id, error: 'engine exploded' }]);
+    expect((await t.grant(b.id)).status).toBe('active');
+  });
+});
+
+describe('Token Status List', () => {
+  it('tokens point at the list; revoking flips the bit and tessera/verify rejects the token', async () => {
+    const g = await t.mintDeploy(900);
+    const claims = decodeJwt(g.token) as { status?: { status_list: { idx: number; uri: string } } };
+    expect(claims.status?.status_list.uri).toBe(`${t.broker.url}/v1/status-lists/1`);
+    const verifier = createVerifier({ issuer: t.broker.url, audience: 'https://deploy.example', now });
+    await expect(verifier.verify(g.token)).resolves.toMatchObject({ jti: g.id });
+
+    const res = await fetch(claims.status!.status_list.uri);
+    expect(res.headers.get('content-type')).toContain('application/statuslist+jwt');
+    const listJwt = await res.text();
+    const jwks = (await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+    const { payload, protectedHeader } = await jwtVerify(listJwt, createLocalJWKSet(jwks), { currentDate: now(), typ: 'statuslist+jwt' });
+    expect(protectedHeader.typ).toBe('statuslist+jwt');
+    expect(payload).toMatchObject({ sub: claims.status!.status_list.uri, ttl: STATUS_LIST_TTL_SECONDS });
+
+    await t.admin(`/grants/${g.id}/revoke`, { reason: 'status list test' });
+    await publishStatusList(t.broker.deps, now());
+    // The verifier trusts its cached list for ttl seconds, then sees the flipped bit.
+    t.broker.clock.advance(STATUS_LIST_TTL_SECONDS + 1);
+    const err = await verifier.verify(g.token).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VerificationError);
+    expect((err as VerificationError).code).toBe('token_revoked');
+  });
+
+  it('answers 404 for an unknown list', async () => {
+    expect((await fetch(`${t.broker.url}/v1/status-lists/2`)).status).toBe(404);
+  });
+});
+
+describe('webhooks: CAEP session-revoked SETs', () => {
+  it('delivers a signed SET for each revoked grant, verifiable with the broker JWKS', async () => {
+    const receiver = await startReceiver();
+    try {
+      const sub = await t.admin('/webhooks', { url: receiver.url, audience: 'https://siem.example' });
+      expect(sub.status).toBe(201);
+      const g = await t.mintDeploy();
+      await t.admin(`/grants/${g.id}/revoke`, { reason: 'webhook test' });
+      const r = await deliverWebhooks(t.broker.deps, now());
+      expect(r.detail).toMatchObject({ delivered: 1 });
+      expect(receiver.received).toHaveLength(1);
+      const jwks = (await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+      const { payload, protectedHeader } = await jwtVerify(receiver.received[0]!, createLocalJWKSet(jwks), {
+        issuer: t.broker.url,
+        audience: 'https://siem.example',
+        typ: 'secevent+jwt',
+        currentDate: now(),
+      });
+      expect(protectedHeader.typ).toBe('secevent+jwt');
+      expect(payload.sub_id).toEqual({ format: 'complex', session: { format: 'opaque', id: g.id }, application: { format: 'opaque', id: 'api-deploy' } });
+      expect((payload.events as Record<string, Record<string, unknown>>)[CAEP_SESSION_REVOKED]).toMatchObject({
+        initiating_entity: 'admin',
+        reason_admin: { en: 'grant revoked: webhook test' },
+      });
+      expect((await deliverWebhooks(t.broker.deps, now())).processed).toBe(0);
+    } finally {
+      await t.broker.database.db.updateTable('webhook_subscriptions').set({ disabled_at: now() }).execute();
+      await receiver.close();
+    }
+  });
+
+  it('retries a failing receiver with backoff, then keeps the delivery as failed and counts it', async () => {
+    const receiver = await startReceiver(() => 503);
+    try {
+      await t.admin('/webhooks', { url: receiver.url });
+      const g = await t.mintDeploy();
+      await t.admin(`/grants/${g.id}/revoke`, { reason: 'retry test' });
+      const failedBefore = webhookFailed.get();
+      const waits: number[] = [];
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        const r = await deliverWebhooks(t.broker.deps, now());
+        expect(r.processed).toBe(1);
+        // Not due again before its backoff.
+        expect((await deliverWebhooks(t.broker.deps, now())).processed).toBe(0);
+        waits.push(backoffSeconds(attempt));
+        t.broker.clock.advance(backoffSeconds(attempt));
+      }
+      expect(receiver.received).toHaveLength(MAX_ATTEMPTS);
+      const row = await t.broker.database.db.selectFrom('webhook_deliveries').selectAll().where('status', '!=', 'delivered').executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ status: 'failed', attempts: MAX_ATTEMPTS, last_error: 'HTTP 503' });
+      expect(webhookFailed.get() - failedBefore).toBe(1);
+      expect((await deliverWebhooks(t.broker.deps, now())).processed).toBe(0);
+      console.log(`webhook retry schedule (s): ${waits.slice(0, -1).join(', ')}; total ${waits.slice(0, -1).reduce((a, b) => a + b, 0)} s`);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  it('exposes lifecycle counters in Prometheus text format', async () => {
+    const res = await fetch(`${t.broker.url}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    expect(text).toMatch(/tessera_grants_minted_total\{task="deploy-prod"\} \d+/);
+    expect(text).toMatch(/tessera_grants_ended_total\{initiating_entity="admin",status="revoked"\} \d+/);
+    expect(text).toContain('# TYPE tessera_grant_expiry_lag_seconds histogram');
+    expect(text).toMatch(/tessera_webhook_deliveries_failed_total \d+/);
+    expect(text).toContain('# TYPE tessera_job_runs_total counter');
+  });
+});

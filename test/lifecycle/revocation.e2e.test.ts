@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { post } from '../support/broker.js';
+import { expireGrants } from '../../src/grants/expire-grants.job.js';
+import { revokeGrants } from '../../src/grants/revocation.service.js';
+import { expiryLag, grantsEnded } from '../../src/grants/grant.metrics.js';
+import { startLifecycleBroker, type Lifecycle } from './support.js';
+
+let t: Lifecycle;
+beforeAll(async () => {
+  t = await startLifecycleBroker();
+});
+afterAll(async () => t.close());
+
+const now = () => t.broker.clock.now();
+
+describe('expiry and completion', () => {
+  it('expires a grant past exp once, with one event, and records how late the sweep was', async () => {
+    const g = await t.mintDeploy(60);
+    expect((await expireGrants(t.broker.deps, now())).processed).toBe(0);
+    const before = expiryLag.snapshot();
+    t.broker.clock.advance(63);
+    const r = await expireGrants(t.broker.deps, now());
+    expect(r.processed).toBeGreaterThanOrEqual(1);
+    expect(await t.grant(g.id)).toMatchObject({ status: 'expired', ended_by: 'system:expiry' });
+    expect(await t.eventsFor(g.id)).toBe(1);
+    expect(expiryLag.snapshot().count).toBeGreaterThan(before.count);
+    expect(expiryLag.snapshot().max).toBeGreaterThanOrEqual(3);
+    expect((await expireGrants(t.broker.deps, now())).processed).toBe(0);
+    expect(await t.eventsFor(g.id)).toBe(1);
+  });
+
+  it('completes a grant once, with one event', async () => {
+    const g = await t.mintDeploy();
+    const url = `${t.broker.url}/v1/grants/${g.id}/complete`;
+    expect((await post(url, {}, { authorization: `Bearer ${g.token}` })).body.status).toBe('completed');
+    expect((await post(url, {}, { authorization: `Bearer ${g.token}` })).body.status).toBe('completed');
+    expect(await t.eventsFor(g.id)).toBe(1);
+    expect(grantsEnded.get({ status: 'completed', initiating_entity: 'user' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('admin revocation', () => {
+  it('revokes one grant with a reason and the actor; a second revocation changes nothing', async () => {
+    const g = await t.mintDeploy();
+    const first = await t.admin(`/grants/${g.id}/revoke`, { reason: 'incident 7' });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ grant_id: g.id, status: 'revoked', ended_by: 'admin:bootstrap', changed: true, revoked: [g.id] });
+    const second = await t.admin(`/grants/${g.id}/revoke`, { reason: 'again' });
+    expect(second.body).toMatchObject({ status: 'revoked', changed: false, revoked: [] });
+    expect(await t.grant(g.id)).toMatchObject({ end_reason: 'incident 7' });
+    expect(await t.eventsFor(g.id)).toBe(1);
+    expect((await t.admin(`/grants/${randomUUID()}/revoke`, { reason: 'x' })).status).toBe(404);
+    expect((await t.admin(`/grants/${g.id}/revoke`, {})).status).toBe(400);
+    const noKey = await post(`${t.broker.url}/v1/admin/grants/${g.id}/revoke`, { reason: 'x' }, { authorization: `Bearer ${g.token}` });
+    expect(noKey.status).toBe(401);
+  });
+
+  it('revokes delegated children (and theirs) with the parent', async () => {
+    const parent = await t.mintDeploy();
+    const child = await insertChild(parent.id);
+    const grandchild = await insertChild(child);
+    const res = await t.admin(`/grants/${parent.id}/revoke`, { reason: 'compromised agent' });
+    expect(res.body.revoked.sort()).toEqual([parent.id, child, grandchild].sort());
+    expect(await t.grant(grandchild)).toMatchObject({ status: 'revoked', end_reason: 'parent grant ended: compromised agent' });
+    for (const id of [parent.id, child, grandchild]) expect(await t.eventsFor(id)).toBe(1);
+  });
+
+  it('bulk-revokes by task, by issuer and by workload, leaving the others', async () => {
+    const deploy = await t.mintDeploy();
+    const refund = await t.mintRefund();
+    expect((await t.admin('/revocations', { task: 'refund-payment', reason: 'payments incident' })).body.revoked).toBeGreaterThanOrEqual(1);
+    expect((await t.grant(refund.id)).status).toBe('revoked');
+    expect((await t.grant(deploy.id)).status).toBe('active');
+    expect((await t.admin('/revocations', { issuer: 'ci', reason: 'CI issuer compromised' })).body.revoked).toBeGreaterThanOrEqual(1);
+    expect((await t.grant(deploy.id)).status).toBe('revoked');
+    const again = await t.mintDeploy();
+    expect((await t.admin('/revocations', { workload_id: 'api-deploy', reason: 'r' })).body.revoked).toBe(1);
+    expect((await t.grant(again.id)).status).toBe('revoked');
+    expect((await t.admin('/revocations', { workload_id: 'api-deploy', task: 'x', reason: 'r' })).status).toBe(400);
+  });
+
+  it('kill switch: revokes every active grant', async () => {
+    const a = await t.mintDeploy();
+    const b = await t.mintRefund();
+    const res = await t.admin('/revocations', { all: true, reason: 'kill switch drill' });
+    expect(res.body.revoked).toBeGreaterThanOrEqual(2);
+    for (const id of [a.id, b.id]) expect(await t.grant(id)).toMatchObject({ status: 'revoked', ended_by: 'admin:bootstrap' });
+    expect(await activeCount()).toBe(0);
+  });
+
+  it('suspends a workload: revokes its grants and blocks new ones', async () => {
+    const g = await t.mintDeploy();
+    const res = await t.admin('/workloads/api-deploy/suspend', { reason: 'leaked runner' });
+    expect(res.body).toMatchObject({ workload_id: 'api-deploy', status: 'suspended', changed: true, revoked: 1 });
+    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', end_reason: 'workload suspended: leaked runner' });
+    const mint = await post(`${t.broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await t.ci.token()}` });
+    expect(mint.status).toBe(401);
+    expect((await t.admin('/workloads/api-deploy/suspend', { reason: 'again' })).body).toMatchObject({ changed: false, revoked: 0 });
+    expect((await t.admin('/workloads/nobody/suspend', { reason: 'x' })).status).toBe(404);
+    await t.broker.database.db.updateTable('workloads').set({ status: 'active', status_reason: null }).where('id', '=', 'api-deploy').execute();
+    await sql`update registry_epoch set epoch = epoch + 1`.execute(t.broker.database.db);
+    await t.broker.deps.registry.refreshIfChanged();
+  });
+});
+
+describe('POST /oauth2/revoke (RFC 7009)', () => {
+  it('lets the holder revoke its token, and answers 200 for anything else', async () => {
+    const g = await t.mintDeploy();
+    const revoke = (token: string) => post(`${t.broker.url}/oauth2/revoke`, { token, token_type_hint: 'access_token' }, {}, true);
+    expect((await revoke(g.token)).status).toBe(200);
+    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', ended_by: 'workload:api-deploy' });
+    expect((await revoke(g.token)).status).toBe(200);
+    expect(await t.eventsFor(g.id)).toBe(1);
+    expect((await revoke('not-a-token')).status).toBe(200);
+    const missing = await post(`${t.broker.url}/oauth2/revoke`, {}, {}, true);
+    expect(missing.body.error).toBe('invalid_request');
+  });
+});
+
+describe('concurrent revocation and expiry', () => {
+  it('ends each grant once, in one final state, with one event', async () => {
+    const ids = await Promise.all(Array.from({ length: 30 }, () => t.mintDeploy(60).then((g) => g.id)));
+    t.broker.clock.advance(61);
+    const at = now();
+    const results = await Promise.all([
+      expireGrants(t.broker.deps, at),
+      revokeGrants(t.broker.deps.db, { workloadId: 'api-deploy' }, { actor: 'admin:test', reason: 'race' }, at),
+      expireGrants(t.broker.deps, at),
+      revokeGrants(t.broker.deps.db, { grantIds: ids }, { actor: 'admin:test', reason: 'race' }, at),
+    ]);
+    const changed = (results[0] as { processed: number }).processed + (results[1] as unknown[]).length + (results[2] as { processed: number }).processed + (results[3] as unknown[]).length;
+    expect(changed).toBeGreaterThanOrEqual(30);
+    for (const id of ids) {
+      expect(['expired', 'revoked']).toContain((await t.grant(id)).status);
+      expect(await t.eventsFor(id)).toBe(1);
+    }
+  });
+});
+
+async function insertChild(parentId: string): Promise<string> {
+  const id = randomUUID();
+  await sql`
+    insert into grants (id, workload_id, task, params, scopes, audience, issued_at, expires_at, status, parent_id, kid, token_sha256, identity)
+    select ${id}, workload_id, task, params, scopes, audience, issued_at, expires_at, 'active', ${parentId}, kid, md5(${id}), identity
+    from grants where id = ${parentId}`.execute(t.broker.database.db);
+  return id;
+}
+
+async function activeCount(): Promise<number> {
+  const r = await t.broker.database.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).where('status', '=', 'active').executeTakeFirstOrThrow();
+  return Number(r.n);
+}
