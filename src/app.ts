@@ -6,6 +6,10 @@ import { wellKnownRoutes } from './http/wellknown.routes.js';
 import { oauthRoutes } from './http/oauth.routes.js';
 import { grantRoutes } from './http/grants.routes.js';
 import { configRoutes } from './http/admin/config.routes.js';
+import { workloadRoutes } from './http/admin/workloads.routes.js';
+import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
+import { adminGrantRoutes } from './http/admin/grants.routes.js';
+import { keyRoutes } from './http/admin/keys.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -21,6 +25,10 @@ export function createApp(deps: Deps): express.Express {
   app.use(oauthRoutes(deps));
   // Admin routes authenticate and check the role before they parse a body of their own.
   app.use('/v1/admin', configRoutes(deps));
+  app.use('/v1/admin', workloadRoutes(deps));
+  app.use('/v1/admin', registryEntryRoutes(deps));
+  app.use('/v1/admin', adminGrantRoutes(deps));
+  app.use('/v1/admin', keyRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));
   app.use(() => {

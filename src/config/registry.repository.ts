@@ -27,6 +27,21 @@ export async function bumpRegistryEpoch(trx: Database): Promise<void> {
   await trx.updateTable('registry_epoch').set({ epoch: sql`epoch + 1` }).where('id', '=', 1).execute();
 }
 
+/**
+ * Records an edit made through the admin API as a registry version of its own and bumps the epoch. Its
+ * content hash matches no document, so the next `tessera apply` of a folder applies in full again and
+ * puts back what the folder declares instead of answering "unchanged".
+ */
+export async function recordRegistryEdit(trx: Database, actor: string, now: Date, summary: Record<string, unknown>): Promise<string> {
+  const version = await trx
+    .insertInto('config_versions')
+    .values({ content_hash: `edit:${sha256Hex(canonicalJson({ actor, at: now, summary }))}`, applied_by: actor, applied_at: now, summary: JSON.stringify(summary) })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await bumpRegistryEpoch(trx);
+  return version.id;
+}
+
 export interface ApplyResult {
   version: string;
   changed: boolean;

@@ -1,0 +1,44 @@
+import type { Response } from 'express';
+import type { Database } from '../../db/database.js';
+import type { Deps } from '../../deps.js';
+import { adminOf } from './admin-auth.js';
+
+/** One admin write, as the audit trail will record it. */
+export interface AdminAction {
+  /** `admin:<key name>` */
+  actor: string;
+  /** `<target>.<verb>`, e.g. `workload.suspend`. */
+  action: string;
+  target_type: string;
+  target_id: string;
+  request_id: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Records an admin action inside the transaction of the write it describes. Deliberately empty for now:
+ * the hash-chained audit module plugs in here, and because every admin write already calls this inside
+ * its transaction, an action and its audit event will commit or roll back together.
+ */
+export async function recordAdminAction(_trx: Database, _action: AdminAction): Promise<void> {}
+
+/** The actor string of the admin making this request, as stored on the rows it changes. */
+export const actorOf = (res: Response) => `admin:${adminOf(res).name}`;
+
+/**
+ * Runs one admin write in a transaction and records it there: the single path every admin write takes.
+ * `write` returns its result and the data the audit event should carry.
+ */
+export async function adminWrite<T>(
+  deps: Pick<Deps, 'db'>,
+  res: Response,
+  what: { action: string; target_type: string; target_id: string },
+  write: (trx: Database, actor: string) => Promise<{ result: T; data?: Record<string, unknown> }>,
+): Promise<T> {
+  const actor = actorOf(res);
+  return deps.db.transaction().execute(async (trx) => {
+    const { result, data } = await write(trx, actor);
+    await recordAdminAction(trx, { actor, ...what, request_id: String(res.locals.requestId ?? ''), data: data ?? {} });
+    return result;
+  });
+}
