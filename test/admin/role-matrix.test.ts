@@ -10,6 +10,7 @@ const keys = {} as Record<AdminRole, { id: string; key: string }>;
 let revokedKey: string;
 let expiredKey: string;
 let grantId: string;
+let accessToken: string;
 /** Keys the createKey sample made, one per role that may create keys; revokeKey revokes them. */
 const createdKeyIds: Partial<Record<AdminRole, string>> = {};
 /** A key nobody revokes in the matrix: the target a refused revokeKey names. */
@@ -61,6 +62,7 @@ beforeAll(async () => {
   const grant = await requestDeployGrant(world);
   expect(grant.status).toBe(201);
   grantId = grant.body.grant_id!;
+  accessToken = grant.body.access_token!;
   world.broker.clock.advance(2 * 86_400);
 });
 afterAll(() => world.stop());
@@ -89,6 +91,7 @@ describe('admin role matrix: every route × every credential', () => {
       for (const [who, credential] of [
         ['no credential', undefined],
         ['a workload identity token', identity],
+        ['a broker-issued access token', accessToken],
         ['a revoked admin key', revokedKey],
         ['an expired admin key', expiredKey],
         ['a malformed key', 'tsk_nope'],

@@ -67,6 +67,14 @@ describe('PUT /v1/admin/workloads/:id', () => {
     expect(world.broker.deps.registry.snapshot.workloads.get('svc-x')?.spec.owner).toBe('ops-2');
   });
 
+  it('takes ids with slashes and colons, percent-encoded in the path', async () => {
+    const path = `/workloads/${encodeURIComponent('team/svc:1')}`;
+    expect((await call('put', path, { kind: 'service', owner: 'team', public_keys: [world.agent.jwk] })).status).toBe(201);
+    expect((await call('get', path)).body).toMatchObject({ id: 'team/svc:1' });
+    expect((await call('post', `${path}/suspend`, { reason: 'test' })).body).toMatchObject({ id: 'team/svc:1', status: 'suspended' });
+    expect((await call('post', `${path}/activate`, { reason: 'test' })).status).toBe(200);
+  });
+
   it('names the bad field and writes nothing', async () => {
     const before = [await count('workloads'), await count('config_versions')];
     const cases: Array<[unknown, string]> = [

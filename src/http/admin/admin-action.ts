@@ -42,3 +42,15 @@ export async function adminWrite<T>(
     return result;
   });
 }
+
+/**
+ * Reloads this replica's registry after a committed registry write, so the caller's next request sees
+ * it. A failed reload does not fail the write, which is committed: polling picks the change up shortly.
+ */
+export async function refreshAfterWrite(deps: Pick<Deps, 'registry' | 'log'>, requestId: unknown): Promise<void> {
+  try {
+    await deps.registry.refreshIfChanged();
+  } catch (err) {
+    deps.log.warn({ req_id: requestId, err: (err as Error).message }, 'registry reload after an admin write failed; polling will retry');
+  }
+}

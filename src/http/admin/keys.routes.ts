@@ -46,10 +46,10 @@ export function keyRoutes(deps: Deps): Router {
     const created = await adminWrite(deps, res, { action: 'admin_key.create', target_type: 'admin_key', target_id: body.name }, async (trx, actor) => {
       if (await usableKeyNamed(trx, body.name, now)) throw conflict(`A usable key named ${body.name} exists; pick another name or revoke it first.`);
       const { id, key } = await createAdminKey(trx, { name: body.name, role: body.role, createdBy: actor, expiresAt }, now);
-      return { result: { id, key }, data: { id, name: body.name, role: body.role, expires_at: expiresAt?.toISOString() ?? null } };
+      const info = (await findAdminKey(trx, id))!;
+      return { result: { info, key }, data: { id, name: info.name, role: info.role, expires_at: info.expires_at?.toISOString() ?? null } };
     });
-    const view = keyView({ id: created.id, name: body.name, role: body.role, created_by: `admin:${adminOf(res).name}`, created_at: now, expires_at: expiresAt, revoked_at: null }, now);
-    noStore(res).status(201).json({ ...view, key: created.key });
+    noStore(res).status(201).json({ ...keyView(created.info, now), key: created.key });
   });
 
   mountAdminRoute(r, deps, ADMIN_ROUTES.listKeys, async (_req, res) => {

@@ -8,7 +8,7 @@ import { issuerSpec, taskSpec, type TaskSpec } from '../../config/spec.js';
 import { workloadsBoundTo } from '../../config/workload.repository.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { adminWrite } from './admin-action.js';
+import { adminWrite, refreshAfterWrite } from './admin-action.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES, type AdminRoute } from './route-roles.js';
@@ -92,7 +92,7 @@ export function registryEntryRoutes(deps: Deps): Router {
         const version = await recordRegistryEdit(trx, actor, now, { [api.noun]: key, change: result.created ? 'created' : 'updated' });
         return { result: result.created, data: { created: result.created, version, spec } };
       });
-      await deps.registry.refreshIfChanged();
+      await refreshAfterWrite(deps, res.locals.requestId);
       res.status(created ? 201 : 200).json(entryView(api, { key, spec, updated_at: now }));
     });
 
@@ -104,7 +104,7 @@ export function registryEntryRoutes(deps: Deps): Router {
         const version = await recordRegistryEdit(trx, actor, deps.clock.now(), { [api.noun]: key, change: 'deleted' });
         return { result: undefined, data: { version } };
       });
-      await deps.registry.refreshIfChanged();
+      await refreshAfterWrite(deps, res.locals.requestId);
       res.status(204).end();
     });
   }

@@ -18,7 +18,7 @@ import { revokeActiveGrantsOfWorkload } from '../../grants/revoke-workload-grant
 import type { Database } from '../../db/database.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { adminWrite } from './admin-action.js';
+import { adminWrite, refreshAfterWrite } from './admin-action.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
@@ -97,7 +97,7 @@ export function workloadRoutes(deps: Deps): Router {
       const version = await recordRegistryEdit(trx, actor, now, { workload: spec.id, change: result.created ? 'created' : 'updated' });
       return { result, data: { created: result.created, version, spec } };
     });
-    await deps.registry.refreshIfChanged();
+    await refreshAfterWrite(deps, res.locals.requestId);
     res.status(created ? 201 : 200).json(workloadView(workload));
   });
 
@@ -119,7 +119,7 @@ export function workloadRoutes(deps: Deps): Router {
         const version = await recordRegistryEdit(trx, actor, now, { workload: id, change: verb });
         return { result: { workload, revoked }, data: { reason, status: t.to, revoked_grants: revoked, version } };
       });
-      await deps.registry.refreshIfChanged();
+      await refreshAfterWrite(deps, res.locals.requestId);
       res.json({ ...workloadView(done.workload), revoked_grants: done.revoked.length });
     });
   }
