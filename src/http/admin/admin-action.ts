@@ -25,6 +25,15 @@ export async function recordAdminAction(_trx: Database, _action: AdminAction): P
 /** The actor string of the admin making this request, as stored on the rows it changes. */
 export const actorOf = (res: Response) => `admin:${adminOf(res).name}`;
 
+export type AdminWriteTarget = Pick<AdminAction, 'action' | 'target_type' | 'target_id'>;
+
+/** What an admin write returns: its result, the data its audit event carries, and its target's id when only the write knows it. */
+export interface AdminWriteResult<T> {
+  result: T;
+  data?: Record<string, unknown>;
+  target_id?: string;
+}
+
 /**
  * Runs one admin write in a transaction and records it there: the single path every admin write takes.
  * `write` returns its result and the data the audit event should carry.
@@ -32,13 +41,13 @@ export const actorOf = (res: Response) => `admin:${adminOf(res).name}`;
 export async function adminWrite<T>(
   deps: Pick<Deps, 'db'>,
   res: Response,
-  what: { action: string; target_type: string; target_id: string },
-  write: (trx: Database, actor: string) => Promise<{ result: T; data?: Record<string, unknown> }>,
+  what: AdminWriteTarget,
+  write: (trx: Database, actor: string) => Promise<AdminWriteResult<T>>,
 ): Promise<T> {
   const actor = actorOf(res);
   return deps.db.transaction().execute(async (trx) => {
-    const { result, data } = await write(trx, actor);
-    await recordAdminAction(trx, { actor, ...what, request_id: String(res.locals.requestId ?? ''), data: data ?? {} });
+    const { result, data, target_id } = await write(trx, actor);
+    await recordAdminAction(trx, { actor, ...what, target_id: target_id ?? what.target_id, request_id: String(res.locals.requestId ?? ''), data: data ?? {} });
     return result;
   });
 }

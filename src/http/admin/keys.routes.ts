@@ -47,7 +47,7 @@ export function keyRoutes(deps: Deps): Router {
       if (await usableKeyNamed(trx, body.name, now)) throw conflict(`A usable key named ${body.name} exists; pick another name or revoke it first.`);
       const { id, key } = await createAdminKey(trx, { name: body.name, role: body.role, createdBy: actor, expiresAt }, now);
       const info = (await findAdminKey(trx, id))!;
-      return { result: { info, key }, data: { id, name: info.name, role: info.role, expires_at: info.expires_at?.toISOString() ?? null } };
+      return { result: { info, key }, target_id: id, data: { name: info.name, role: info.role, expires_at: info.expires_at?.toISOString() ?? null } };
     });
     noStore(res).status(201).json({ ...keyView(created.info, now), key: created.key });
   });

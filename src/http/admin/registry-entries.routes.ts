@@ -3,12 +3,11 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { Database } from '../../db/database.js';
 import { deleteEntry, findEntry, listEntries, upsertEntry, type EntryKind, type RegistryEntry } from '../../config/registry-entry.repository.js';
-import { recordRegistryEdit } from '../../config/registry.repository.js';
 import { issuerSpec, taskSpec, type TaskSpec } from '../../config/spec.js';
 import { workloadsBoundTo } from '../../config/workload.repository.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { adminWrite, refreshAfterWrite } from './admin-action.js';
+import { registryWrite } from './registry-write.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES, type AdminRoute } from './route-roles.js';
@@ -87,24 +86,20 @@ export function registryEntryRoutes(deps: Deps): Router {
       api.check?.(spec);
       const key = String(req.params.id);
       const now = deps.clock.now();
-      const created = await adminWrite(deps, res, { action: `${api.noun}.put`, target_type: api.noun, target_id: key }, async (trx, actor) => {
+      const created = await registryWrite(deps, res, { action: `${api.noun}.put`, target_type: api.noun, target_id: key }, async (trx) => {
         const result = await upsertEntry(trx, api.kind, key, spec, now);
-        const version = await recordRegistryEdit(trx, actor, now, { [api.noun]: key, change: result.created ? 'created' : 'updated' });
-        return { result: result.created, data: { created: result.created, version, spec } };
+        return { result: result.created, data: { created: result.created, spec } };
       });
-      await refreshAfterWrite(deps, res.locals.requestId);
       res.status(created ? 201 : 200).json(entryView(api, { key, spec, updated_at: now }));
     });
 
     mountAdminRoute(r, deps, api.routes.del, async (req, res) => {
       const key = String(req.params.id);
-      await adminWrite(deps, res, { action: `${api.noun}.delete`, target_type: api.noun, target_id: key }, async (trx, actor) => {
+      await registryWrite(deps, res, { action: `${api.noun}.delete`, target_type: api.noun, target_id: key }, async (trx) => {
         await api.beforeDelete?.(trx, key);
         if (!(await deleteEntry(trx, api.kind, key))) throw notFound(What);
-        const version = await recordRegistryEdit(trx, actor, deps.clock.now(), { [api.noun]: key, change: 'deleted' });
-        return { result: undefined, data: { version } };
+        return { result: undefined };
       });
-      await refreshAfterWrite(deps, res.locals.requestId);
       res.status(204).end();
     });
   }

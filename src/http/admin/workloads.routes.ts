@@ -3,7 +3,6 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { ConfigError, validateConfig } from '../../config/load-folder.js';
 import { listEntries } from '../../config/registry-entry.repository.js';
-import { recordRegistryEdit } from '../../config/registry.repository.js';
 import { workloadSpec, type WorkloadSpec } from '../../config/spec.js';
 import {
   changeWorkloadStatus,
@@ -18,7 +17,7 @@ import { revokeActiveGrantsOfWorkload } from '../../grants/revoke-workload-grant
 import type { Database } from '../../db/database.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { adminWrite, refreshAfterWrite } from './admin-action.js';
+import { registryWrite } from './registry-write.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
@@ -86,7 +85,7 @@ export function workloadRoutes(deps: Deps): Router {
     const statusGiven = typeof req.body === 'object' && req.body !== null && 'status' in req.body;
     const spec = specFromPut(req, workloadSpec, 'id', 'The workload');
     const now = deps.clock.now();
-    const { created, workload } = await adminWrite(deps, res, { action: 'workload.put', target_type: 'workload', target_id: spec.id }, async (trx, actor) => {
+    const { created, workload } = await registryWrite(deps, res, { action: 'workload.put', target_type: 'workload', target_id: spec.id }, async (trx, actor) => {
       await checkReferences(trx, spec);
       const existing = await findWorkload(trx, spec.id, true);
       // Status changes end grants and need a reason: they go through the lifecycle verbs, not a spec edit.
@@ -94,10 +93,8 @@ export function workloadRoutes(deps: Deps): Router {
         throw conflict(`The workload is ${existing.status}; change its status with /suspend, /retire or /activate.`, { status: existing.status });
       }
       const result = await upsertWorkload(trx, spec, actor, CREATED_REASON, now);
-      const version = await recordRegistryEdit(trx, actor, now, { workload: spec.id, change: result.created ? 'created' : 'updated' });
-      return { result, data: { created: result.created, version, spec } };
+      return { result, data: { created: result.created, spec } };
     });
-    await refreshAfterWrite(deps, res.locals.requestId);
     res.status(created ? 201 : 200).json(workloadView(workload));
   });
 
@@ -108,7 +105,7 @@ export function workloadRoutes(deps: Deps): Router {
       const { reason } = parseOrThrow(reasonBody, req.body, 'The request');
       const t = WORKLOAD_TRANSITIONS[verb];
       const now = deps.clock.now();
-      const done = await adminWrite(deps, res, { action: `workload.${verb}`, target_type: 'workload', target_id: id }, async (trx, actor) => {
+      const done = await registryWrite(deps, res, { action: `workload.${verb}`, target_type: 'workload', target_id: id }, async (trx, actor) => {
         const workload = await changeWorkloadStatus(trx, id, { to: t.to, from: t.from, reason, actor, at: now });
         if (!workload) {
           const current = await findWorkload(trx, id);
@@ -116,10 +113,8 @@ export function workloadRoutes(deps: Deps): Router {
           throw conflict(`The workload is ${current.status}; it cannot ${verb} from there.`, { status: current.status });
         }
         const revoked = t.endsGrants ? await revokeActiveGrantsOfWorkload(trx, id, actor, reason, now) : [];
-        const version = await recordRegistryEdit(trx, actor, now, { workload: id, change: verb });
-        return { result: { workload, revoked }, data: { reason, status: t.to, revoked_grants: revoked, version } };
+        return { result: { workload, revoked }, data: { reason, status: t.to, revoked_grants: revoked } };
       });
-      await refreshAfterWrite(deps, res.locals.requestId);
       res.json({ ...workloadView(done.workload), revoked_grants: done.revoked.length });
     });
   }
