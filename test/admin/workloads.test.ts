@@ -90,6 +90,8 @@ describe('PUT /v1/admin/workloads/:id', () => {
       expect({ field, status: res.status }).toEqual({ field, status: 400 });
       expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(field);
     }
+    expect((await call('put', '/workloads/new-one', '{"kind":')).body).toMatchObject({ status: 400, detail: 'The request body is not valid JSON.' });
+    expect((await call('put', '/workloads/new-one', [])).body.errors[0].field).toBe('(body)');
     expect((await call('put', '/workloads/Bad Id', { kind: 'ci', owner: 'x', public_keys: [world.agent.jwk] })).body.errors[0].field).toBe('id');
     expect([await count('workloads'), await count('config_versions')]).toEqual(before);
   });
