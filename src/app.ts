@@ -17,6 +17,10 @@ import { revocationRoutes } from './http/admin/revocation.routes.js';
 import { signingKeyRoutes } from './http/admin/signing-keys.routes.js';
 import { resourceServerRoutes } from './http/admin/resource-servers.routes.js';
 import { webhookRoutes } from './http/admin/webhooks.routes.js';
+import { workloadRoutes } from './http/admin/workloads.routes.js';
+import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
+import { adminGrantRoutes } from './http/admin/grants.routes.js';
+import { keyRoutes } from './http/admin/keys.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -43,6 +47,10 @@ export function createApp(deps: Deps): express.Express {
   app.use('/v1/admin', signingKeyRoutes(deps));
   app.use('/v1/admin', resourceServerRoutes(deps));
   app.use('/v1/admin', webhookRoutes(deps));
+  app.use('/v1/admin', workloadRoutes(deps));
+  app.use('/v1/admin', registryEntryRoutes(deps));
+  app.use('/v1/admin', adminGrantRoutes(deps));
+  app.use('/v1/admin', keyRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));
   app.use(() => {

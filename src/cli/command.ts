@@ -10,6 +10,45 @@ export interface Command {
   run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number>;
 }
 
+/** Commands under one noun (`tessera grants list`): a group dispatches to its last word. */
+export interface CommandGroup {
+  name: string;
+  summary: string;
+  commands: Array<Command | CommandGroup>;
+}
+
+const isGroup = (c: Command | CommandGroup): c is CommandGroup => 'commands' in c;
+const lastWord = (name: string) => name.slice(name.lastIndexOf(' ') + 1);
+
+/** The help text of a command list: `title`, then one line per command. */
+export function listHelp(title: string, usageLine: string, entries: Array<Command | CommandGroup>): string {
+  const width = Math.max(...entries.map((c) => lastWord(c.name).length));
+  return `${title}
+
+Usage: ${usageLine}
+
+Commands:
+${entries.map((c) => `  ${lastWord(c.name).padEnd(width)}  ${c.summary}`).join('\n')}
+`;
+}
+
+/** Finds the command (or group) named by argv's first word and runs it; returns the exit code. */
+export async function dispatch(help: string, prefix: string, entries: Array<Command | CommandGroup>, argv: string[]): Promise<number> {
+  const [word, ...rest] = argv;
+  if (!word || word === '--help' || word === '-h' || word === 'help') {
+    process.stdout.write(help);
+    return word ? 0 : 2;
+  }
+  const found = entries.find((c) => lastWord(c.name) === word);
+  if (!found) {
+    process.stderr.write(`${prefix}: unknown command "${word}"\n\n${help}`);
+    return 2;
+  }
+  if (!isGroup(found)) return runCommand(found, rest);
+  const name = `tessera ${found.name}`;
+  return dispatch(listHelp(`${name}: ${found.summary}`, `${name} <command> [options]     (${name} <command> --help for its options)`, found.commands), name, found.commands, rest);
+}
+
 /** A usage error: printed with the command's help, exit code 2. */
 export class UsageError extends Error {}
 

@@ -31,6 +31,29 @@ export async function bumpRegistryEpoch(trx: Database): Promise<void> {
   await trx.updateTable('registry_epoch').set({ epoch: sql`epoch + 1` }).where('id', '=', 1).execute();
 }
 
+/**
+ * Serialises writers of the registry (a configuration apply, an admin edit) until `trx` ends, so no
+ * check one of them makes (an issuer still exists, a workload is suspended) goes stale before it commits.
+ */
+export async function lockRegistry(trx: Database): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext('tessera:config-apply'))`.execute(trx);
+}
+
+/**
+ * Records an edit made through the admin API as a registry version of its own and bumps the epoch. Its
+ * content hash matches no document, so the next `tessera apply` of a folder applies in full again and
+ * puts back what the folder declares instead of answering "unchanged".
+ */
+export async function recordRegistryEdit(trx: Database, actor: string, now: Date, summary: Record<string, unknown>): Promise<string> {
+  const version = await trx
+    .insertInto('config_versions')
+    .values({ content_hash: `edit:${sha256Hex(canonicalJson({ actor, at: now, summary }))}`, applied_by: actor, applied_at: now, summary: JSON.stringify(summary) })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await bumpRegistryEpoch(trx);
+  return version.id;
+}
+
 export interface ApplyResult {
   version: string;
   changed: boolean;
@@ -51,7 +74,7 @@ export async function applyConfigDocument(
 ): Promise<ApplyResult> {
   const contentHash = configHash(doc);
   return db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(hashtext('tessera:config-apply'))`.execute(trx);
+    await lockRegistry(trx);
     const latest = await trx
       .selectFrom('config_versions')
       .select(['id', 'content_hash'])

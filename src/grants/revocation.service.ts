@@ -1,7 +1,4 @@
-import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { Registry } from '../config/registry.js';
-import { bumpRegistryEpoch } from '../config/registry.repository.js';
 import { notFound } from '../lib/errors.js';
 import { findGrant, type GrantRow, type GrantSelector } from './grant.repository.js';
 import { endGrants } from './end-grants.js';
@@ -28,31 +25,3 @@ export async function revokeGrant(db: Database, grantId: string, r: Revocation, 
   return { grant: (await findGrant(db, grantId))!, revoked };
 }
 
-/**
- * Suspends a workload: new grants are refused from the moment this commits (the mint insert takes a
- * share lock on the workload row), then every active grant it holds is revoked. Running it again
- * revokes nothing more.
- */
-export async function suspendWorkload(
-  deps: { db: Database; registry: Registry },
-  workloadId: string,
-  r: Revocation,
-  now: Date,
-): Promise<{ changed: boolean; revoked: GrantRow[] }> {
-  const changed = await deps.db.transaction().execute(async (trx) => {
-    const w = await sql<{ status: string }>`select status from workloads where id = ${workloadId} for update`.execute(trx);
-    if (!w.rows[0]) throw notFound('Workload');
-    if (w.rows[0].status === 'suspended') return false;
-    await trx
-      .updateTable('workloads')
-      .set({ status: 'suspended', status_reason: r.reason, status_changed_by: r.actor, status_changed_at: now })
-      .where('id', '=', workloadId)
-      .execute();
-    await bumpRegistryEpoch(trx);
-    return true;
-  });
-  // After the commit: a grant minted before it is visible to this revocation, none can be minted after.
-  const revoked = await revokeGrants(deps.db, { workloadId }, { ...r, reason: `workload suspended: ${r.reason}` }, now);
-  await deps.registry.refreshIfChanged();
-  return { changed, revoked };
-}

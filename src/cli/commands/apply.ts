@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { brokerUrl, call, describeError, UsageError, type Command } from '../command.js';
 import { readConfigFolder, validateConfig, ConfigError } from '../../config/load-folder.js';
+import { adminKey } from '../admin-client.js';
 
 const usage = `Usage: tessera apply <dir> [options]
 
@@ -12,15 +12,6 @@ Options:
   --dry-run              validate locally and on the broker, apply nothing
   --admin-key <key>      an operator or admin key (env TESSERA_ADMIN_KEY, or ./data/admin-key in demo mode)
   --broker <url>         broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)`;
-
-/** The admin key from --admin-key, TESSERA_ADMIN_KEY, or the demo broker's ./data/admin-key. */
-export function adminKey(v: Record<string, unknown>): string {
-  const key = (v['admin-key'] as string | undefined) ?? process.env.TESSERA_ADMIN_KEY;
-  if (key) return key;
-  const demoFile = path.resolve(process.env.TESSERA_DATA_DIR ?? 'data', 'admin-key');
-  if (existsSync(demoFile)) return readFileSync(demoFile, 'utf8').trim();
-  throw new UsageError('no admin key: give --admin-key or set TESSERA_ADMIN_KEY');
-}
 
 export const applyCommand: Command = {
   name: 'apply',

@@ -1,5 +1,5 @@
 import { brokerUrl, call, describeError, UsageError, type Command } from '../command.js';
-import { adminKey } from './apply.js';
+import { adminKey } from '../admin-client.js';
 
 const usage = `Usage: tessera audit <verify | export> [options]
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { sha256Hex } from '../../lib/hash.js';
 import { newId, randomSecret } from '../../lib/ids.js';
@@ -58,4 +59,48 @@ export async function ensureBootstrapAdminKey(db: Database, key: string, now: Da
     .values({ id: newId(), name: 'bootstrap', role: 'admin', key_sha256: hash, created_by: 'system:bootstrap', created_at: now })
     .onConflict((oc) => oc.column('key_sha256').doNothing())
     .execute();
+}
+
+/** An admin key as listed: everything but its hash. */
+export interface AdminKeyInfo {
+  id: string;
+  name: string;
+  role: AdminRole;
+  created_by: string;
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+}
+
+const KEY_INFO = ['id', 'name', 'role', 'created_by', 'created_at', 'expires_at', 'revoked_at'] as const;
+
+/** Every admin key, oldest first, without hashes. */
+export async function listAdminKeys(db: Database): Promise<AdminKeyInfo[]> {
+  return db.selectFrom('admin_keys').select(KEY_INFO).orderBy('created_at').orderBy('id').execute();
+}
+
+/** One admin key by id, without its hash. */
+export async function findAdminKey(db: Database, id: string): Promise<AdminKeyInfo | undefined> {
+  return db.selectFrom('admin_keys').select(KEY_INFO).where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * True when a usable (unrevoked, unexpired) key already has this name. Admin actions are attributed to
+ * `admin:<name>`, so two usable keys must never share one. Serialised per name by an advisory lock.
+ */
+export async function usableKeyNamed(trx: Database, name: string, now: Date): Promise<boolean> {
+  await sql`select pg_advisory_xact_lock(hashtext(${`tessera:admin-key:${name}`}))`.execute(trx);
+  const row = await trx
+    .selectFrom('admin_keys')
+    .select('id')
+    .where('name', '=', name)
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Revokes a key from now on; returns it, or undefined when it was missing or already revoked. */
+export async function revokeAdminKey(trx: Database, id: string, now: Date): Promise<AdminKeyInfo | undefined> {
+  return trx.updateTable('admin_keys').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).returning(KEY_INFO).executeTakeFirst();
 }

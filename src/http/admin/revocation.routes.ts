@@ -2,7 +2,7 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { GrantSelector } from '../../grants/grant.repository.js';
-import { revokeGrant, revokeGrants, suspendWorkload } from '../../grants/revocation.service.js';
+import { revokeGrant, revokeGrants } from '../../grants/revocation.service.js';
 import { notFound, TesseraError } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { roleAtLeast } from './admin-keys.js';
@@ -56,11 +56,5 @@ export function revocationRoutes(deps: Deps): Router {
     res.json({ revoked: revoked.length });
   });
 
-  r.post('/workloads/:id/suspend', requireRole(deps, 'operator'), json, async (req, res) => {
-    const body = parseOrThrow(reasonBody, req.body, 'The suspension');
-    const id = req.params.id as string;
-    const result = await suspendWorkload(deps, id, { actor: actor(res), reason: body.reason }, deps.clock.now());
-    res.json({ workload_id: id, status: 'suspended', changed: result.changed, revoked: result.revoked.length });
-  });
   return r;
 }

@@ -1,0 +1,50 @@
+import type { AdminRole } from './admin.table.js';
+
+/** One admin endpoint: the least role that may call it, and the largest body it reads (none if absent). */
+export interface AdminRoute {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Under /v1/admin. */
+  path: string;
+  role: AdminRole;
+  body?: string;
+}
+
+/** Reasons and key names: a few short strings. */
+const SMALL_BODY = '16kb';
+/** One issuer, workload or task spec, which may carry an inline JWKS. */
+const SPEC_BODY = '256kb';
+
+/**
+ * Every admin route and the role it needs: the one place that says who may do what. Routes are mounted
+ * from these entries (see mountAdminRoute), and the role-matrix test iterates them.
+ */
+export const ADMIN_ROUTES = {
+  applyConfig: { method: 'post', path: '/config', role: 'operator', body: '2mb' },
+
+  listWorkloads: { method: 'get', path: '/workloads', role: 'viewer' },
+  getWorkload: { method: 'get', path: '/workloads/:id', role: 'viewer' },
+  putWorkload: { method: 'put', path: '/workloads/:id', role: 'operator', body: SPEC_BODY },
+  suspendWorkload: { method: 'post', path: '/workloads/:id/suspend', role: 'operator', body: SMALL_BODY },
+  retireWorkload: { method: 'post', path: '/workloads/:id/retire', role: 'operator', body: SMALL_BODY },
+  activateWorkload: { method: 'post', path: '/workloads/:id/activate', role: 'operator', body: SMALL_BODY },
+
+  listIssuers: { method: 'get', path: '/issuers', role: 'viewer' },
+  getIssuer: { method: 'get', path: '/issuers/:id', role: 'viewer' },
+  putIssuer: { method: 'put', path: '/issuers/:id', role: 'operator', body: SPEC_BODY },
+  deleteIssuer: { method: 'delete', path: '/issuers/:id', role: 'operator' },
+
+  listTasks: { method: 'get', path: '/tasks', role: 'viewer' },
+  getTask: { method: 'get', path: '/tasks/:id', role: 'viewer' },
+  putTask: { method: 'put', path: '/tasks/:id', role: 'operator', body: SPEC_BODY },
+  deleteTask: { method: 'delete', path: '/tasks/:id', role: 'operator' },
+
+  listGrants: { method: 'get', path: '/grants', role: 'viewer' },
+  getGrant: { method: 'get', path: '/grants/:id', role: 'viewer' },
+
+  // Keys are admin-only, listing included: the list says who holds which power, which a viewer need not know.
+  createKey: { method: 'post', path: '/keys', role: 'admin', body: SMALL_BODY },
+  listKeys: { method: 'get', path: '/keys', role: 'admin' },
+  revokeKey: { method: 'post', path: '/keys/:id/revoke', role: 'admin', body: SMALL_BODY },
+} as const satisfies Record<string, AdminRoute>;
+
+export type AdminRouteName = keyof typeof ADMIN_ROUTES;
