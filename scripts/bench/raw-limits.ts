@@ -1,10 +1,9 @@
-import { generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
 import type { Database } from '../../src/db/database.js';
-import { insertGrantIfWorkloadActive, type NewGrant } from '../../src/grants/grant.repository.js';
-import { sha256Hex } from '../../src/lib/hash.js';
+import { insertGrantIfWorkloadActive } from '../../src/grants/grant.repository.js';
 import { msSince, summarize, type LatencySummary } from '../lib/stats.js';
-import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
+import { benchGrant } from '../lib/grant-rows.js';
 
 export interface RateResult extends LatencySummary {
   rps: number;
@@ -61,30 +60,6 @@ export async function josePair(ms: number): Promise<RateResult> {
     const jwt = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).sign(priv);
     await jwtVerify(jwt, pub);
   });
-}
-
-/** A grant row shaped like the ones the mint path writes. */
-export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
-  const id = randomUUID();
-  return {
-    id,
-    workload_id: CI_WORKLOAD,
-    task: BENCH_TASK,
-    params: { service: 'api' },
-    scopes: ['deploy:write'],
-    audience: BENCH_AUDIENCE,
-    purpose: null,
-    issued_at: now,
-    expires_at: new Date(now.getTime() + ttlSeconds * 1000),
-    decision_id: null,
-    approval_id: null,
-    parent_id: null,
-    max_uses: null,
-    cnf_jkt: null,
-    kid: 'bench-kid',
-    token_sha256: sha256Hex(id),
-    identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
-  };
 }
 
 /** The mint path's INSERT through a pool configured like the broker's, from `concurrency` callers. */

@@ -9,6 +9,7 @@ import { sleep } from './stats.js';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
 const CLOCK_TICKS_PER_SECOND = 100;
+const MAX_ERROR_LINES = 20;
 /** A broker migrates and loads keys and config before it listens; this is ample on a loaded machine. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -24,6 +25,8 @@ export interface BrokerProcess {
   /** SIGTERM (graceful shutdown, writes a --cpu-prof profile), SIGKILL if it does not exit in time. */
   stop(): Promise<void>;
   stderrTail(): string;
+  /** The first error-level (pino level 50+) log lines, for a drill to show what a 5xx was. */
+  errorLines(): string[];
 }
 
 export interface SpawnBrokerOptions {
@@ -51,11 +54,19 @@ export async function spawnBroker(o: SpawnBrokerOptions): Promise<BrokerProcess>
 /** Starts `node <args>` from the repository root with PORT set, and waits until `healthPath` answers 2xx. */
 export async function spawnServer(args: string[], env: (port: number) => Record<string, string>, healthPath: string): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, PORT: String(port), ...env(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, PORT: String(port), ...env(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
+  let partial = '';
+  const errors: string[] = [];
+  // pino logs to stdout, start-up failures go to stderr: read both (an unread pipe would block the broker).
+  const onOutput = (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8_000);
-  });
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (errors.length < MAX_ERROR_LINES && /"level":(5|6)\d/.test(line)) errors.push(line.slice(0, 2_000));
+  };
+  child.stdout!.on('data', onOutput);
+  child.stderr!.on('data', onOutput);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
   const pid = child.pid!;
@@ -92,5 +103,6 @@ export async function spawnServer(args: string[], env: (port: number) => Record<
       clearTimeout(timer);
     },
     stderrTail: () => stderr,
+    errorLines: () => errors,
   };
 }
