@@ -51,7 +51,7 @@ export const postgresFrozen: Drill = async (ctx) => {
     return verdict('postgres frozen (SIGSTOP) 30 s', {
       [`no request past ${HANG_LIMIT_MS} ms (pool wait + query timeout)`]: overLimit.length === 0,
       // Requests that began and ended inside the freeze (a request may start frozen and finish after the thaw).
-      'requests inside the freeze failed closed (503, no token)': during.filter((o) => o.at + o.ms < marks.thawed).every((o) => o.status === 503),
+      'requests inside the freeze failed closed (503, no token)': during.filter((o) => o.at >= marks.frozen && o.at + o.ms < marks.thawed).every((o) => o.status === 503),
       'no token without a committed row': missing.length === 0,
       'recovered after thaw without a broker restart': broker.alive() && Number.isFinite(marks.firstOkAfterThaw),
     }, {
@@ -60,7 +60,7 @@ export const postgresFrozen: Drill = async (ctx) => {
       duringFreeze: { requests: during.length, statuses: byStatus(during), latencyMs: latency, overLimit: overLimit.length },
       tokensWithoutRow: missing.length,
       recoveryAfterThawMs: marks.firstOkAfterThaw - marks.thawed,
-      ...(broker.alive() ? {} : { brokerExit: { code: broker.child.exitCode, signal: broker.child.signalCode, lastOutput: broker.stderrTail().trim().split('\n').slice(-6) } }),
+      ...(broker.alive() ? {} : { brokerExit: { code: broker.child.exitCode, signal: broker.child.signalCode, lastOutput: broker.stderrTail().split('\n').filter((l) => /^\w*error|Emitted|^\s+at Client|code:/.test(l)).slice(-6) } }),
     });
   } finally {
     if (frozen.length) ctx.pg.thaw(frozen);

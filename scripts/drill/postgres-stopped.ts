@@ -60,7 +60,7 @@ export const postgresStopped: Drill = async (ctx) => {
       tokensWithoutRow: missing.length,
       recoveryAfterRestartMs: recoveryMs,
       brokerPidUnchanged: broker.alive(),
-      ...(broker.alive() ? {} : { brokerExit: { code: broker.child.exitCode, signal: broker.child.signalCode, lastOutput: broker.stderrTail().trim().split('\n').slice(-40) } }),
+      ...(broker.alive() ? {} : { brokerExit: { code: broker.child.exitCode, signal: broker.child.signalCode, lastOutput: broker.stderrTail().split('\n').filter((l) => /^\w*error|Emitted|^\s+at Client|code:/.test(l)).slice(-6) } }),
     });
   } finally {
     await broker.stop();
