@@ -22,7 +22,7 @@ const CONCURRENCY = [1, 8, 32, 128];
 /** Identity tokens cycled by the CI clients (the OIDC path has no replay check, like real CI tokens). */
 const IDENTITY_POOL = 256;
 const EXPIRY_GRANTS = 100_000;
-const EXPIRY_BATCHES = [1_000, EXPIRY_SWEEP_BATCH, 20_000];
+const EXPIRY_BATCHES = [EXPIRY_SWEEP_BATCH, 5_000, 20_000];
 /** Stop by ourselves even if something hangs. */
 const WATCHDOG_MS = 9 * 60_000;
 
