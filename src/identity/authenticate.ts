@@ -20,6 +20,22 @@ const MAX_TOKEN_LENGTH = 16_384;
 /** Headers that would make a verifier fetch or trust a key named by the token itself. */
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
 
+/**
+ * Key resolvers for workloads' registered public keys, one per workload row. A registry reload makes new
+ * rows, so a changed key set is never served stale; building a set per request would import (WebCrypto
+ * importKey) the workload's keys on every assertion, which the mint profile showed on the hot path.
+ */
+const workloadKeySets = new WeakMap<WorkloadRow, ReturnType<typeof createLocalJWKSet>>();
+
+function workloadKeys(workload: WorkloadRow): ReturnType<typeof createLocalJWKSet> {
+  let set = workloadKeySets.get(workload);
+  if (!set) {
+    set = createLocalJWKSet({ keys: workload.spec.public_keys } as JSONWebKeySet);
+    workloadKeySets.set(workload, set);
+  }
+  return set;
+}
+
 /** Who a request comes from, once its identity token has been verified. */
 export interface Principal {
   workload: WorkloadRow;
@@ -106,7 +122,7 @@ async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: Authent
 async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: AuthenticationContext, now: Date): Promise<Principal> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, createLocalJWKSet({ keys: workload.spec.public_keys } as JSONWebKeySet), {
+    ({ payload } = await jwtVerify(token, workloadKeys(workload), {
       issuer: workload.id,
       subject: workload.id,
       audience: ctx.assertionAudiences,

@@ -1,0 +1,201 @@
+// npm run bench: the broker's throughput and latency against the machine's raw limits, measured in one run.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createDatabase } from '../src/db/database.js';
+import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/broker-process.js';
+import { startScratchPostgres } from './lib/postgres.js';
+import { benchAgent, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
+import { fmt } from './lib/stats.js';
+import { cannon, type StepResult } from './bench/cannon.js';
+import { nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
+import { benchVerify } from './bench/verify.js';
+import { benchPolicy } from './bench/policy.js';
+import { benchExpirySweep, EXPIRY_SWEEP_BATCH } from './bench/expiry-sweep.js';
+import { summarizeProfile } from './bench/profile.js';
+import { chartSvg, table, type Row } from './bench/report.js';
+
+/** Seconds per load step: long enough for a stable p99 at a few thousand req/s, short enough for 2 cores. */
+const STEP_SECONDS = Number(process.env.BENCH_STEP_SECONDS ?? 6);
+const CONCURRENCY = [1, 8, 32, 128];
+/** Identity tokens cycled by the CI clients (the OIDC path has no replay check, like real CI tokens). */
+const IDENTITY_POOL = 256;
+const EXPIRY_GRANTS = 100_000;
+const EXPIRY_BATCHES = [EXPIRY_SWEEP_BATCH, 5_000, 20_000];
+/** Stop by ourselves even if something hangs. */
+const WATCHDOG_MS = 9 * 60_000;
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+async function main(): Promise<void> {
+  const run = new Date().toISOString().replace(/[:.]/g, '-');
+  const outDir = path.join(REPO_ROOT, 'bench-results');
+  const profileDir = path.join(outDir, `${run}-profile`);
+  await mkdir(profileDir, { recursive: true });
+  const children: BrokerProcess[] = [];
+  const watchdog = setTimeout(() => {
+    log('watchdog: bench exceeded its time budget, stopping');
+    for (const c of children) c.child.kill('SIGKILL');
+    process.exit(1);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
+  log('starting Postgres, the CI issuer and a broker process');
+  const pg = await startScratchPostgres('bench');
+  const issuer = await startBenchIssuer();
+  const agent = benchAgent();
+  const configDir = await writeBenchConfig(path.join(pg.dir, 'config'), issuer, agent);
+  const kek = randomBytes(32).toString('base64url');
+  const { db } = createDatabase({ url: pg.url }); // the broker's pool settings (max 10, same timeouts)
+  const rows: Row[] = [];
+  try {
+    const broker = await spawnBroker({ databaseUrl: pg.url, configDir, kek });
+    children.push(broker);
+
+    log('raw limits: ES256 through node:crypto and jose, the grant INSERT, express hello-world');
+    const nodePair = await nodeCryptoPair(2_000);
+    const jose = await josePair(2_000);
+    // Policy alone runs here, on a quiet machine: after the load steps Postgres is still checkpointing.
+    log('policy evaluation alone (demo policies, compiled once)');
+    const policy = await benchPolicy(2_000);
+    const insert = await rawInsert(db, 5_000, 32);
+    const hello = await spawnServer(['--import', 'tsx', 'scripts/bench/hello-server.ts'], () => ({}), '/');
+    children.push(hello);
+    const helloRun = await cannon({ url: hello.url, connections: 32, durationSeconds: STEP_SECONDS, headers: () => ({}) });
+    await hello.stop();
+    const limit = Math.min(nodePair.rps, insert.rps);
+    const limitName = nodePair.rps < insert.rps ? 'node:crypto pair' : 'raw INSERT';
+    rows.push(
+      { scenario: 'raw ES256 sign+verify node:crypto', clients: 1, ...nodePair, note: 'physical limit, 1 core' },
+      { scenario: 'raw ES256 sign+verify jose', clients: 1, ...jose, ratio: jose.rps / nodePair.rps, vs: 'node:crypto pair', note: 'WebCrypto' },
+      { scenario: 'raw grant INSERT (pool 10)', clients: 32, ...insert },
+      { scenario: 'express hello-world', clients: 32, ...helloRun },
+    );
+
+    log(`mint (CI OIDC token, ES256) at ${CONCURRENCY.join(', ')} clients, ${STEP_SECONDS} s each`);
+    const tokens = Array.from({ length: IDENTITY_POOL }, () => issuer.token());
+    let n = 0;
+    const ciHeaders = () => ({ authorization: `Bearer ${tokens[n++ % tokens.length]}` });
+    const mintStep = (connections: number, extra: { overallRate?: number; amount?: number; headers?: () => Record<string, string> } = {}) =>
+      cannon({ url: broker.url, connections, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: extra.headers ?? ciHeaders, ...extra });
+    await cannon({ url: broker.url, connections: 32, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up: JIT, pool, JWKS
+    const mint: Array<StepResult & { clients: number; cpuMicrosPerRequest: number }> = [];
+    let minted = 0;
+    for (const c of CONCURRENCY) {
+      const cpu = broker.cpuSeconds();
+      const r = await mintStep(c);
+      const cpuMicrosPerRequest = ((broker.cpuSeconds() - cpu) / r.total) * 1e6;
+      mint.push({ ...r, clients: c, cpuMicrosPerRequest });
+      minted += r.ok;
+      rows.push({ scenario: 'mint', clients: c, ...r, ratio: r.rps / limit, vs: limitName, note: `${fmt(cpuMicrosPerRequest)} µs CPU/req${r.ok === r.total ? '' : `; ${r.total - r.ok} not 201: ${JSON.stringify(r.statuses)}`}` });
+    }
+    const maxRps = Math.max(...mint.map((m) => m.rps));
+    const at70 = await mintStep(32, { overallRate: Math.round(0.7 * maxRps) });
+    minted += at70.ok;
+    rows.push({ scenario: 'mint at 70% of max rate', clients: 32, ...at70, ratio: at70.rps / maxRps, vs: 'max mint rate', note: `target ${Math.round(0.7 * maxRps)}/s` });
+
+    const m32 = mint.find((m) => m.clients === 32)!;
+    const assertionCount = Math.ceil(m32.rps * STEP_SECONDS);
+    const assertions = Array.from({ length: assertionCount }, () => agent.assertion(broker.url));
+    let a = 0;
+    const cpuA = broker.cpuSeconds();
+    const viaAssertion = await mintStep(32, { amount: assertionCount, headers: () => ({ authorization: `Bearer ${assertions[a++]}` }) });
+    const assertionCpu = ((broker.cpuSeconds() - cpuA) / viaAssertion.total) * 1e6;
+    minted += viaAssertion.ok;
+    rows.push({ scenario: 'mint, RFC 7523 assertion', clients: 32, ...viaAssertion, ratio: viaAssertion.rps / limit, vs: limitName, note: `${fmt(assertionCpu)} µs CPU/req; + jti INSERT` });
+    const grantRows = Number((await db.selectFrom('grants').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+    log('downstream verification through tessera/verify against plain jose');
+    const verifyTokens: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(`${broker.url}/v1/grants`, { method: 'POST', headers: { 'content-type': 'application/json', ...ciHeaders() }, body: MINT_BODY });
+      verifyTokens.push(((await res.json()) as { access_token: string }).access_token);
+    }
+    const verify = await benchVerify(broker.url, verifyTokens, 3_000);
+    rows.push(
+      { scenario: 'raw jose jwtVerify (local JWKS)', clients: 8, ...verify.rawJose },
+      { scenario: 'tessera/verify (remote JWKS, cached)', clients: 8, ...verify.tesseraVerify, ratio: verify.ratio, vs: 'raw jose verify', note: `${verify.steadyFetches} JWKS fetch(es) in ${fmt(verify.tesseraVerify.count)} verifications` },
+    );
+    await broker.stop();
+
+    log('CPU profile of the mint path (a second broker process under --cpu-prof)');
+    const profiled = await spawnBroker({ databaseUrl: pg.url, configDir, kek, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] });
+    children.push(profiled);
+    await mintStep(32); // warm the JIT so the profile shows steady state, not compilation
+    const profiledFrom = Number(process.hrtime.bigint() / 1000n);
+    const profileRun = await cannon({ url: profiled.url, connections: 32, durationSeconds: 5, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders });
+    await profiled.stop();
+    const profileFile = (await readdir(profileDir)).find((f) => f.endsWith('.cpuprofile'));
+    const profile = profileFile ? await summarizeProfile(path.join(profileDir, profileFile), profiledFrom) : undefined;
+
+    const policyShare = (policy.mean * 1000) / m32.cpuMicrosPerRequest;
+    rows.push({ scenario: 'policy evaluate (Cedar)', clients: 1, ...policy, ratio: policyShare, vs: 'mint CPU/req @32', note: `mean ${fmt(policy.mean * 1000)} µs/call; ${policy.policies} policies; ${JSON.stringify(policy.outcomes)}` });
+
+    log(`expiry sweep of ${EXPIRY_GRANTS} grants at batch sizes ${EXPIRY_BATCHES.join(', ')}`);
+    const expiry = await benchExpirySweep(db, EXPIRY_GRANTS, EXPIRY_BATCHES);
+    for (const e of expiry) {
+      rows.push({ scenario: `expiry sweep, batch ${e.batch}`, clients: 1, rps: e.rowsPerSecond, note: `${e.expired} rows in ${fmt(e.seconds)} s, ${e.statements} statements${e.batch === EXPIRY_SWEEP_BATCH ? ' (chosen)' : ''}` });
+    }
+
+    const targets = {
+      mintThroughput: { ratio: m32.rps / limit, min: 0.5, goal: 0.7, pass: m32.rps / limit >= 0.5 },
+      p99At70: { p99: at70.p99, max: 25, pass: at70.p99 <= 25 },
+      noRequestOver100ms: { maxAt70: at70.max, pass: at70.max <= 100 },
+      verifyRatio: { ratio: verify.ratio, min: 0.8, pass: verify.ratio >= 0.8 },
+      jwksFetches: { steady: verify.steadyFetches, burst: verify.burst.fetches, unknownKidInCooldown: verify.burst.unknownKidFetchesWithinCooldown, pass: verify.steadyFetches <= 1 && verify.burst.fetches === 1 && verify.burst.unknownKidFetchesWithinCooldown === 0 },
+      policyShare: { share: policyShare, max: 0.1, pass: policyShare <= 0.1 },
+      everyTokenHasRow: { tokens: minted, rows: grantRows, pass: grantRows >= minted },
+    };
+
+    console.log(`\ntessera bench ${run}  (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}, ${STEP_SECONDS} s steps)\n`);
+    console.log(table(rows));
+    console.log(`\nJWKS: ${verify.steadyFetches} fetch(es) in steady state; rotation burst of ${verify.burst.tokens} tokens with a new kid: ${verify.burst.fetches} fetch(es), ${verify.burst.verified} verified; unknown kid inside cooldown: ${verify.burst.unknownKidFetchesWithinCooldown} fetch(es)`);
+    console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(policy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it`);
+    if (profile) {
+      console.log(`\nCPU profile (${fmt(profileRun.rps)} req/s, ${fmt(profile.busyMs)} ms busy main thread over the 5 s run): self time by area`);
+      for (const x of profile.byArea.slice(0, 14)) console.log(`  ${(x.share * 100).toFixed(1).padStart(5)}%  ${x.area}`);
+      console.log('Top functions (self time):');
+      for (const x of profile.topFunctions.slice(0, 12)) console.log(`  ${(x.share * 100).toFixed(1).padStart(5)}%  ${x.fn}`);
+      console.log(`Inclusive (synchronous stacks): ${Object.entries(profile.inclusive).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ')}`);
+    }
+    console.log('\nTargets:');
+    for (const [name, t] of Object.entries(targets)) console.log(`  ${t.pass ? 'PASS' : 'MISS'}  ${name}  ${JSON.stringify(t, (k, v) => (k === 'pass' ? undefined : typeof v === 'number' ? Number(fmt(v)) : v))}`);
+
+    const result = {
+      run,
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      stepSeconds: STEP_SECONDS,
+      raw: { nodeCryptoPair: nodePair, josePair: jose, insert, hello: helloRun, limit: { rps: limit, name: limitName } },
+      mint,
+      mintAt70: at70,
+      mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
+      verify,
+      policy: { ...policy, shareOfMintCpu: policyShare },
+      expiry,
+      profile: profile && { file: path.relative(REPO_ROOT, path.join(profileDir, profileFile!)), requestsPerSecond: profileRun.rps, ...profile },
+      targets,
+      rows,
+    };
+    const jsonFile = path.join(outDir, `${run}.json`);
+    const svgFile = path.join(outDir, `${run}-mint.svg`);
+    await writeFile(jsonFile, JSON.stringify(result, null, 2));
+    await writeFile(svgFile, chartSvg(`tessera mint ${run}`, mint.map((m) => ({ clients: m.clients, rps: m.rps, p50: m.p50, p99: m.p99 })), [
+      { label: `0.5x limit ${Math.round(0.5 * limit)}/s`, rps: 0.5 * limit },
+    ]));
+    console.log(`\nResults: ${path.relative(REPO_ROOT, jsonFile)}, chart ${path.relative(REPO_ROOT, svgFile)}, profile ${profile?.busyMs ? path.relative(REPO_ROOT, profileDir) : '(none)'}`);
+  } finally {
+    for (const c of children) await c.stop().catch(() => {});
+    await db.destroy().catch(() => {});
+    await issuer.close().catch(() => {});
+    await pg.destroy();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`bench failed: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { taskSpec } from '../../src/config/spec.js';
+import { compilePolicySet, evaluate, signalTypeSpec, type PolicyRequest } from '../../src/policy/index.js';
+import { REPO_ROOT } from '../lib/broker-process.js';
+import { timeLoop, type RateResult } from './raw-limits.js';
+
+/** The demo policies are written against the example registry the policy tests use (signal types, calendars). */
+const POLICY_DIR = path.join(REPO_ROOT, 'config/demo/policies');
+const REGISTRY_FILE = path.join(REPO_ROOT, 'test/policy/fixtures/registry.yaml');
+
+export interface PolicyBench extends RateResult {
+  version: string;
+  policies: number;
+  compileMs: number;
+  outcomes: Record<string, number>;
+}
+
+/** Compiles the demo policies once, then times evaluate() alone over a mix of allowed and denied requests. */
+export async function benchPolicy(ms: number): Promise<PolicyBench> {
+  const doc = parseYaml(readFileSync(REGISTRY_FILE, 'utf8')) as Record<string, unknown[]>;
+  const policies = readdirSync(POLICY_DIR)
+    .filter((f) => f.endsWith('.cedar'))
+    .sort()
+    .map((file) => ({ file, text: readFileSync(path.join(POLICY_DIR, file), 'utf8') }));
+  const t = performance.now();
+  const compiled = compilePolicySet({
+    tasks: doc.tasks!.map((x) => taskSpec.parse(x)),
+    signalTypes: doc.signal_types!.map((x) => signalTypeSpec.parse(x)),
+    calendars: doc.calendars as string[],
+    policies,
+  });
+  const compileMs = performance.now() - t;
+  const requests = sampleRequests();
+  const outcomes: Record<string, number> = {};
+  let i = 0;
+  const r = await timeLoop(ms, () => {
+    const d = evaluate(compiled, requests[i++ % requests.length]!);
+    outcomes[d.outcome] = (outcomes[d.outcome] ?? 0) + 1;
+  });
+  return { ...r, version: compiled.version.slice(0, 12), policies: compiled.policyIds.length, compileMs, outcomes };
+}
+
+/** Refunds (allowed, over the limit, rate spike) and deploys (window closed, runner trusted or not). */
+function sampleRequests(): PolicyRequest[] {
+  const broker = { requests_last_minute: 0, requests_last_hour: 0, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: true } };
+  const identity = { issuer: 'ci', subject: 'repo:acme/api', token_age_seconds: 3, claims: { ref: 'refs/heads/main', repository: 'acme/api' } };
+  const out: PolicyRequest[] = [];
+  for (let i = 0; i < 64; i++) {
+    out.push({
+      workload: { id: 'agent-1', kind: 'agent', owner: 'ops' },
+      task: { name: 'refund-payment', risk: 'medium' },
+      params: { order_id: `o-${i}`, amount: (i * 7) % 150 },
+      purpose: 'refund',
+      identity,
+      signals: {},
+      broker: { ...broker, requests_last_minute: i % 14 },
+    });
+    out.push({
+      workload: { id: 'ci-api', kind: 'ci', owner: 'api-team' },
+      task: { name: 'deploy-prod', risk: 'high' },
+      params: { service: 'api' },
+      purpose: 'release',
+      identity,
+      signals: i % 3 ? { runner_trust: 'trusted' } : {},
+      broker: { ...broker, calendars: { change_window: i % 4 !== 0 } },
+    });
+  }
+  return out;
+}

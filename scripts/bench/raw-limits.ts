@@ -1,0 +1,70 @@
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
+import type { Database } from '../../src/db/database.js';
+import { insertGrantIfWorkloadActive } from '../../src/grants/grant.repository.js';
+import { msSince, summarize, type LatencySummary } from '../lib/stats.js';
+import { benchGrant } from '../lib/grant-rows.js';
+
+export interface RateResult extends LatencySummary {
+  rps: number;
+}
+
+/** A signing input the size of a broker access token (header + claims, ~600 bytes). */
+const TOKEN_SIZED_INPUT = Buffer.from(`eyJhbGciOiJFUzI1NiJ9.${'x'.repeat(560)}`);
+
+/** Runs `op` back to back for `ms` and reports its rate and per-call latency (one core, no contention). */
+export async function timeLoop(ms: number, op: () => unknown): Promise<RateResult> {
+  const latencies: number[] = [];
+  const started = process.hrtime.bigint();
+  while (msSince(started) < ms) {
+    const t = process.hrtime.bigint();
+    const r = op();
+    if (r instanceof Promise) await r;
+    latencies.push(msSince(t));
+  }
+  return { ...summarize(latencies), rps: latencies.length / (msSince(started) / 1000) };
+}
+
+/** Runs `op` from `concurrency` async loops for `ms`: the rate a pool-bound or I/O-bound operation reaches. */
+export async function timeConcurrent(ms: number, concurrency: number, op: () => Promise<unknown>): Promise<RateResult> {
+  const latencies: number[] = [];
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (msSince(started) < ms) {
+        const t = process.hrtime.bigint();
+        await op();
+        latencies.push(msSince(t));
+      }
+    }),
+  );
+  return { ...summarize(latencies), rps: latencies.length / (msSince(started) / 1000) };
+}
+
+/** ES256 sign + verify of one token-sized input through node:crypto with KeyObjects created once: the physical limit. */
+export function nodeCryptoPair(ms: number): Promise<RateResult> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return timeLoop(ms, () => {
+    const signature = sign('sha256', TOKEN_SIZED_INPUT, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    if (!verify('sha256', TOKEN_SIZED_INPUT, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('verify failed');
+  });
+}
+
+/** The same pair through jose (WebCrypto on Node 20), keys imported once. */
+export async function josePair(ms: number): Promise<RateResult> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const priv = await importJWK(privateKey.export({ format: 'jwk' }) as JWK, 'ES256');
+  const pub = await importJWK(publicKey.export({ format: 'jwk' }) as JWK, 'ES256');
+  const claims = { sub: 'bench', scope: 'deploy:write', pad: 'x'.repeat(400) };
+  return timeLoop(ms, async () => {
+    const jwt = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).sign(priv);
+    await jwtVerify(jwt, pub);
+  });
+}
+
+/** The mint path's INSERT through a pool configured like the broker's, from `concurrency` callers. */
+export function rawInsert(db: Database, ms: number, concurrency: number): Promise<RateResult> {
+  return timeConcurrent(ms, concurrency, async () => {
+    if (!(await insertGrantIfWorkloadActive(db, benchGrant(new Date())))) throw new Error('bench workload is not active');
+  });
+}

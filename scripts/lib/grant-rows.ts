@@ -1,0 +1,29 @@
+import { randomUUID } from 'node:crypto';
+import type { NewGrant } from '../../src/grants/grant.repository.js';
+import { sha256Hex } from '../../src/lib/hash.js';
+import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from './identities.js';
+
+/** A grant row shaped like the ones the mint path writes. */
+export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
+  const id = randomUUID();
+  return {
+    id,
+    workload_id: CI_WORKLOAD,
+    task: BENCH_TASK,
+    params: { service: 'api' },
+    scopes: ['deploy:write'],
+    audience: BENCH_AUDIENCE,
+    purpose: null,
+    issued_at: now,
+    expires_at: new Date(now.getTime() + ttlSeconds * 1000),
+    decision_id: null,
+    approval_id: null,
+    parent_id: null,
+    max_uses: null,
+    cnf_jkt: null,
+    kid: 'bench-kid',
+    token_sha256: sha256Hex(id),
+    identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
+  };
+}
+
