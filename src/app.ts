@@ -22,6 +22,7 @@ import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
 import { adminGrantRoutes } from './http/admin/grants.routes.js';
 import { keyRoutes } from './http/admin/keys.routes.js';
 import { notFound } from './lib/errors.js';
+import { jsonBody } from './http/body.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
 const BODY_LIMIT = '64kb';
@@ -51,7 +52,7 @@ export function createApp(deps: Deps): express.Express {
   app.use('/v1/admin', registryEntryRoutes(deps));
   app.use('/v1/admin', adminGrantRoutes(deps));
   app.use('/v1/admin', keyRoutes(deps));
-  app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
+  app.use('/v1', jsonBody(BODY_LIMIT));
   app.use(grantRoutes(deps));
   app.use(() => {
     throw notFound('Route');

@@ -6,6 +6,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/db/em
 import { startTestBroker, post, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig } from './support/fixtures.js';
+import { sql } from 'kysely';
 import { createDatabase } from '../src/db/database.js';
 
 // This file runs its own Postgres so that stopping it does not disturb the other test files.
@@ -37,7 +38,19 @@ describe('Postgres outage', () => {
   it('answers 503 without a token while Postgres is down, and recovers without a restart', async () => {
     expect((await mint()).status).toBe(201);
 
+    // A connection checked out between two queries when Postgres goes away gets its shutdown notice as
+    // an 'error' event; unhandled, that would kill the broker process.
+    let release = () => {};
+    const held = broker.deps.db.connection().execute(async (conn) => {
+      await sql`select 1`.execute(conn);
+      await new Promise<void>((r) => (release = r));
+      await sql`select 1`.execute(conn).catch(() => {});
+    });
+    await new Promise((r) => setTimeout(r, 50));
     await pg.stop();
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    await held.catch(() => {});
     const started = Date.now();
     const down = await mint();
     expect(Date.now() - started).toBeLessThan(2_500);

@@ -22,6 +22,7 @@ export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
     max_uses: null,
     cnf_jkt: null,
     kid: 'bench-kid',
+    status_idx: null,
     token_sha256: sha256Hex(id),
     identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
   };

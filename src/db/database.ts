@@ -27,8 +27,11 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
     query_timeout: STATEMENT_TIMEOUT_MS + 1_000,
     application_name: 'tessera',
   });
-  // An idle client whose server went away emits 'error' on the pool; without a listener Node would crash.
+  // A client whose server went away emits 'error': on the pool when idle, on the client itself when it
+  // is checked out between two queries (Postgres' shutdown notice). Without a listener Node would exit,
+  // and the broker must answer 503 and recover instead.
   pool.on('error', (err) => options.onPoolError?.(err));
+  pool.on('connect', (client) => client.on('error', (err) => options.onPoolError?.(err)));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return { db, pool };
 }

@@ -1,13 +1,13 @@
 import type { Database } from '../db/database.js';
 import type { JobResult } from '../scheduler/job.js';
-import { endGrants } from './end-grants.js';
+import { END_BATCH_SIZE, endGrants } from './end-grants.js';
 import { expiryLag } from './grant.metrics.js';
 
 /**
  * Marks grants past `exp` expired. Replicas sweep in parallel: each batch skips rows another replica
  * has locked, so each grant is expired (and its event recorded) exactly once.
  */
-export async function expireGrants(deps: { db: Database }, now: Date): Promise<JobResult> {
+export async function expireGrants(deps: { db: Database }, now: Date, batchSize = END_BATCH_SIZE): Promise<JobResult> {
   const ended = await endGrants(
     deps.db,
     { expiredAt: now },
@@ -15,6 +15,7 @@ export async function expireGrants(deps: { db: Database }, now: Date): Promise<J
     {
       cascade: false,
       skipLocked: true,
+      batchSize,
       onBatch: (rows) => rows.forEach((g) => expiryLag.observe(Math.max(0, now.getTime() - g.expires_at.getTime()) / 1000)),
     },
   );

@@ -25,8 +25,10 @@ export function toTesseraError(err: unknown): TesseraError {
   const e = err as { type?: string; status?: number; message?: string };
   if (e?.type === 'entity.too.large') return new TesseraError(413, 'invalid_request', 'The request body is too large.');
   if (e?.type === 'entity.parse.failed') return new TesseraError(400, 'invalid_request', 'The request body is not valid JSON.');
-  if (e?.type && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-    return new TesseraError(e.status, 'invalid_request', 'The request body could not be read.');
+  if (e?.type === 'encoding.unsupported') return new TesseraError(415, 'invalid_request', 'The request body encoding is not supported.');
+  if (err instanceof URIError) return new TesseraError(400, 'invalid_request', 'The request path is not valid percent-encoding.');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+    return new TesseraError(e.status, 'invalid_request', 'The request could not be read.');
   }
   if (isDatabaseUnavailable(err)) return unavailable('database unavailable', err);
   return new TesseraError(500, 'server_error', 'An unexpected error occurred.', { cause: err });

@@ -1,4 +1,4 @@
-import express, { Router, type Request } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { authenticateResourceServer, type ResourceServer } from '../grants/resource-servers.js';
@@ -6,6 +6,7 @@ import { introspect } from '../grants/introspection.service.js';
 import { TesseraError } from '../lib/errors.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { noStore } from './grants.routes.js';
+import { formBody } from './body.js';
 
 const introspectForm = z.object({
   token: z.string().min(1).max(8192),
@@ -40,7 +41,7 @@ async function resourceServerOf(deps: Deps, req: Request): Promise<ResourceServe
  */
 export function introspectRoutes(deps: Deps): Router {
   const r = Router();
-  r.post('/oauth2/introspect', express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 10 }), async (req, res) => {
+  r.post('/oauth2/introspect', formBody('16kb', 10), async (req, res) => {
     res.setHeader('WWW-Authenticate', 'Basic realm="tessera"');
     const rs = await resourceServerOf(deps, req);
     res.removeHeader('WWW-Authenticate');

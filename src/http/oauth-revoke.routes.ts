@@ -1,10 +1,11 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { verifyOwnAccessToken } from '../grants/own-token.js';
 import { revokeGrants } from '../grants/revocation.service.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { noStore } from './grants.routes.js';
+import { formBody } from './body.js';
 
 const revokeForm = z.object({
   token: z.string().min(1).max(8192),
@@ -18,7 +19,7 @@ const revokeForm = z.object({
  */
 export function revokeRoutes(deps: Deps): Router {
   const r = Router();
-  r.post('/oauth2/revoke', express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 10 }), async (req, res) => {
+  r.post('/oauth2/revoke', formBody('16kb', 10), async (req, res) => {
     const form = parseOrThrow(revokeForm, req.body ?? {}, 'The revocation request');
     let claims;
     try {

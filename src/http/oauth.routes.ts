@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { authContext, type Deps } from '../deps.js';
 import { authenticateWorkload } from '../identity/authenticate.js';
@@ -7,6 +7,7 @@ import { TASK_DETAILS_TYPE } from '../grants/access-token.js';
 import { invalidRequest, TesseraError } from '../lib/errors.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { noStore } from './grants.routes.js';
+import { formBody } from './body.js';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -47,7 +48,7 @@ const exchangeForm = z.object({
 /** The standard OAuth endpoints (token exchange; introspection and revocation join them later). */
 export function oauthRoutes(deps: Deps): Router {
   const r = Router();
-  r.use('/oauth2', express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  r.use('/oauth2', formBody('64kb', 50));
   r.post('/oauth2/token', async (req, res) => {
     if (req.body?.grant_type !== TOKEN_EXCHANGE) {
       throw new TesseraError(400, 'unsupported_grant_type', `Only ${TOKEN_EXCHANGE} is supported.`);

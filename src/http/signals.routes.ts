@@ -1,8 +1,9 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { Deps } from '../deps.js';
 import { authenticateSignalSource } from '../signals/source-auth.js';
 import { ingestSignals } from '../signals/ingest.js';
 import { bearerToken } from './bearer.js';
+import { jsonBody } from './body.js';
 
 /** Signal batches carry at most 500 small observations. */
 const SIGNAL_BODY_LIMIT = '256kb';
@@ -20,7 +21,7 @@ export function signalRoutes(deps: Deps): Router {
       audience: `${deps.issuer}/v1/signals`,
     });
     next();
-  }, express.json({ limit: SIGNAL_BODY_LIMIT }), async (req, res) => {
+  }, jsonBody(SIGNAL_BODY_LIMIT), async (req, res) => {
     const stored = await ingestSignals(deps.db, deps.registry.snapshot, res.locals.signalSource, req.body, deps.clock.now());
     await deps.onSignals?.(stored);
     res.status(202).json({ accepted: stored.length });

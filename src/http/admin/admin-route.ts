@@ -1,7 +1,8 @@
-import express, { type RequestHandler, type Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Deps } from '../../deps.js';
 import { requireRole } from './admin-auth.js';
 import type { AdminRoute } from './route-roles.js';
+import { jsonBody } from '../body.js';
 
 /**
  * Mounts one admin route in the fixed order: authenticate and check the role, then (only for routes
@@ -10,6 +11,6 @@ import type { AdminRoute } from './route-roles.js';
  */
 export function mountAdminRoute(r: Router, deps: Deps, route: AdminRoute, handler: RequestHandler): void {
   const steps: RequestHandler[] = [requireRole(deps, route.role)];
-  if (route.body) steps.push(express.json({ limit: route.body, strict: true }));
+  if (route.body) steps.push(jsonBody(route.body));
   r[route.method](route.path, ...steps, handler);
 }

@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { Deps } from '../../deps.js';
 import { applyConfigDocument, configHash, listConfigVersions, readConfigVersionDocument } from '../../config/registry.repository.js';
 import { ConfigError, validateConfig } from '../../config/load-folder.js';
@@ -6,6 +6,7 @@ import { invalidRequest, notFound } from '../../lib/errors.js';
 import { reevaluateActiveGrants } from '../../grants/reevaluate.js';
 import { grantReevaluator } from '../../decisions/reevaluation.js';
 import { adminOf, requireRole } from './admin-auth.js';
+import { jsonBody } from '../body.js';
 
 /** Configuration documents can be large (many workloads and policies). */
 const CONFIG_BODY_LIMIT = '2mb';
@@ -13,7 +14,7 @@ const CONFIG_BODY_LIMIT = '2mb';
 /** Applies a configuration document as one version (what `tessera apply <dir>` calls). */
 export function configRoutes(deps: Deps): Router {
   const r = Router();
-  r.post('/config', requireRole(deps, 'operator'), express.json({ limit: CONFIG_BODY_LIMIT }), async (req, res) => {
+  r.post('/config', requireRole(deps, 'operator'), jsonBody(CONFIG_BODY_LIMIT), async (req, res) => {
     let doc;
     try {
       doc = validateConfig(req.body);

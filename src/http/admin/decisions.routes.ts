@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { findDecision, type DecisionRow } from '../../decisions/decision.repository.js';
@@ -7,6 +7,7 @@ import { evaluateWhatIf } from '../../decisions/what-if.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { requireRole } from './admin-auth.js';
+import { jsonBody } from '../body.js';
 
 const listQuery = z.strictObject({
   workload: z.string().optional(),
@@ -52,7 +53,7 @@ export function decisionRoutes(deps: Deps): Router {
     if (!d) throw notFound('Decision');
     res.json(decisionView(d));
   });
-  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), express.json({ limit: '1mb' }), (req, res) => {
+  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), (req, res) => {
     res.json(evaluateWhatIf(deps.registry.snapshot, req.body));
   });
   return r;

@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { GrantSelector } from '../../grants/grant.repository.js';
@@ -7,6 +7,7 @@ import { notFound, TesseraError } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { roleAtLeast } from './admin-keys.js';
 import { adminOf, requireRole } from './admin-auth.js';
+import { jsonBody } from '../body.js';
 
 const reason = z.string().trim().min(1).max(1024);
 const reasonBody = z.strictObject({ reason });
@@ -18,7 +19,7 @@ const bulkBody = z.union([
   z.strictObject({ all: z.literal(true), reason }),
 ]);
 const uuid = z.uuid();
-const json = express.json({ limit: '16kb', strict: true });
+const json = jsonBody('16kb');
 
 function selectorOf(body: z.infer<typeof bulkBody>): GrantSelector {
   if ('workload_id' in body) return { workloadId: body.workload_id };
