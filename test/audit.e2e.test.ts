@@ -4,18 +4,20 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
-import { agentKey, testConfig } from './support/fixtures.js';
+import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
 import { tamper } from './audit/support.js';
 
 let broker: TestBroker;
 let ci: FakeIssuer;
+let agent: AgentKey;
 const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\./;
 const PEM_SHAPE = /-----BEGIN [A-Z ]*KEY-----/;
 
 beforeAll(async () => {
   ci = await startFakeIssuer({ now: () => broker.clock.now() });
-  broker = await startTestBroker(testConfig(ci, (await agentKey()).jwk));
+  agent = await agentKey();
+  broker = await startTestBroker(testConfig(ci, agent.jwk));
 });
 afterAll(async () => {
   await broker.stop();
@@ -73,6 +75,42 @@ describe('the decision trail', () => {
       await sql`alter table audit_pending drop constraint audit_down`.execute(broker.database.db);
     }
     expect((await mint()).status).toBe(201);
+  });
+});
+
+describe('token uses reported by resource servers', () => {
+  it('counts each use, enforces max uses, and shows the uses in the trail', async () => {
+    const rs = (await post(`${broker.url}/v1/admin/resource-servers`, { name: 'deploy-api', audiences: ['https://deploy.example'] }, admin)).body as { client_id: string; client_secret: string };
+    const basic = { authorization: `Basic ${Buffer.from(`${rs.client_id}:${rs.client_secret}`).toString('base64')}` };
+    const minted = await mint();
+    const uses = `${broker.url}/v1/grants/${minted.body.grant_id}/uses`;
+    expect((await post(uses, { tool: 'kubectl', target: 'deploy/api' }, { authorization: 'Basic bm9ib2R5Om5vdGhpbmc=' })).status).toBe(401);
+    const first = await post(uses, { tool: 'kubectl', target: 'deploy/api', result: 'success' }, basic);
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ use_count: 1, max_uses: null, status: 'active' });
+    expect((await post(uses, { tool: 'kubectl', target: 'svc/api' }, basic)).body.use_count).toBe(2);
+    expect((await post(uses, { tool: 'x', extra: 1 }, basic)).status).toBe(400);
+    const trail = await getJson(`/v1/admin/grants/${minted.body.grant_id}/trail`);
+    expect(trail.body.uses).toMatchObject([
+      { actor: 'rs:deploy-api', via: 'report', tool: 'kubectl', target: 'deploy/api' },
+      { actor: 'rs:deploy-api', via: 'report', tool: 'kubectl', target: 'svc/api' },
+    ]);
+    // A resource server for another audience cannot see this grant.
+    const crm = (await post(`${broker.url}/v1/admin/resource-servers`, { name: 'crm', audiences: ['https://crm.example'] }, admin)).body as { client_id: string; client_secret: string };
+    expect((await post(uses, {}, { authorization: `Basic ${Buffer.from(`${crm.client_id}:${crm.client_secret}`).toString('base64')}` })).status).toBe(404);
+  });
+
+  it('a single-use token is used up after one use, reported or introspected', async () => {
+    const rs = (await post(`${broker.url}/v1/admin/resource-servers`, { name: 'payments' }, admin)).body as { client_id: string; client_secret: string };
+    const basic = { authorization: `Basic ${Buffer.from(`${rs.client_id}:${rs.client_secret}`).toString('base64')}` };
+    const minted = await post(`${broker.url}/v1/grants`, { task: 'refund-payment', params: { amount: 5 } }, { authorization: `Bearer ${await agent.assertion(broker.url, {}, Math.floor(broker.clock.now().getTime() / 1000))}` });
+    expect(minted.status).toBe(201);
+    const used = await post(`${broker.url}/v1/grants/${minted.body.grant_id}/uses`, { tool: 'refund' }, basic);
+    expect(used.body).toMatchObject({ use_count: 1, max_uses: 1, status: 'completed' });
+    const again = await post(`${broker.url}/v1/grants/${minted.body.grant_id}/uses`, { tool: 'refund' }, basic);
+    expect(again.status).toBe(409);
+    const introspected = await post(`${broker.url}/oauth2/introspect`, { token: minted.body.access_token }, basic, true);
+    expect(introspected.body).toEqual({ active: false });
   });
 });
 

@@ -1,11 +1,10 @@
-import { sql } from 'kysely';
 import type { JWTPayload } from 'jose';
 import type { Database } from '../db/database.js';
 import type { KeyStore } from '../keys/keystore.js';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex } from '../lib/hash.js';
-import { findGrant, type GrantRow } from './grant.repository.js';
-import { recordGrantsEnded } from './grant-events.js';
+import { findGrant } from './grant.repository.js';
+import { recordGrantUse } from './grant-use.js';
 import { verifyOwnAccessToken } from './own-token.js';
 import type { ResourceServer } from './resource-servers.js';
 
@@ -38,25 +37,9 @@ export async function introspect(deps: IntrospectionDeps, token: string, rs: Res
   const now = deps.clock.now();
   const grant = await findGrant(deps.db, String(claims.jti));
   if (!grant || grant.token_sha256 !== sha256Hex(token) || grant.status !== 'active' || grant.expires_at <= now) return INACTIVE;
-  if (grant.max_uses === null) return { active: true, token_type: 'Bearer', ...claims };
-  const used = await consumeUse(deps.db, grant.id, now);
+  // Every introspection is a use of the token, counted and audited; with a use limit, it spends one.
+  const used = await recordGrantUse(deps.db, grant.id, { by: `rs:${rs.name}`, via: 'introspection' }, now);
   if (!used) return INACTIVE;
-  return { active: true, token_type: 'Bearer', ...claims, uses_remaining: Math.max(0, (used.max_uses ?? 0) - used.use_count) };
-}
-
-/** Counts one use if any is left; the last one ends the grant as completed, with its event. */
-async function consumeUse(db: Database, grantId: string, now: Date): Promise<GrantRow | undefined> {
-  return db.transaction().execute(async (trx) => {
-    const { rows } = await sql<GrantRow>`
-      update grants set use_count = use_count + 1,
-        status = case when use_count + 1 >= max_uses then 'completed' else status end,
-        ended_at = case when use_count + 1 >= max_uses then ${now} else ended_at end,
-        ended_by = case when use_count + 1 >= max_uses then 'system:uses' else ended_by end,
-        end_reason = case when use_count + 1 >= max_uses then 'uses exhausted' else end_reason end
-      where id = ${grantId} and status = 'active' and expires_at > ${now} and use_count < max_uses
-      returning *`.execute(trx);
-    const row = rows[0];
-    if (row?.status === 'completed') await recordGrantsEnded(trx, [row], now);
-    return row;
-  });
+  if (used.max_uses === null) return { active: true, token_type: 'Bearer', ...claims };
+  return { active: true, token_type: 'Bearer', ...claims, uses_remaining: Math.max(0, used.max_uses - used.use_count) };
 }
