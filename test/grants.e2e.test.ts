@@ -232,7 +232,14 @@ describe('POST /oauth2/token (RFC 8693 token exchange)', () => {
 describe('well-known and operations', () => {
   it('serves RFC 8414 metadata, health and readiness', async () => {
     const meta = await (await fetch(`${broker.url}/.well-known/oauth-authorization-server`)).json();
-    expect(meta).toMatchObject({ issuer: broker.url, token_endpoint: `${broker.url}/oauth2/token`, jwks_uri: `${broker.url}/.well-known/jwks.json` });
+    expect(meta).toMatchObject({
+      issuer: broker.url,
+      token_endpoint: `${broker.url}/oauth2/token`,
+      jwks_uri: `${broker.url}/.well-known/jwks.json`,
+      introspection_endpoint: `${broker.url}/oauth2/introspect`,
+      revocation_endpoint: `${broker.url}/oauth2/revoke`,
+      scopes_supported: ['deploy:read', 'deploy:write', 'payments:refund'],
+    });
     expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${broker.url}/readyz`)).status).toBe(200);
     expect((await fetch(`${broker.url}/nope`)).status).toBe(404);
@@ -262,6 +269,10 @@ describe('admin configuration apply', () => {
     const bad = await post(url, { tasks: [{ name: 'x', scopes: [], audience: 'a', workloads: ['w'], colour: 'red' }] }, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field)).toEqual(expect.arrayContaining(['tasks.0.scopes', 'tasks.0']));
+    const badPattern = { tasks: [{ name: 'x', scopes: ['a'], audience: 'a', workloads: ['w'], params: { p: { type: 'string', pattern: '(' } } }] };
+    const pattern = await post(url, badPattern, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
+    expect(pattern.status).toBe(400);
+    expect(pattern.body.errors).toEqual([{ field: 'tasks.0.params.p.pattern', reason: 'not a valid regular expression' }]);
   });
 });
 

@@ -91,6 +91,18 @@ export function validateConfig(raw: unknown): ConfigDocument {
   unique('issuers', doc.issuers.map((i) => i.id));
   unique('workloads', doc.workloads.map((w) => w.id));
   unique('tasks', doc.tasks.map((t) => t.name));
+  unique('issuers (by issuer URL)', doc.issuers.flatMap((i) => (i.issuer ? [i.issuer] : [])));
+  unique('issuers (by trust domain)', doc.issuers.flatMap((i) => (i.trust_domain ? [i.trust_domain] : [])));
+  doc.tasks.forEach((t, ti) =>
+    Object.entries(t.params).forEach(([name, p]) => {
+      if (p.type !== 'string' || !p.pattern) return;
+      try {
+        new RegExp(p.pattern);
+      } catch {
+        problems.push(`tasks.${ti}.params.${name}.pattern: not a valid regular expression`);
+      }
+    }),
+  );
   const issuerIds = new Set(doc.issuers.map((i) => i.id));
   doc.workloads.forEach((w, wi) =>
     w.bindings.forEach((b, bi) => {
