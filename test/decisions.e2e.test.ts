@@ -208,6 +208,62 @@ describe('policy outcomes', () => {
   });
 });
 
+describe('continuous authorization', () => {
+  it('a posture signal revokes the active grant it no longer allows; introspection says inactive', async () => {
+    const rs = (await post(`${broker.url}/v1/admin/resource-servers`, { name: 'deployer' }, admin)).body as { client_id: string; client_secret: string };
+    const basic = { authorization: `Basic ${Buffer.from(`${rs.client_id}:${rs.client_secret}`).toString('base64')}` };
+    await trust('trusted');
+    const minted = await deploy();
+    expect(minted.status).toBe(201);
+    expect((await post(`${broker.url}/oauth2/introspect`, { token: minted.body.access_token }, basic, true)).body.active).toBe(true);
+
+    expect((await trust('untrusted')).status).toBe(202);
+    const grant = await broker.database.db.selectFrom('grants').selectAll().where('id', '=', minted.body.grant_id).executeTakeFirstOrThrow();
+    expect(grant).toMatchObject({ status: 'revoked', ended_by: 'policy:reevaluation' });
+    expect(grant.end_reason).toContain('the runner is not attested as trusted');
+    const refusal = await decision(grant.end_decision_id!);
+    expect(refusal).toMatchObject({ outcome: 'deny', grant_id: grant.id, request: { reevaluation_of: grant.id } });
+    expect((await post(`${broker.url}/oauth2/introspect`, { token: minted.body.access_token }, basic, true)).body).toEqual({ active: false });
+  });
+
+  it('a grant whose signal went stale is swept; a new policy version re-evaluates after a dry run', async () => {
+    const { reevaluateStaleGrants } = await import('../src/decisions/reevaluation.js');
+    // The grant is decided on an observation already 800 s old (max age 900 s). Time only moves
+    // forward here, so that observation is the newest one about the runner.
+    broker.clock.advance(1000);
+    await trust('trusted', new Date(now().getTime() - 800_000));
+    const stale = await deploy();
+    expect(stale.status).toBe(201);
+    broker.clock.advance(50);
+    expect((await reevaluateStaleGrants(broker.deps, now())).detail.revoked).toBe(0); // not stale yet
+    broker.clock.advance(150);
+    const swept = await reevaluateStaleGrants(broker.deps, now());
+    expect(swept.detail.revoked).toBeGreaterThanOrEqual(1);
+    expect((await broker.database.db.selectFrom('grants').select('status').where('id', '=', stale.body.grant_id).executeTakeFirstOrThrow()).status).toBe('revoked');
+
+    // Had a fresh observation arrived meanwhile, the sweep would re-decide and keep the grant.
+    await trust('trusted', new Date(now().getTime() - 800_000));
+    const kept = await deploy();
+    broker.clock.advance(150);
+    await trust('trusted');
+    broker.clock.advance(100);
+    await reevaluateStaleGrants(broker.deps, now());
+    expect((await broker.database.db.selectFrom('grants').select('status').where('id', '=', kept.body.grant_id).executeTakeFirstOrThrow()).status).toBe('active');
+
+    await trust('trusted');
+    const live = await deploy();
+    const stricter = config([{ file: 'deploy.cedar', text: `${policies.deploy}\n@id("deploy-freeze") @reason("deploy freeze") forbid (principal, action == Action::"deploy-prod", resource);` }, allPolicies[1]!, allPolicies[2]!]);
+    expect((await post(`${broker.url}/v1/admin/config`, stricter, admin)).status).toBe(201);
+    const preview = await post(`${broker.url}/v1/admin/grants:reevaluate?dry_run=true`, {}, admin);
+    expect(preview.body).toMatchObject({ dry_run: true, revoked: expect.arrayContaining([expect.objectContaining({ grant_id: live.body.grant_id })]) });
+    expect((await broker.database.db.selectFrom('grants').select('status').where('id', '=', live.body.grant_id).executeTakeFirstOrThrow()).status).toBe('active');
+    const done = await post(`${broker.url}/v1/admin/grants:reevaluate`, {}, admin);
+    expect(done.body.revoked.map((r: { grant_id: string }) => r.grant_id)).toContain(live.body.grant_id);
+    expect((await broker.database.db.selectFrom('grants').select(['status', 'end_reason']).where('id', '=', live.body.grant_id).executeTakeFirstOrThrow())).toMatchObject({ status: 'revoked', end_reason: 're-evaluation: deploy freeze' });
+    expect((await post(`${broker.url}/v1/admin/config`, config(allPolicies), admin)).status).toBe(201);
+  });
+});
+
 describe('decision records and what-if', () => {
   it('records the request, signals with value, source and age, policy version, determining policies and latency', async () => {
     await trust('trusted');

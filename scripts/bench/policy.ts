@@ -1,14 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { taskSpec } from '../../src/config/spec.js';
-import { compilePolicySet, evaluate, signalTypeSpec, type PolicyRequest } from '../../src/policy/index.js';
+import { compileDocumentPolicies, loadConfigFolder } from '../../src/config/load-folder.js';
+import { evaluate, type PolicyRequest } from '../../src/policy/index.js';
 import { REPO_ROOT } from '../lib/broker-process.js';
 import { timeLoop, type RateResult } from './raw-limits.js';
 
-/** The demo policies are written against the example registry the policy tests use (signal types, calendars). */
-const POLICY_DIR = path.join(REPO_ROOT, 'config/demo/policies');
-const REGISTRY_FILE = path.join(REPO_ROOT, 'test/policy/fixtures/registry.yaml');
+/** The demo configuration: its tasks, signal types, calendars and policies, as the broker compiles them. */
+const DEMO_CONFIG = path.join(REPO_ROOT, 'config/demo');
 
 export interface PolicyBench extends RateResult {
   version: string;
@@ -19,18 +16,9 @@ export interface PolicyBench extends RateResult {
 
 /** Compiles the demo policies once, then times evaluate() alone over a mix of allowed and denied requests. */
 export async function benchPolicy(ms: number): Promise<PolicyBench> {
-  const doc = parseYaml(readFileSync(REGISTRY_FILE, 'utf8')) as Record<string, unknown[]>;
-  const policies = readdirSync(POLICY_DIR)
-    .filter((f) => f.endsWith('.cedar'))
-    .sort()
-    .map((file) => ({ file, text: readFileSync(path.join(POLICY_DIR, file), 'utf8') }));
+  const doc = await loadConfigFolder(DEMO_CONFIG);
   const t = performance.now();
-  const compiled = compilePolicySet({
-    tasks: doc.tasks!.map((x) => taskSpec.parse(x)),
-    signalTypes: doc.signal_types!.map((x) => signalTypeSpec.parse(x)),
-    calendars: doc.calendars as string[],
-    policies,
-  });
+  const compiled = compileDocumentPolicies(doc);
   const compileMs = performance.now() - t;
   const requests = sampleRequests();
   const outcomes: Record<string, number> = {};

@@ -102,7 +102,7 @@ export function benchAgent(): BenchAgent {
   };
 }
 
-/** Writes the bench registry (one CI issuer, a CI workload, an agent, one task) as a config folder. */
+/** Writes the bench registry (one CI issuer, a CI workload, an agent, one task, its policy) as a config folder. */
 export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: BenchAgent): Promise<string> {
   const doc = {
     issuers: [
@@ -127,6 +127,15 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
         audience: BENCH_AUDIENCE,
         params: { service: { type: 'string', enum: ['api', 'worker'] } },
         workloads: [CI_WORKLOAD, AGENT_WORKLOAD],
+      },
+    ],
+    // A policy shaped like the demo ones, so every mint gathers signals and history and runs Cedar:
+    // a permit with a TTL cap, and a rate forbid the load never trips.
+    policies: [
+      {
+        file: 'bench.cedar',
+        text: `@id("bench-permit") @max_ttl("600") permit (principal is Workload, action == Action::"${BENCH_TASK}", resource) when { context.params.service == "api" };
+@id("bench-rate") @reason("rate spike") forbid (principal, action == Action::"${BENCH_TASK}", resource) when { context.broker.requests_last_minute > 100000000 };`,
       },
     ],
   };
