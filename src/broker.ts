@@ -18,6 +18,8 @@ import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
 import { AuditSealer } from './audit/sealer.js';
 import { reevaluateForSignals } from './decisions/reevaluation.js';
+import { RequestCounter } from './decisions/request-counter.js';
+import { StatusIndexAllocator } from './grants/status-index.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
 const KEY_REFRESH_MS = 30_000;
@@ -78,6 +80,8 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
 
   const audit = new AuditSealer(db, clock, log);
   audit.start();
+  const requests = new RequestCounter(db);
+  requests.start();
   const deps: Deps = {
     db,
     clock,
@@ -86,7 +90,9 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     keys,
     audit,
     issuerKeys: new IssuerKeys(clock),
-    decide: policyDecider(db, () => registry.snapshot),
+    requests,
+    statusIndexes: new StatusIndexAllocator(db),
+    decide: policyDecider(db, () => registry.snapshot, requests),
     issuer: o.issuer ?? '',
   };
   // Continuous authorization: a signal about a subject re-decides the grants that relied on it.
@@ -118,6 +124,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       clearTimeout(force);
       await audit.stop();
+      await requests.stop();
       await db.destroy();
     },
   };

@@ -4,6 +4,8 @@ import type { Registry } from './config/registry.js';
 import type { KeyStore } from './keys/keystore.js';
 import type { Clock } from './lib/clock.js';
 import type { Decider } from './decisions/decider.js';
+import type { RequestCounter } from './decisions/request-counter.js';
+import type { StatusIndexAllocator } from './grants/status-index.js';
 import type { NewSignal } from './signals/signal.repository.js';
 import type { AuditSealer } from './audit/sealer.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
@@ -18,6 +20,10 @@ export interface Deps {
   keys: KeyStore;
   issuerKeys: IssuerKeys;
   decide: Decider;
+  /** Requests per workload per minute, counted in memory and flushed every second. */
+  requests: RequestCounter;
+  /** Token Status List indexes, taken from the sequence in blocks. */
+  statusIndexes: StatusIndexAllocator;
   /** The broker's public base URL: `iss` of its tokens, base of its endpoints. */
   issuer: string;
   /** Chains staged audit events; `flush()` before reading the trail. */

@@ -13,24 +13,27 @@ export const SEAL_BATCH = 2_000;
  * per event. The sealer chains staged events in batches shortly after.
  */
 export async function recordAudit(db: Database, events: AuditEventInput | AuditEventInput[], now: Date): Promise<void> {
-  const list = Array.isArray(events) ? events : [events];
-  if (!list.length) return;
-  for (const e of list) assertNoSecrets({ ...e, data: e.data ?? {} });
+  const rows = pendingAuditRows(Array.isArray(events) ? events : [events], now);
+  if (!rows.length) return;
   await db
     .insertInto('audit_pending')
-    .values(
-      list.map((e) => ({
-        at: e.at ?? now,
-        actor: e.actor,
-        action: e.action,
-        target_type: e.target_type ?? null,
-        target_id: e.target_id ?? null,
-        request_id: e.request_id ?? null,
-        outcome: e.outcome,
-        data: JSON.stringify(e.data ?? {}),
-      })),
-    )
+    .values(rows.map((r) => ({ ...r, data: JSON.stringify(r.data) })))
     .execute();
+}
+
+/** The audit_pending rows for events, after the secret guard (for callers that insert them in their own statement). */
+export function pendingAuditRows(events: AuditEventInput[], now: Date) {
+  for (const e of events) assertNoSecrets({ ...e, data: e.data ?? {} });
+  return events.map((e) => ({
+    at: e.at ?? now,
+    actor: e.actor,
+    action: e.action,
+    target_type: e.target_type ?? null,
+    target_id: e.target_id ?? null,
+    request_id: e.request_id ?? null,
+    outcome: e.outcome,
+    data: e.data ?? {},
+  }));
 }
 
 /**

@@ -6,6 +6,7 @@ import { evaluate, IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from 
 import { calendarOpen } from '../signals/calendar.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
 import { readHistory } from './history.js';
+import type { RequestCounter } from './request-counter.js';
 
 export type Outcome = 'allow' | 'step_up' | 'deny';
 
@@ -48,7 +49,7 @@ function identitySummary(p: Principal): Record<string, unknown> {
  * configured, live signals and the broker's history go through Cedar. With a policy set that no
  * longer compiles, every request is denied (fail closed).
  */
-export function policyDecider(db: Database, registry: () => RegistrySnapshot): Decider {
+export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
@@ -74,7 +75,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot): D
 
     const [signals, history] = await Promise.all([
       gatherSignals(db, snap, principal, now),
-      readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days }),
+      readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days, counter }),
     ]);
     const broker: BrokerSignals = {
       requests_last_minute: history.requestsLastMinute,

@@ -1,9 +1,9 @@
-import { sql, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Decision } from './decider.js';
 import type { DecisionTables } from './decision.table.js';
-import { requestBucket } from './history.js';
 import { recordAudit } from '../audit/audit-outbox.js';
+import type { AuditEventInput } from '../audit/audit-event.js';
 
 export type DecisionRow = Selectable<DecisionTables['decisions']>;
 
@@ -16,18 +16,18 @@ export interface DecisionContext {
   ttlSeconds: number | null;
   grantId: string | null;
   now: Date;
-  /** A re-evaluation is not a request: it does not count towards the workload's request rate. */
+  /** A re-evaluation is recorded as such, and is not a request of the workload. */
   kind?: 'request' | 'reevaluation';
 }
 
 /**
- * Records a decision, counts the request towards the workload's rate, and stages its audit event.
+ * Records a decision and stages its audit event (the request rate is counted by the RequestCounter).
  * Call it inside a transaction (the mint transaction for an allow): no token leaves without its
  * decision and audit event committed.
  */
-export async function recordDecision(db: Database, d: Decision, c: DecisionContext): Promise<void> {
-  const kind = c.kind ?? 'request';
-  const row = {
+/** The decisions row of a decision (JSON columns as objects). */
+export function decisionRow(d: Decision, c: DecisionContext) {
+  return {
     id: d.id,
     created_at: c.now,
     request_id: c.requestId,
@@ -39,37 +39,33 @@ export async function recordDecision(db: Database, d: Decision, c: DecisionConte
     determining: d.determining,
     policy_version: d.policyVersion,
     config_version: d.configVersion,
-    request: JSON.stringify(c.request),
-    signals: JSON.stringify(d.signals),
+    request: c.request,
+    signals: d.signals,
     ttl_seconds: c.ttlSeconds,
     max_ttl_seconds: d.maxTtlSeconds ?? null,
     latency_us: d.latencyUs,
     grant_id: c.grantId,
-    kind,
+    kind: c.kind ?? 'request',
   };
-  if (kind === 'request') {
-    await db
-      .with('d', (q) => q.insertInto('decisions').values(row))
-      .insertInto('request_buckets')
-    .values(requestBucket(c.workloadId, c.now))
-      .onConflict((oc) => oc.columns(['workload_id', 'minute', 'shard']).doUpdateSet({ n: sql`request_buckets.n + 1` }))
-      .execute();
-  } else {
-    await db.insertInto('decisions').values(row).execute();
-  }
-  await recordAudit(
-    db,
-    {
-      actor: `workload:${c.workloadId}`,
-      action: 'decision.recorded',
-      outcome: d.outcome,
-      target_type: 'decision',
-      target_id: d.id,
-      request_id: c.requestId,
-      data: { task: c.task, kind, reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
-    },
-    c.now,
-  );
+}
+
+/** The audit event that records a decision. */
+export function decisionAuditEvent(d: Decision, c: DecisionContext): AuditEventInput {
+  return {
+    actor: `workload:${c.workloadId}`,
+    action: 'decision.recorded',
+    outcome: d.outcome,
+    target_type: 'decision',
+    target_id: d.id,
+    request_id: c.requestId,
+    data: { task: c.task, kind: c.kind ?? 'request', reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
+  };
+}
+
+export async function recordDecision(db: Database, d: Decision, c: DecisionContext): Promise<void> {
+  const row = decisionRow(d, c);
+  await db.insertInto('decisions').values({ ...row, request: JSON.stringify(row.request), signals: JSON.stringify(row.signals) }).execute();
+  await recordAudit(db, decisionAuditEvent(d, c), c.now);
 }
 
 export async function findDecision(db: Database, id: string): Promise<DecisionRow | undefined> {

@@ -1,12 +1,9 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
-
-/** Concurrent requests of one workload spread their counter increments over this many rows. */
-export const REQUEST_BUCKET_SHARDS = 8;
+import { minuteOf, type RequestCounter } from './request-counter.js';
 
 const MINUTE = 60_000;
-const minuteOf = (at: Date) => new Date(Math.floor(at.getTime() / MINUTE) * MINUTE);
 const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 
 /** The novelty keys of a request: '' for the task, '*' for the whole parameter set, one per param. */
@@ -35,7 +32,7 @@ export interface WorkloadHistory {
  */
 export async function readHistory(
   db: Database,
-  q: { workloadId: string; task: string; params: Record<string, unknown>; now: Date; baselineDays: number },
+  q: { workloadId: string; task: string; params: Record<string, unknown>; now: Date; baselineDays: number; counter: RequestCounter },
 ): Promise<WorkloadHistory> {
   const cur = minuteOf(q.now);
   const prev = new Date(cur.getTime() - MINUTE);
@@ -44,9 +41,12 @@ export async function readHistory(
   const keys = usageKeys(q.params);
   const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string; seen: string[] | null }>`
     select
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0) as cur,
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${prev}), 0) as prev,
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute >= ${hourAgo}), 0) as hour,
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0)
+        + ${q.counter.unflushed(q.workloadId, cur)}::int as cur,
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${prev}), 0)
+        + ${q.counter.unflushed(q.workloadId, prev)}::int as prev,
+      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute >= ${hourAgo}), 0)
+        + ${q.counter.unflushedSince(q.workloadId, hourAgo)}::int as hour,
       (select count(*) from grants where workload_id = ${q.workloadId} and status = 'active' and expires_at > ${q.now}) as active,
       (select array_agg(distinct param) from usage_baseline
         join unnest(${keys.map((k) => k.param)}::text[], ${keys.map((k) => k.value_sha256)}::text[]) as k(p, h)
@@ -65,16 +65,7 @@ export async function readHistory(
   };
 }
 
-/** The bucket row that counts one request of the workload (every decision, whatever its outcome). */
-export function requestBucket(workloadId: string, now: Date) {
-  return { workload_id: workloadId, minute: minuteOf(now), shard: Math.floor(Math.random() * REQUEST_BUCKET_SHARDS), n: 1 };
-}
-
-/** Remembers that the workload used this task with these params today (no row lock on repeats). */
-export async function recordUsage(db: Database, workloadId: string, task: string, params: Record<string, unknown>, now: Date): Promise<void> {
-  await db
-    .insertInto('usage_baseline')
-    .values(usageKeys(params).map((k) => ({ workload_id: workloadId, task, ...k, day: dayOf(now) })))
-    .onConflict((oc) => oc.doNothing())
-    .execute();
+/** The usage_baseline rows that remember the workload used this task with these params today. */
+export function usageRows(workloadId: string, task: string, params: Record<string, unknown>, now: Date) {
+  return usageKeys(params).map((k) => ({ workload_id: workloadId, task, ...k, day: dayOf(now) }));
 }

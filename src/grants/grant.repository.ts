@@ -26,7 +26,8 @@ export interface NewGrant {
 }
 
 /**
- * Inserts a grant only if its workload is still active at commit time: a suspension on another replica
+ * Inserts one grant row on its own (the mint itself goes through insertMint; the bench uses this as
+ * the raw INSERT limit). Inserts only if its workload is still active at commit time: a suspension on another replica
  * wins over a registry snapshot that has not caught up yet. The share lock on the workload row orders
  * this insert against a concurrent suspension, whose revoke-by-workload then sees the new grant.
  * Returns false when nothing was inserted.
@@ -44,12 +45,6 @@ export async function insertGrantIfWorkloadActive(db: Database, g: NewGrant): Pr
 
 export async function findGrant(db: Database, id: string): Promise<GrantRow | undefined> {
   return db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
-/** The next free Token Status List index (a sequence: unique across replicas, never reused). */
-export async function nextStatusIdx(db: Database): Promise<number> {
-  const { rows } = await sql<{ idx: number }>`select nextval('grant_status_idx_seq')::integer as idx`.execute(db);
-  return rows[0]!.idx;
 }
 
 /** Which grants an end applies to. Bulk selectors only reach grants issued before the end began. */

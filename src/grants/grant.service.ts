@@ -3,16 +3,20 @@ import type { Registry } from '../config/registry.js';
 import type { KeyStore } from '../keys/keystore.js';
 import type { Principal } from '../identity/authenticate.js';
 import type { Decider, Decision } from '../decisions/decider.js';
+import type { RequestCounter } from '../decisions/request-counter.js';
 import type { Clock } from '../lib/clock.js';
 import { conflict, forbidden, invalidRequest, notFound, TesseraError } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import { sha256Hex } from '../lib/hash.js';
 import { fieldIssues } from '../lib/validation.js';
 import { accessTokenClaims } from './access-token.js';
-import { recordDecision } from '../decisions/decision.repository.js';
-import { recordUsage } from '../decisions/history.js';
-import { recordAudit } from '../audit/audit-outbox.js';
-import { findGrant, insertGrantIfWorkloadActive, nextStatusIdx, type GrantRow } from './grant.repository.js';
+import { decisionAuditEvent, decisionRow, recordDecision } from '../decisions/decision.repository.js';
+import { usageRows } from '../decisions/history.js';
+import { pendingAuditRows } from '../audit/audit-outbox.js';
+import type { AuditEventInput } from '../audit/audit-event.js';
+import { insertMint } from './mint.repository.js';
+import type { StatusIndexAllocator } from './status-index.js';
+import { findGrant, type GrantRow } from './grant.repository.js';
 import { endGrants } from './end-grants.js';
 import { grantsMinted } from './grant.metrics.js';
 import { statusListUri } from './status-list.service.js';
@@ -23,6 +27,10 @@ export interface GrantDeps {
   registry: Registry;
   keys: KeyStore;
   decide: Decider;
+  /** Counts requests per workload for the request-rate signals. */
+  requests: RequestCounter;
+  /** Token Status List indexes, allocated in blocks. */
+  statusIndexes: StatusIndexAllocator;
   /** The broker's issuer URL (`iss` of its tokens). */
   issuer: string;
 }
@@ -78,6 +86,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   const now = deps.clock.now();
   const purpose = req.purpose ?? null;
   const decision = await deps.decide({ principal, task, params, purpose, requestId: req.requestId }, now);
+  deps.requests.increment(principal.workload.id, now);
   const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
   const record = {
     workloadId: principal.workload.id,
@@ -94,7 +103,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 
   const grantId = newId();
   const expiresAt = new Date(now.getTime() + ttl * 1000);
-  const statusIdx = await nextStatusIdx(deps.db);
+  const statusIdx = await deps.statusIndexes.next();
   const { token, kid } = deps.keys.sign(
     'at+jwt',
     accessTokenClaims({
@@ -131,37 +140,33 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
     identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
     status_idx: statusIdx,
   };
-  // Decision, grant and usage commit together or not at all; the token is returned only after.
-  await deps.db.transaction().execute(async (trx) => {
-    await recordDecision(trx, decision, { ...record, ttlSeconds: ttl, grantId });
-    if (!(await insertGrantIfWorkloadActive(trx, grant))) {
-      // Throwing rolls the decision back too: nothing says "allowed" for a grant that does not exist.
-      throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
-    }
-    await recordUsage(trx, principal.workload.id, task.spec.name, params, now);
-    await recordAudit(
-      trx,
-      {
-        actor: `workload:${principal.workload.id}`,
-        action: 'grant.minted',
-        outcome: 'success',
-        target_type: 'grant',
-        target_id: grantId,
-        request_id: req.requestId,
-        data: {
-          task: task.spec.name,
-          scopes,
-          audience: task.spec.audience,
-          expires_at: expiresAt.toISOString(),
-          decision_id: decision.id,
-          kid,
-          token_sha256: grant.token_sha256,
-          identity: grant.identity,
-        },
-      },
-      now,
-    );
-  });
+  const decisionContext = { ...record, ttlSeconds: ttl, grantId };
+  const minted: AuditEventInput = {
+    actor: `workload:${principal.workload.id}`,
+    action: 'grant.minted',
+    outcome: 'success',
+    target_type: 'grant',
+    target_id: grantId,
+    request_id: req.requestId,
+    data: {
+      task: task.spec.name,
+      scopes,
+      audience: task.spec.audience,
+      expires_at: expiresAt.toISOString(),
+      decision_id: decision.id,
+      kid,
+      token_sha256: grant.token_sha256,
+      identity: grant.identity,
+    },
+  };
+  // Decision, grant, usage and audit events are written by one statement, all or nothing; the token
+  // is returned only after it commits. Nothing is written if the workload was suspended meanwhile.
+  const inserted = await insertMint(deps.db, grant, [
+    { table: 'decisions', rows: [decisionRow(decision, decisionContext)] },
+    { table: 'usage_baseline', rows: usageRows(principal.workload.id, task.spec.name, params, now), ignoreConflicts: true },
+    { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(decision, decisionContext), minted], now) },
+  ]);
+  if (!inserted) throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
   grantsMinted.inc({ task: task.spec.name });
   return {
     token,
