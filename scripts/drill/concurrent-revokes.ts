@@ -49,7 +49,7 @@ export const concurrentRevokes: Drill = async (ctx) => {
       rounds: ROUNDS,
       distinctBackends: backends.size,
       winnersPerRound: [...new Set(winnersPerRound)],
-      via: 'endGrant (src/grants/grant.repository.ts); move to the HTTP revoke endpoint when it exists',
+      via: 'revokeGrants (src/grants/revocation.service.ts), what POST /v1/admin/grants/{id}/revoke calls',
     });
   } finally {
     await db.destroy();
