@@ -81,7 +81,7 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
       { uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] },
     ],
     preparsedSchemaName: compiled.version,
-    preparsedPolicySetId: compiled.version,
+    preparsedPolicySetId: compiled.taskSets[request.task.name] ?? compiled.version,
     validateRequest: true,
   });
   if (answer.type === 'failure') return failed(answer.errors.map((e) => e.message));

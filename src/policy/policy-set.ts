@@ -44,6 +44,8 @@ export interface CompiledPolicySet {
   readonly calendars: readonly string[];
   /** Task name → risk, so policy tests can name a task without restating its risk. */
   readonly taskRisks: Readonly<Record<string, string>>;
+  /** Task name → id of its preparsed set (only the policies whose action scope can match it). */
+  readonly taskSets: Readonly<Record<string, string>>;
   /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
   readonly warnings: readonly string[];
 }
@@ -94,6 +96,14 @@ function compiledPolicy(p: SourcePolicy): CompiledPolicy {
   };
 }
 
+/** Whether a policy's action scope can match task `task` (unknown scope shapes count as yes). */
+function mayApplyTo(json: SourcePolicy['json'], task: string): boolean {
+  const action = json.action as { op: string; entity?: { id: string }; entities?: Array<{ id: string }> };
+  if (action.op === '==') return action.entity?.id === task;
+  if (action.op === 'in' && action.entities) return action.entities.some((e) => e.id === task);
+  return true;
+}
+
 /**
  * Parses and strictly validates every policy against the schema generated from the registries,
  * preparses the result once under its version, and returns it. Throws PolicyValidationError.
@@ -140,10 +150,17 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
 
   const sources = [...input.policies].sort((a, b) => (a.file < b.file ? -1 : 1));
   const version = sha256Hex(canonicalJson({ cedar: getCedarVersion(), schema, policies: sources }));
+  // One preparsed set per task, holding only the policies whose action scope can match it: Cedar's
+  // cost grows with the policies it evaluates, and a policy scoped to another action can neither
+  // apply nor err for this one, so each task's set decides exactly as the whole set would.
+  const taskSets = Object.fromEntries(input.tasks.map((t) => [t.name, `${version}:${t.name}`]));
   if (!preparsed.has(version)) {
-    const s = preparseSchema(version, schema);
-    const ps = preparsePolicySet(version, { staticPolicies });
-    const failed = [s, ps].flatMap((r) => (r.type === 'failure' ? r.errors : []));
+    const results = [preparseSchema(version, schema), preparsePolicySet(version, { staticPolicies })];
+    for (const t of input.tasks) {
+      const subset = Object.fromEntries(policies.filter((p) => mayApplyTo(p.json, t.name)).map((p) => [p.id, p.text]));
+      results.push(preparsePolicySet(taskSets[t.name]!, { staticPolicies: subset }));
+    }
+    const failed = results.flatMap((r) => (r.type === 'failure' ? r.errors : []));
     if (failed.length) throw new PolicyValidationError(failed.map((e) => describeCedarError('preparse', e)));
     preparsed.add(version);
   }
@@ -156,6 +173,7 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
     kinds: valueKinds(input),
     calendars: [...input.calendars].sort(),
     taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
+    taskSets,
     warnings,
   });
 }
