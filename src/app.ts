@@ -21,6 +21,8 @@ import { workloadRoutes } from './http/admin/workloads.routes.js';
 import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
 import { adminGrantRoutes } from './http/admin/grants.routes.js';
 import { keyRoutes } from './http/admin/keys.routes.js';
+import { approvalRoutes } from './http/approvals.routes.js';
+import { adminApprovalRoutes } from './http/admin/approvals.routes.js';
 import { notFound } from './lib/errors.js';
 
 /** Workload request bodies are small JSON objects; anything larger is refused before parsing. */
@@ -51,8 +53,10 @@ export function createApp(deps: Deps): express.Express {
   app.use('/v1/admin', registryEntryRoutes(deps));
   app.use('/v1/admin', adminGrantRoutes(deps));
   app.use('/v1/admin', keyRoutes(deps));
+  app.use('/v1/admin', adminApprovalRoutes(deps));
   app.use('/v1', express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(grantRoutes(deps));
+  app.use(approvalRoutes(deps));
   app.use(() => {
     throw notFound('Route');
   });
