@@ -157,7 +157,7 @@ describe('step-up end to end', () => {
     expect((await w.vote(w.keys.bob, id, 'approve')).status).toBe(409);
     expect(await w.redeem(id, { params: { destination: 's3://slow' } })).toMatchObject({ status: 409, body: { status: 'expired' } });
     await deliver();
-    expect(notificationsFor(id).map((n) => n.type)).toEqual(['approval.requested', 'approval.expired']);
+    expect(notificationsFor(id).map((n) => n.type).sort()).toEqual(['approval.expired', 'approval.requested']);
     const listed = await w.admin('/approvals?status=expired&workload=exporter');
     expect((listed.items as Array<{ id: string }>).map((a) => a.id)).toContain(id);
   });
