@@ -22,6 +22,8 @@ import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
 import { adminGrantRoutes } from './http/admin/grants.routes.js';
 import { keyRoutes } from './http/admin/keys.routes.js';
 import { useRoutes } from './http/uses.routes.js';
+import { approvalRoutes } from './http/approvals.routes.js';
+import { adminApprovalRoutes } from './http/admin/approvals.routes.js';
 import { notFound } from './lib/errors.js';
 import { jsonBody } from './http/body.js';
 
@@ -53,9 +55,11 @@ export function createApp(deps: Deps): express.Express {
   app.use('/v1/admin', registryEntryRoutes(deps));
   app.use('/v1/admin', adminGrantRoutes(deps));
   app.use('/v1/admin', keyRoutes(deps));
+  app.use('/v1/admin', adminApprovalRoutes(deps));
   app.use(useRoutes(deps));
   app.use('/v1', jsonBody(BODY_LIMIT));
   app.use(grantRoutes(deps));
+  app.use(approvalRoutes(deps));
   app.use(() => {
     throw notFound('Route');
   });

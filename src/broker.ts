@@ -88,6 +88,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     log,
     registry,
     keys,
+    kek: o.kek,
     audit,
     issuerKeys: new IssuerKeys(clock),
     requests,

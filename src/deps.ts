@@ -10,6 +10,7 @@ import type { NewSignal } from './signals/signal.repository.js';
 import type { AuditSealer } from './audit/sealer.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
 import type { AuthenticationContext } from './identity/authenticate.js';
+import type { Kek } from './keys/kek.js';
 
 /** Everything the HTTP app and the scheduler need, built once by main (or a test) and passed down. */
 export interface Deps {
@@ -18,6 +19,8 @@ export interface Deps {
   log: Logger;
   registry: Registry;
   keys: KeyStore;
+  /** Seals secrets the broker must use itself (approval webhook HMAC secrets). */
+  kek: Kek;
   issuerKeys: IssuerKeys;
   decide: Decider;
   /** Requests per workload per minute, counted in memory and flushed every second. */

@@ -191,8 +191,8 @@ describe('policy outcomes', () => {
     expect(restored.body).toMatchObject({ changed: true, restored_from: '1' });
     expect((await exportTo('s3://known-bucket')).status).toBe(201);
     const fresh = await exportTo('s3://somewhere-new');
-    expect(fresh.status).toBe(403);
-    expect(fresh.body).toMatchObject({ code: 'step_up_required', reasons: ['first export to this destination'] });
+    expect(fresh.status).toBe(202);
+    expect(fresh.body).toMatchObject({ status: 'pending', approval_id: expect.any(String), reasons: ['first export to this destination'] });
     const d = await decision(fresh.body.decision_id);
     expect(d.signals.broker).toMatchObject({ target_is_new: true, task_is_new: false, new_params: ['destination'] });
   });

@@ -7,6 +7,7 @@ import { auditCommand } from './commands/audit.js';
 import { grantsCommands } from './commands/grants.js';
 import { workloadsCommands } from './commands/workloads.js';
 import { adminCommands } from './commands/admin-keys.js';
+import { approvalsCommands } from './commands/approvals.js';
 
 const commands: Array<Command | CommandGroup> = [
   tokenCommand,
@@ -15,6 +16,7 @@ const commands: Array<Command | CommandGroup> = [
   policyCommand,
   auditCommand,
   grantsCommands,
+  approvalsCommands,
   workloadsCommands,
   adminCommands,
 ];

@@ -96,6 +96,34 @@ const paramSpec = z.discriminatedUnion('type', [
 ]);
 export type ParamSpec = z.infer<typeof paramSpec>;
 
+/** Nobody decided within 15 minutes: the request is stale, and the workload should ask again. */
+export const DEFAULT_APPROVAL_EXPIRES_SECONDS = 900;
+/** A delegated approver webhook answers within 3 s or the request waits for people. */
+export const DEFAULT_APPROVAL_WEBHOOK_TIMEOUT_MS = 3_000;
+
+/**
+ * What a step-up on this task needs: how many approvals, how long a request stays open, whether the
+ * workload's owner may approve it, and an optional delegated approver (a webhook that answers
+ * approve/deny within `timeout_ms`; its URL must be registered under /v1/admin/approval-webhooks,
+ * whose secret signs the call).
+ */
+export const approvalSpec = z.strictObject({
+  required: z.number().int().min(1).max(10).default(1),
+  expires_in_seconds: z.number().int().min(60).max(7 * 86_400).default(DEFAULT_APPROVAL_EXPIRES_SECONDS),
+  forbid_owner: z.boolean().default(true),
+  auto: z
+    .strictObject({
+      webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+      // Below the server's request timeout: the workload's request waits for this answer.
+      timeout_ms: z.number().int().min(100).max(10_000).default(DEFAULT_APPROVAL_WEBHOOK_TIMEOUT_MS),
+    })
+    .optional(),
+});
+export type ApprovalSpec = z.infer<typeof approvalSpec>;
+
+/** The approval settings of a task that names none. */
+export const DEFAULT_APPROVAL: ApprovalSpec = { required: 1, expires_in_seconds: DEFAULT_APPROVAL_EXPIRES_SECONDS, forbid_owner: true };
+
 export const taskSpec = z
   .strictObject({
     name,
@@ -111,6 +139,8 @@ export const taskSpec = z
     /** How many times a token may be used (counted by introspection and use reports); absent = unlimited. */
     max_uses: z.number().int().positive().optional(),
     delegation: z.strictObject({ allowed: z.boolean().default(false), max_depth: z.number().int().min(1).max(5).default(1) }).default({ allowed: false, max_depth: 1 }),
+    /** Step-up approval settings; absent means DEFAULT_APPROVAL (stored documents stay as written). */
+    approval: approvalSpec.optional(),
   })
   .superRefine((v, ctx) => {
     if (v.default_ttl_seconds > v.max_ttl_seconds) {

@@ -7,6 +7,7 @@ import type { SignalTables } from '../signals/signal.table.js';
 import type { DecisionTables } from '../decisions/decision.table.js';
 import type { AuditOutboxTables, AuditTables } from '../audit/audit.table.js';
 import type { EventTables } from '../events/event.table.js';
+import type { ApprovalTables } from '../approvals/approval.table.js';
 
 /** Every table the broker reads or writes; each area declares its own and owns its migrations. */
 export interface DB
@@ -19,4 +20,5 @@ export interface DB
     DecisionTables,
     AuditTables,
     AuditOutboxTables,
-    EventTables {}
+    EventTables,
+    ApprovalTables {}

@@ -39,7 +39,7 @@ export interface Decision {
 export type Decider = (input: DecisionInput, now: Date) => Promise<Decision>;
 
 /** Identity claims a policy may read, as recorded with the decision (no token, only its hash). */
-function identitySummary(p: Principal): Record<string, unknown> {
+export function identitySummary(p: Principal): Record<string, unknown> {
   const claims = Object.fromEntries(IDENTITY_CLAIMS.filter((c) => typeof p.claims[c] === 'string').map((c) => [c, p.claims[c]]));
   return { method: p.method, issuer: p.issuer, subject: p.subject, token_age_seconds: p.tokenAgeSeconds, token_sha256: p.tokenSha256, claims };
 }

@@ -32,7 +32,8 @@ export function grantReevaluator(deps: Deps): GrantDecide {
       tokenSha256: proven.token_sha256 ?? '',
     };
     const decision = await deps.decide({ principal, task, params: grant.params, purpose: grant.purpose, requestId: `reevaluate:${grant.id}` }, now);
-    if (decision.outcome === 'allow') return { allowed: true, reason: '', decisionId: decision.id };
+    // A grant redeemed from an approval already had its step-up: only a denial ends it now.
+    if (decision.outcome === 'allow' || (decision.outcome === 'step_up' && grant.approval_id)) return { allowed: true, reason: '', decisionId: decision.id };
     await deps.db.transaction().execute((trx) =>
       recordDecision(trx, decision, {
         workloadId: grant.workload_id,

@@ -5,21 +5,17 @@ import type { Principal } from '../identity/authenticate.js';
 import type { Decider, Decision } from '../decisions/decider.js';
 import type { RequestCounter } from '../decisions/request-counter.js';
 import type { Clock } from '../lib/clock.js';
+import type { Kek } from '../keys/kek.js';
+import type { Logger } from 'pino';
+import type { CompiledTask } from '../config/registry.js';
 import { conflict, forbidden, invalidRequest, notFound, TesseraError } from '../lib/errors.js';
-import { newId } from '../lib/ids.js';
-import { sha256Hex } from '../lib/hash.js';
 import { fieldIssues } from '../lib/validation.js';
-import { accessTokenClaims } from './access-token.js';
-import { decisionAuditEvent, decisionRow, recordDecision } from '../decisions/decision.repository.js';
-import { usageRows } from '../decisions/history.js';
-import { pendingAuditRows } from '../audit/audit-outbox.js';
-import type { AuditEventInput } from '../audit/audit-event.js';
-import { insertMint } from './mint.repository.js';
-import type { StatusIndexAllocator } from './status-index.js';
+import { recordDecision } from '../decisions/decision.repository.js';
 import { findGrant, type GrantRow } from './grant.repository.js';
 import { endGrants } from './end-grants.js';
-import { grantsMinted } from './grant.metrics.js';
-import { statusListUri } from './status-list.service.js';
+import { mintGrant } from './mint-grant.js';
+import type { StatusIndexAllocator } from './status-index.js';
+import { requestApproval, type PendingApproval } from '../approvals/approval.service.js';
 
 export interface GrantDeps {
   db: Database;
@@ -33,6 +29,9 @@ export interface GrantDeps {
   statusIndexes: StatusIndexAllocator;
   /** The broker's issuer URL (`iss` of its tokens). */
   issuer: string;
+  /** Opens approval webhook secrets (step-up notifications and delegated approvers). */
+  kek: Kek;
+  log: Logger;
 }
 
 export interface GrantRequest {
@@ -54,17 +53,38 @@ export interface IssuedGrant {
   decision: Decision;
 }
 
+/** A step-up: the request waits for approval; the workload polls and later redeems it. */
+export interface PendingGrant {
+  kind: 'pending';
+  approval: PendingApproval;
+  decision: Decision;
+}
+
+/** What asking for a grant gives: a token now, or an approval request to wait for. */
+export type GrantOutcome = ({ kind: 'issued' } & IssuedGrant) | PendingGrant;
+
+/** The task's parameters, validated and normalised by its schema (a 400 naming each bad field otherwise). */
+export function parseTaskParams(task: CompiledTask, params: Record<string, unknown>): Record<string, unknown> {
+  const parsed = task.params.safeParse(params);
+  if (!parsed.success) throw invalidRequest(`Parameters do not fit task ${task.spec.name}.`, fieldIssues(parsed.error, 'params'));
+  return parsed.data;
+}
+
+/** The task a request names, or a 400. */
+export function taskNamed(deps: Pick<GrantDeps, 'registry'>, name: string): CompiledTask {
+  const task = deps.registry.snapshot.tasks.get(name);
+  if (!task) throw invalidRequest('The request names no known task.', [{ field: 'task', reason: `unknown task "${name}"` }]);
+  return task;
+}
+
 /**
  * The grant use case: validate the request against its task, decide, and mint. The token leaves only
- * after its grant row is committed; a denied or step-up decision raises a TesseraError carrying the
- * decision id.
+ * after its grant row is committed; a step-up opens an approval request bound to this one action; a
+ * denial raises a TesseraError carrying the decision id.
  */
-export async function requestGrant(deps: GrantDeps, principal: Principal, req: GrantRequest): Promise<IssuedGrant> {
-  const task = deps.registry.snapshot.tasks.get(req.task);
-  if (!task) throw invalidRequest('The request names no known task.', [{ field: 'task', reason: `unknown task "${req.task}"` }]);
-  const parsed = task.params.safeParse(req.params);
-  if (!parsed.success) throw invalidRequest(`Parameters do not fit task ${task.spec.name}.`, fieldIssues(parsed.error, 'params'));
-  const params = parsed.data;
+export async function requestGrant(deps: GrantDeps, principal: Principal, req: GrantRequest): Promise<GrantOutcome> {
+  const task = taskNamed(deps, req.task);
+  const params = parseTaskParams(task, req.params);
   const scopes = req.scopes?.length ? req.scopes : task.spec.scopes;
   const extraScopes = scopes.filter((s) => !task.spec.scopes.includes(s));
   if (extraScopes.length) {
@@ -88,92 +108,18 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   const decision = await deps.decide({ principal, task, params, purpose, requestId: req.requestId }, now);
   deps.requests.increment(principal.workload.id, now);
   const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
-  const record = {
-    workloadId: principal.workload.id,
-    task: task.spec.name,
-    requestId: req.requestId,
-    request: { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, audience: req.audience ?? null },
-    now,
-  };
-  if (decision.outcome !== 'allow') {
-    await deps.db.transaction().execute((trx) => recordDecision(trx, decision, { ...record, ttlSeconds: null, grantId: null }));
-    if (decision.outcome === 'deny') throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
-    throw new TesseraError(403, 'step_up_required', 'This request needs an approval.', { extra: { decision_id: decision.id, reasons: decision.reasons } });
+  const request = { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, audience: req.audience ?? null };
+  const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: req.requestId, request, now, ttlSeconds: null, grantId: null };
+  if (decision.outcome === 'deny') {
+    await deps.db.transaction().execute((trx) => recordDecision(trx, decision, record));
+    throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
   }
-
-  const grantId = newId();
-  const expiresAt = new Date(now.getTime() + ttl * 1000);
-  const statusIdx = await deps.statusIndexes.next();
-  const { token, kid } = deps.keys.sign(
-    'at+jwt',
-    accessTokenClaims({
-      issuer: deps.issuer,
-      grantId,
-      workloadId: principal.workload.id,
-      audience: task.spec.audience,
-      scopes,
-      task: task.spec.name,
-      params,
-      issuedAt: now,
-      expiresAt,
-      decisionId: decision.id,
-      status: { idx: statusIdx, uri: statusListUri(deps.issuer) },
-    }),
-  );
-  const grant = {
-    id: grantId,
-    workload_id: principal.workload.id,
-    task: task.spec.name,
-    params,
-    scopes,
-    audience: task.spec.audience,
-    purpose,
-    issued_at: now,
-    expires_at: expiresAt,
-    decision_id: decision.id,
-    approval_id: null,
-    parent_id: null,
-    max_uses: task.spec.max_uses ?? null,
-    cnf_jkt: null,
-    kid,
-    token_sha256: sha256Hex(token),
-    identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
-    status_idx: statusIdx,
-  };
-  const decisionContext = { ...record, ttlSeconds: ttl, grantId };
-  const minted: AuditEventInput = {
-    actor: `workload:${principal.workload.id}`,
-    action: 'grant.minted',
-    outcome: 'success',
-    target_type: 'grant',
-    target_id: grantId,
-    request_id: req.requestId,
-    data: {
-      task: task.spec.name,
-      scopes,
-      audience: task.spec.audience,
-      expires_at: expiresAt.toISOString(),
-      decision_id: decision.id,
-      kid,
-      token_sha256: grant.token_sha256,
-      identity: grant.identity,
-    },
-  };
-  // Decision, grant, usage and audit events are written by one statement, all or nothing; the token
-  // is returned only after it commits. Nothing is written if the workload was suspended meanwhile.
-  const inserted = await insertMint(deps.db, grant, [
-    { table: 'decisions', rows: [decisionRow(decision, decisionContext)] },
-    { table: 'usage_baseline', rows: usageRows(principal.workload.id, task.spec.name, params, now), ignoreConflicts: true },
-    { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(decision, decisionContext), minted], now) },
-  ]);
-  if (!inserted) throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
-  grantsMinted.inc({ task: task.spec.name });
-  return {
-    token,
-    expiresIn: ttl,
-    decision,
-    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0 },
-  };
+  if (decision.outcome === 'step_up') {
+    const approval = await requestApproval(deps, { principal, task, params, purpose, decision, record });
+    return { kind: 'pending', approval, decision };
+  }
+  const issued = await mintGrant(deps, principal, { task, params, scopes, purpose, ttlSeconds: ttl, decision, request, requestId: req.requestId });
+  return { kind: 'issued', ...issued };
 }
 
 /** The holder ends its own grant because its task is done. Idempotent for a grant already completed. */

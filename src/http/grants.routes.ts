@@ -8,6 +8,7 @@ import { verifyOwnAccessToken } from '../grants/own-token.js';
 import { authenticationFailed, notFound } from '../lib/errors.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { bearerToken } from './bearer.js';
+import { pendingResponse } from './approval-response.js';
 
 const grantBody = z.strictObject({
   task: z.string().min(1).max(128),
@@ -42,14 +43,19 @@ export function grantRoutes(deps: Deps): Router {
   r.post('/v1/grants', async (req, res) => {
     const body = parseOrThrow(grantBody, req.body, 'The grant request');
     const principal = await authenticateWorkload(bearerToken(req), authContext(deps));
-    const issued = await requestGrant(deps, principal, {
+    const outcome = await requestGrant(deps, principal, {
       task: body.task,
       params: body.params,
       purpose: body.purpose,
       ttlSeconds: body.ttl_seconds,
       requestId: res.locals.requestId as string,
     });
-    noStore(res).status(201).json(grantResponse(issued));
+    if (outcome.kind === 'pending') {
+      const pending = pendingResponse(deps, outcome);
+      noStore(res).status(202).setHeader('Location', pending.poll).json(pending);
+      return;
+    }
+    noStore(res).status(201).json(grantResponse(outcome));
   });
 
   r.post('/v1/grants/:id/complete', async (req, res) => {

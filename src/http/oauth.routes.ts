@@ -8,6 +8,7 @@ import { invalidRequest, TesseraError } from '../lib/errors.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { noStore } from './grants.routes.js';
 import { formBody } from './body.js';
+import { pendingResponse } from './approval-response.js';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -61,7 +62,7 @@ export function oauthRoutes(deps: Deps): Router {
       throw invalidRequest('Task named twice, differently.', [{ field: 'task', reason: 'differs from authorization_details' }]);
     }
     const principal = await authenticateWorkload(form.subject_token, authContext(deps));
-    const issued = await requestGrant(deps, principal, {
+    const outcome = await requestGrant(deps, principal, {
       task,
       params: details?.params ?? form.task_params ?? {},
       purpose: form.purpose,
@@ -70,6 +71,11 @@ export function oauthRoutes(deps: Deps): Router {
       audience: form.audience ?? form.resource,
       requestId: res.locals.requestId as string,
     });
+    if (outcome.kind === 'pending') {
+      // RFC 8628's authorization_pending: the client polls the approval, then redeems it.
+      throw new TesseraError(400, 'step_up_required', 'This request needs an approval; poll it and redeem it once approved.', { extra: pendingResponse(deps, outcome) });
+    }
+    const issued = outcome;
     noStore(res).json({
       access_token: issued.token,
       issued_token_type: ACCESS_TOKEN_TYPE,

@@ -4,6 +4,8 @@ import { deliverWebhooks } from '../events/deliver-webhooks.job.js';
 import { purgeExpired } from './jobs/purge.job.js';
 import type { Job } from './job.js';
 import { reevaluateStaleGrants } from '../decisions/reevaluation.js';
+import { expireApprovals } from '../approvals/expire-approvals.job.js';
+import { deliverApprovalWebhooks } from '../approvals/deliver-approval-webhooks.job.js';
 
 /**
  * The broker's jobs and their cadence (node-cron, with seconds). Every job is idempotent and safe on
@@ -14,6 +16,9 @@ export const JOBS: readonly Job[] = [
   // Tokens stop verifying at exp by themselves; the sweep is for events, status list and lag.
   { name: 'expire-grants', schedule: '*/5 * * * * *', run: (deps, now) => expireGrants(deps, now) },
   { name: 'deliver-webhooks', schedule: '*/5 * * * * *', run: (deps, now) => deliverWebhooks(deps, now) },
+  // Approval requests nobody decided expire within seconds of their expiry, and approvers are told.
+  { name: 'expire-approvals', schedule: '*/5 * * * * *', run: (deps, now) => expireApprovals(deps, now) },
+  { name: 'deliver-approval-webhooks', schedule: '*/5 * * * * *', run: (deps, now) => deliverApprovalWebhooks(deps, now) },
   {
     name: 'publish-status-list',
     schedule: '*/10 * * * * *',

@@ -3,6 +3,7 @@ import { ADMIN_ROUTES, type AdminRouteName } from '../../src/http/admin/route-ro
 import { roleAtLeast, ROLES } from '../../src/http/admin/admin-keys.js';
 import type { AdminRole } from '../../src/http/admin/admin.table.js';
 import { testConfig } from '../support/fixtures.js';
+import { insertApproval } from '../../src/approvals/approval.repository.js';
 import { adminCall, createKey, requestDeployGrant, startAdminWorld, TEST_ADMIN_KEY, type AdminWorld } from './support.js';
 
 let world: AdminWorld;
@@ -15,6 +16,8 @@ let accessToken: string;
 const createdKeyIds: Partial<Record<AdminRole, string>> = {};
 /** A key nobody revokes in the matrix: the target a refused revokeKey names. */
 let spareKeyId: string;
+/** Pending approvals, one per role and verb, so every allowed vote decides a request of its own. */
+const approvalIds = { approve: {}, deny: {} } as Record<'approve' | 'deny', Record<AdminRole, string>>;
 
 interface Sample {
   path: string;
@@ -49,7 +52,33 @@ const SAMPLES: Record<AdminRouteName, (role: AdminRole) => Sample> = {
   createKey: (role) => ({ path: '/keys', body: { name: `m-${role}-key`, role: 'viewer' } }),
   listKeys: () => ({ path: '/keys' }),
   revokeKey: (role) => ({ path: `/keys/${createdKeyIds[role] ?? spareKeyId}/revoke`, body: { reason: 'matrix' } }),
+  listApprovals: () => ({ path: '/approvals?status=pending&workload=api-deploy&limit=2' }),
+  getApproval: () => ({ path: `/approvals/${approvalIds.approve.viewer}` }),
+  approveApproval: (role) => ({ path: `/approvals/${approvalIds.approve[role]}/approve`, body: { comment: 'matrix' } }),
+  denyApproval: (role) => ({ path: `/approvals/${approvalIds.deny[role]}/deny`, body: { comment: 'matrix' } }),
+  // Nothing listens on the discard port: deliveries to it fail and retry, which the matrix does not read.
+  createApprovalWebhook: () => ({ path: '/approval-webhooks', body: { url: 'http://127.0.0.1:9/approvals' } }),
 };
+
+/** A pending approval for api-deploy, inserted directly (the matrix tests who may decide, not how requests arise). */
+async function pendingApproval(): Promise<string> {
+  const now = world.broker.clock.now();
+  const row = await insertApproval(world.broker.database.db, {
+    id: crypto.randomUUID(),
+    workload_id: 'api-deploy',
+    workload_owner: 'api-team',
+    task: 'deploy-prod',
+    params: { service: 'api' },
+    params_sha256: '0'.repeat(64),
+    purpose: null,
+    decision_id: crypto.randomUUID(),
+    required_approvals: 1,
+    forbid_owner: true,
+    created_at: now,
+    expires_at: new Date(now.getTime() + 3600_000),
+  });
+  return row.id;
+}
 
 beforeAll(async () => {
   world = await startAdminWorld();
@@ -64,13 +93,20 @@ beforeAll(async () => {
   grantId = grant.body.grant_id!;
   accessToken = grant.body.access_token!;
   world.broker.clock.advance(2 * 86_400);
+  for (const verb of ['approve', 'deny'] as const) for (const role of ROLES) approvalIds[verb][role] = await pendingApproval();
 });
 afterAll(() => world.stop());
 
 describe('admin role matrix: every route × every credential', () => {
-  it('follows the role policy: reads need viewer, writes operator, anything about keys admin', () => {
+  it('follows the role policy: reads need viewer, votes approver, writes operator, keys and receivers admin', () => {
     for (const route of Object.values(ADMIN_ROUTES)) {
-      const expected = route.path.startsWith('/keys') ? 'admin' : route.method === 'get' ? 'viewer' : 'operator';
+      const expected = /^\/(keys|approval-webhooks)/.test(route.path)
+        ? 'admin'
+        : route.method === 'get'
+          ? 'viewer'
+          : /^\/approvals\/:id\/(approve|deny)$/.test(route.path)
+            ? 'approver'
+            : 'operator';
       expect(`${route.method} ${route.path} ${route.role}`).toBe(`${route.method} ${route.path} ${expected}`);
     }
   });

@@ -1,5 +1,9 @@
 import { brokerUrl, call, describeError, UsageError, type Command } from '../command.js';
 import { obtainIdentityToken } from '../identity-token.js';
+import { waitForApproval } from '../wait-approval.js';
+
+/** A step-up nobody decides expires after 15 minutes by default; waiting longer gains nothing. */
+const DEFAULT_WAIT_TIMEOUT_SECONDS = 900;
 
 const usage = `Usage: tessera token --task <name> [options]
 
@@ -12,6 +16,7 @@ Options:
   --purpose <text>              why: recorded with the decision
   --ttl <seconds>               a shorter lifetime than the task's default
   --json                        print the whole response as JSON instead of the bare token
+  --wait-timeout <seconds>      when the task needs an approval: how long to wait (default 900; then exit 3)
   --broker <url>                broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)
 
 Identity (the first one available is used):
@@ -21,6 +26,11 @@ Identity (the first one available is used):
   --client-id <workload>        ...as this workload
   (GitHub Actions)              ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN, audience from --audience
   --audience <aud>              audience to request from GitHub Actions (default "tessera")
+
+When policy asks for a step-up approval, the command waits: one progress line on stderr
+("waiting for approval <id> (0/1 approvals, expires in 14m 58s)"), polling every 2 s; once
+approved it redeems the approval with a fresh identity and prints the token. Denied or expired:
+exit 1. Still pending at --wait-timeout: exit 3.
 
 Examples:
   tessera token --task deploy-prod --param service=api
@@ -51,6 +61,7 @@ export const tokenCommand: Command = {
     'assertion-key': { type: 'string' },
     'client-id': { type: 'string' },
     audience: { type: 'string' },
+    'wait-timeout': { type: 'string' },
   },
   async run(v) {
     if (!v.task) throw new UsageError('--task is required');
@@ -68,21 +79,31 @@ export const tokenCommand: Command = {
       params[k] = val;
     }
     const meta = await call(`${broker}/.well-known/oauth-authorization-server`, {});
-    const identity = await obtainIdentityToken({
-      identityTokenFile: v['identity-token-file'] as string | undefined,
-      identityTokenEnv: v['identity-token-env'] as string | undefined,
-      assertionKey: v['assertion-key'] as string | undefined,
-      clientId: v['client-id'] as string | undefined,
-      audience: v.audience as string | undefined,
-      broker: String(meta.body.issuer ?? broker),
-    });
+    // Recomputed for every call: assertions are single use, and a wait may outlive a CI token.
+    const identityToken = () =>
+      obtainIdentityToken({
+        identityTokenFile: v['identity-token-file'] as string | undefined,
+        identityTokenEnv: v['identity-token-env'] as string | undefined,
+        assertionKey: v['assertion-key'] as string | undefined,
+        clientId: v['client-id'] as string | undefined,
+        audience: v.audience as string | undefined,
+        broker: String(meta.body.issuer ?? broker),
+      });
+    const waitTimeout = Number(v['wait-timeout'] ?? DEFAULT_WAIT_TIMEOUT_SECONDS);
+    if (!(Number.isInteger(waitTimeout) && waitTimeout > 0)) throw new UsageError('--wait-timeout must be a positive whole number of seconds');
+    const identity = await identityToken();
     const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
     if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new UsageError('--ttl must be a positive whole number of seconds');
-    const res = await call(`${broker}/v1/grants`, {
+    let res = await call(`${broker}/v1/grants`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${identity}` },
       body: JSON.stringify({ task: v.task, params, purpose: v.purpose, ttl_seconds: ttl }),
     });
+    if (res.status === 202) {
+      const waited = await waitForApproval({ pending: res.body, identity: identityToken, request: { task: String(v.task), params }, waitTimeoutMs: waitTimeout * 1000, progress: process.stderr });
+      if ('exit' in waited) return waited.exit;
+      res = { status: 201, body: waited.token };
+    }
     if (res.status !== 201) {
       process.stderr.write(`tessera token: ${describeError(res.status, res.body)}\n`);
       return 1;

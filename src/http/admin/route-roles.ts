@@ -41,6 +41,14 @@ export const ADMIN_ROUTES = {
   listGrants: { method: 'get', path: '/grants', role: 'viewer' },
   getGrant: { method: 'get', path: '/grants/:id', role: 'viewer' },
 
+  listApprovals: { method: 'get', path: '/approvals', role: 'viewer' },
+  getApproval: { method: 'get', path: '/approvals/:id', role: 'viewer' },
+  // Deciding a step-up is what the approver role exists for.
+  approveApproval: { method: 'post', path: '/approvals/:id/approve', role: 'approver', body: SMALL_BODY },
+  denyApproval: { method: 'post', path: '/approvals/:id/deny', role: 'approver', body: SMALL_BODY },
+  // A receiver sees every step-up (and a delegated approver decides some): admin only, like CAEP webhooks.
+  createApprovalWebhook: { method: 'post', path: '/approval-webhooks', role: 'admin', body: SMALL_BODY },
+
   // Keys are admin-only, listing included: the list says who holds which power, which a viewer need not know.
   createKey: { method: 'post', path: '/keys', role: 'admin', body: SMALL_BODY },
   listKeys: { method: 'get', path: '/keys', role: 'admin' },

@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
+import { startApprovalWorld, type ApprovalWorld } from './support.js';
+
+const BIN = path.resolve('bin/tessera.js');
+let w: ApprovalWorld;
+let dir: string;
+
+function tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args, '--broker', w.broker.url], { env: { PATH: process.env.PATH }, timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+const asExporter = (task: string, destination: string, waitTimeout: number) =>
+  tessera(['token', '--task', task, '--param', `destination=${destination}`, '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json'), '--wait-timeout', String(waitTimeout)]);
+
+/** The pending approval the CLI just opened, once it shows up. */
+async function pendingFor(destination: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const list = await w.admin('/approvals?status=pending&workload=exporter');
+    const found = (list.items as Array<{ id: string; params: { destination: string } }>).find((a) => a.params.destination === destination);
+    if (found) return found.id;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no pending approval for ${destination}`);
+}
+
+beforeAll(async () => {
+  w = await startApprovalWorld();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-approvals-'));
+  await writeFile(path.join(dir, 'exporter.jwk.json'), JSON.stringify(w.exporter.privateJwk));
+});
+afterAll(async () => {
+  await w.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('tessera token waits for a step-up; tessera approvals decides it', () => {
+  it('waits with a progress line, then redeems and prints the single-use token', async () => {
+    const running = asExporter('export-data', 's3://cli', 20);
+    const id = await pendingFor('s3://cli');
+    const listed = await tessera(['approvals', 'list', '--status', 'pending', '--admin-key', w.keys.bob]);
+    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+exporter\\s+export-data.*pending\\s+0/1`));
+    const shown = await tessera(['approvals', 'show', id, '--admin-key', w.keys.bob]);
+    expect(shown.stdout).toMatch(/reasons:\s+export-data needs an approver/);
+    expect(shown.stdout).toMatch(/policies:\s+export-data-step-up/);
+    const refused = await tessera(['approvals', 'approve', id, '--admin-key', w.keys.alice]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/403 The owner of workload exporter may not approve/);
+    const approved = await tessera(['approvals', 'approve', id, '--comment', 'looks right', '--admin-key', w.keys.bob]);
+    expect(approved.stdout).toBe(`approval ${id}: approved (1/1 approvals)\n`);
+
+    const got = await running;
+    expect(got.code).toBe(0);
+    expect(got.stderr).toMatch(new RegExp(`waiting for approval ${id} \\(0/1 approvals, expires in 1[45]m \\d\\ds\\)`));
+    expect(decodeJwt(got.stdout.trim())).toMatchObject({ sub: 'exporter', authorization_details: [{ params: { destination: 's3://cli' } }] });
+  });
+
+  it('exits 1 with the reason when denied', async () => {
+    const running = asExporter('export-data', 's3://cli-denied', 20);
+    const id = await pendingFor('s3://cli-denied');
+    expect((await tessera(['approvals', 'deny', id, '--comment', 'no', '--admin-key', w.keys.carol])).code).toBe(0);
+    const got = await running;
+    expect(got.code).toBe(1);
+    expect(got.stderr).toMatch(new RegExp(`approval ${id} was denied`));
+    expect(got.stdout).toBe('');
+  });
+
+  it('exits 3 when nobody decides within --wait-timeout', async () => {
+    const got = await asExporter('export-data', 's3://cli-slow', 3);
+    expect(got.code).toBe(3);
+    expect(got.stderr).toMatch(/gave up waiting for approval .* after 3s; it is still pending/);
+  });
+});
