@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     configDir,
     bootstrapAdminKey,
     poolMax: env.TESSERA_DB_POOL_MAX,
+    scheduler: env.TESSERA_SCHEDULER === 'on',
   }).catch(async (err) => {
     await embedded?.stop();
     throw err;

@@ -22,6 +22,8 @@ export const envSchema = z.object({
   TESSERA_BOOTSTRAP_ADMIN_KEY: z.string().min(24, 'use at least 24 characters').optional(),
   TESSERA_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   TESSERA_EMBEDDED_PG_PORT: port.optional(),
+  /** Whether this replica runs the scheduled jobs (every replica may; API-only replicas can opt out). */
+  TESSERA_SCHEDULER: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof envSchema>;
