@@ -264,6 +264,21 @@ describe('continuous authorization', () => {
   });
 });
 
+describe('admin edits keep the policies in force', () => {
+  it('after an admin edits one task, policies still decide (no fail-open to the task list)', async () => {
+    const put = await fetch(`${broker.url}/v1/admin/tasks/refund-payment`, {
+      method: 'PUT',
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ scopes: ['payments:refund'], audience: 'https://pay.example', params: { amount: { type: 'number', maximum: 1000 } }, workloads: ['agent-1'], description: 'edited' }),
+    });
+    expect(put.status).toBe(200);
+    broker.clock.advance(120);
+    const over = await refund(500);
+    expect(over.status).toBe(403);
+    expect(over.body.reasons).toEqual(['no policy permits this request']);
+  });
+});
+
 describe('decision records and what-if', () => {
   it('records the request, signals with value, source and age, policy version, determining policies and latency', async () => {
     await trust('trusted');

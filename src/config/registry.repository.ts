@@ -204,10 +204,19 @@ export async function readRegistryRows(db: Database): Promise<RegistryRows> {
       const issuers = await trx.selectFrom('issuers').select('spec').orderBy('id').execute();
       const tasks = await trx.selectFrom('tasks').select('spec').orderBy('name').execute();
       const workloads = await trx.selectFrom('workloads').select(['id', 'status', 'spec']).orderBy('id').execute();
-      const latest = await trx.selectFrom('config_versions').select(['id', 'document']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+      // Admin edits of single entries record versions without a document; signal types, calendars,
+      // policies and settings live in the latest applied document, which such an edit leaves in force.
+      const latest = await trx.selectFrom('config_versions').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+      const applied = await trx
+        .selectFrom('config_versions')
+        .select('document')
+        .where('document', 'is not', null)
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
       return {
         epoch,
-        document: (latest?.document as ConfigDocument | null | undefined) ?? null,
+        document: (applied?.document as ConfigDocument | null | undefined) ?? null,
         configVersion: latest?.id ?? null,
         issuers: issuers.map((r) => r.spec as IssuerSpec),
         tasks: tasks.map((r) => r.spec as TaskSpec),
