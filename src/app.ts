@@ -24,6 +24,7 @@ import { keyRoutes } from './http/admin/keys.routes.js';
 import { useRoutes } from './http/uses.routes.js';
 import { approvalRoutes } from './http/approvals.routes.js';
 import { adminApprovalRoutes } from './http/admin/approvals.routes.js';
+import { documentEntryRoutes } from './http/admin/document-entries.routes.js';
 import { notFound } from './lib/errors.js';
 import { jsonBody } from './http/body.js';
 
@@ -56,6 +57,7 @@ export function createApp(deps: Deps): express.Express {
   app.use('/v1/admin', adminGrantRoutes(deps));
   app.use('/v1/admin', keyRoutes(deps));
   app.use('/v1/admin', adminApprovalRoutes(deps));
+  app.use('/v1/admin', documentEntryRoutes(deps));
   app.use(useRoutes(deps));
   app.use('/v1', jsonBody(BODY_LIMIT));
   app.use(grantRoutes(deps));

@@ -279,6 +279,36 @@ describe('admin edits keep the policies in force', () => {
   });
 });
 
+describe('signal types, sources and policies through the admin API', () => {
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${broker.url}/v1/admin${path}`, { method, headers: { ...admin, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (res.status === 204 ? {} : await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+
+  it('lists and reads entries; refuses a policy or a removal that would not validate, naming why', async () => {
+    expect((await call('GET', '/signal-types')).body.items.map((t: { name: string }) => t.name).sort()).toEqual(['host_posture', 'runner_trust']);
+    expect((await call('GET', '/signal-sources/attestor')).body).toMatchObject({ id: 'attestor' });
+    expect((await call('GET', '/policies/deploy.cedar')).body.text).toContain('deploy-window');
+    const sneaky = await call('PUT', '/policies/sneaky.cedar', { text: '@id("sneaky") forbid (principal, action, resource) when { context.signals has vibe };' });
+    expect(sneaky.status).toBe(400);
+    expect(JSON.stringify(sneaky.body.errors)).toMatch(/sneaky\.cedar.*vibe/);
+    const inUse = await call('DELETE', '/signal-types/runner_trust');
+    expect(inUse.status).toBe(400);
+    expect(JSON.stringify(inUse.body.errors)).toMatch(/runner_trust/);
+    expect((await call('GET', '/policies/missing.cedar')).status).toBe(404);
+  });
+
+  it('a policy added through the API decides at once, and removing it restores the previous answer', async () => {
+    await trust('trusted');
+    expect((await deploy()).status).toBe(201);
+    const freeze = await call('PUT', '/policies/freeze.cedar', { text: '@id("freeze") @reason("deploy freeze") forbid (principal, action == Action::"deploy-prod", resource);' });
+    expect(freeze.status).toBe(201);
+    expect((await deploy()).body.reasons).toEqual(['deploy freeze']);
+    expect((await call('DELETE', '/policies/freeze.cedar')).status).toBe(204);
+    expect((await deploy()).status).toBe(201);
+  });
+});
+
 describe('decision records and what-if', () => {
   it('records the request, signals with value, source and age, policy version, determining policies and latency', async () => {
     await trust('trusted');

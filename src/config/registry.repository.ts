@@ -188,6 +188,12 @@ export async function listConfigVersions(db: Database, limit = 100) {
   return db.selectFrom('config_versions').select(['id', 'content_hash', 'applied_by', 'applied_at', 'summary']).orderBy('id', 'desc').limit(limit).execute();
 }
 
+/** The latest applied document (admin edits of single registry entries record versions without one). */
+export async function readLatestDocument(db: Database): Promise<ConfigDocument | undefined> {
+  const row = await db.selectFrom('config_versions').select('document').where('document', 'is not', null).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return (row?.document as ConfigDocument | null | undefined) ?? undefined;
+}
+
 /** A stored document of an earlier version, to restore it. */
 export async function readConfigVersionDocument(db: Database, version: string): Promise<ConfigDocument | undefined> {
   const row = await db.selectFrom('config_versions').select('document').where('id', '=', version).executeTakeFirst();
@@ -207,16 +213,10 @@ export async function readRegistryRows(db: Database): Promise<RegistryRows> {
       // Admin edits of single entries record versions without a document; signal types, calendars,
       // policies and settings live in the latest applied document, which such an edit leaves in force.
       const latest = await trx.selectFrom('config_versions').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
-      const applied = await trx
-        .selectFrom('config_versions')
-        .select('document')
-        .where('document', 'is not', null)
-        .orderBy('id', 'desc')
-        .limit(1)
-        .executeTakeFirst();
+      const applied = await readLatestDocument(trx);
       return {
         epoch,
-        document: (applied?.document as ConfigDocument | null | undefined) ?? null,
+        document: applied ?? null,
         configVersion: latest?.id ?? null,
         issuers: issuers.map((r) => r.spec as IssuerSpec),
         tasks: tasks.map((r) => r.spec as TaskSpec),

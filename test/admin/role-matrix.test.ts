@@ -24,6 +24,15 @@ interface Sample {
   body?: unknown;
 }
 
+const SEED_POLICY = '@id("matrix-seed") permit (principal, action == Action::"deploy-prod", resource);';
+const signalTypeSample = { description: 'matrix', reason: 'matrix', subject_kind: 'workload', value: { type: 'boolean' }, sources: ['matrix-seed'], max_age_seconds: 60 };
+/** A forbid that never applies (nobody states this purpose), so the matrix's own grants are unaffected. */
+const policySample = (id: string) => `@id("${id}") forbid (principal, action == Action::"deploy-prod", resource) when { context.purpose == "never-${id}" };`;
+const seedEntries = {
+  signal_sources: [{ id: 'matrix-seed', api_key_sha256: 'cd'.repeat(32) }],
+  signal_types: [{ name: 'matrix_seed', ...signalTypeSample }],
+  policies: [{ file: 'matrix-seed.cedar', text: SEED_POLICY }],
+};
 const workloadSpec = (id: string) => ({ kind: 'service', owner: 'matrix', public_keys: [world.agent.jwk], id });
 
 /**
@@ -32,13 +41,26 @@ const workloadSpec = (id: string) => ({ kind: 'service', owner: 'matrix', public
  * a new route without a sample does not compile.
  */
 const SAMPLES: Record<AdminRouteName, (role: AdminRole) => Sample> = {
-  applyConfig: () => ({ path: '/config', body: testConfig(world.ci, world.agent.jwk) }),
+  // An apply replaces the whole document, so it carries the seeded signal entries and policy along.
+  applyConfig: () => ({ path: '/config', body: { ...testConfig(world.ci, world.agent.jwk), ...seedEntries } }),
   listWorkloads: () => ({ path: '/workloads?status=active&limit=2' }),
   getWorkload: () => ({ path: '/workloads/api-deploy' }),
   putWorkload: (role) => ({ path: `/workloads/m-${role}`, body: workloadSpec(`m-${role}`) }),
   suspendWorkload: (role) => ({ path: `/workloads/m-${role}/suspend`, body: { reason: 'matrix' } }),
   retireWorkload: (role) => ({ path: `/workloads/m-${role}/retire`, body: { reason: 'matrix' } }),
   activateWorkload: (role) => ({ path: `/workloads/m-${role}/activate`, body: { reason: 'matrix' } }),
+  listSignalTypes: () => ({ path: '/signal-types' }),
+  getSignalType: () => ({ path: '/signal-types/matrix_seed' }),
+  putSignalType: (role) => ({ path: `/signal-types/m_${role}`, body: signalTypeSample }),
+  deleteSignalType: (role) => ({ path: `/signal-types/m_${role}` }),
+  listSignalSources: () => ({ path: '/signal-sources' }),
+  getSignalSource: () => ({ path: '/signal-sources/matrix-seed' }),
+  putSignalSource: (role) => ({ path: `/signal-sources/m-${role}`, body: { api_key_sha256: 'ab'.repeat(32) } }),
+  deleteSignalSource: (role) => ({ path: `/signal-sources/m-${role}` }),
+  listPolicies: () => ({ path: '/policies' }),
+  getPolicy: () => ({ path: '/policies/matrix-seed.cedar' }),
+  putPolicy: (role) => ({ path: `/policies/m-${role}.cedar`, body: { text: policySample(`m-${role}`) } }),
+  deletePolicy: (role) => ({ path: `/policies/m-${role}.cedar` }),
   listIssuers: () => ({ path: '/issuers' }),
   getIssuer: () => ({ path: '/issuers/ci' }),
   putIssuer: (role) => ({ path: `/issuers/m-${role}`, body: { issuer: `https://m-${role}.example`, jwks: { keys: [world.agent.jwk] }, audiences: ['tessera'] } }),
@@ -88,6 +110,13 @@ beforeAll(async () => {
   revokedKey = revoked.key;
   expiredKey = (await createKey(world.broker, 'k-expired', 'admin', { expires_in_days: 1 })).key;
   spareKeyId = (await createKey(world.broker, 'k-spare', 'viewer')).id;
+  // Entries the GET samples read: signal types, sources and policies live in the applied document.
+  const seed = await adminCall(world.broker, 'put', '/signal-sources/matrix-seed', TEST_ADMIN_KEY, { api_key_sha256: 'cd'.repeat(32) });
+  expect(seed.body).toMatchObject({ id: 'matrix-seed' });
+  const seedType = await adminCall(world.broker, 'put', '/signal-types/matrix_seed', TEST_ADMIN_KEY, signalTypeSample);
+  expect(seedType.body).toMatchObject({ name: 'matrix_seed' });
+  // Once any policy exists Cedar decides (default deny), so the seed policy permits what the matrix mints.
+  expect((await adminCall(world.broker, 'put', '/policies/matrix-seed.cedar', TEST_ADMIN_KEY, { text: SEED_POLICY })).status).toBe(201);
   const grant = await requestDeployGrant(world);
   expect(grant.status).toBe(201);
   grantId = grant.body.grant_id!;

@@ -38,6 +38,21 @@ export const ADMIN_ROUTES = {
   putTask: { method: 'put', path: '/tasks/:id', role: 'operator', body: SPEC_BODY },
   deleteTask: { method: 'delete', path: '/tasks/:id', role: 'operator' },
 
+  // Signal types, sources and policies live in the applied configuration document: each write is an
+  // apply of the current configuration with that one entry changed.
+  listSignalTypes: { method: 'get', path: '/signal-types', role: 'viewer' },
+  getSignalType: { method: 'get', path: '/signal-types/:id', role: 'viewer' },
+  putSignalType: { method: 'put', path: '/signal-types/:id', role: 'operator', body: SPEC_BODY },
+  deleteSignalType: { method: 'delete', path: '/signal-types/:id', role: 'operator' },
+  listSignalSources: { method: 'get', path: '/signal-sources', role: 'viewer' },
+  getSignalSource: { method: 'get', path: '/signal-sources/:id', role: 'viewer' },
+  putSignalSource: { method: 'put', path: '/signal-sources/:id', role: 'operator', body: SPEC_BODY },
+  deleteSignalSource: { method: 'delete', path: '/signal-sources/:id', role: 'operator' },
+  listPolicies: { method: 'get', path: '/policies', role: 'viewer' },
+  getPolicy: { method: 'get', path: '/policies/:id', role: 'viewer' },
+  putPolicy: { method: 'put', path: '/policies/:id', role: 'operator', body: SPEC_BODY },
+  deletePolicy: { method: 'delete', path: '/policies/:id', role: 'operator' },
+
   listGrants: { method: 'get', path: '/grants', role: 'viewer' },
   getGrant: { method: 'get', path: '/grants/:id', role: 'viewer' },
 
