@@ -1,5 +1,5 @@
 import { Router, type Response } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { applyConfigDocument, readLatestDocument } from '../../config/registry.repository.js';
 import { ConfigError, validateConfig } from '../../config/load-folder.js';
