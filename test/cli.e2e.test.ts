@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startTestBroker, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
 
@@ -111,6 +111,19 @@ describe('tessera CLI', () => {
     expect(first.stdout).toMatch(/^applied as version \d+/);
     expect(broker.deps.registry.snapshot.tasks.has('read-logs')).toBe(true);
     expect((await tessera(['apply', cfgDir], env)).stdout).toMatch(/^unchanged/);
+
+    // A stricter policy version: show what re-evaluation would revoke, then revoke it.
+    const live = await post(`${broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await ci.token()}` });
+    expect(live.status).toBe(201);
+    await writeFile(path.join(cfgDir, 'freeze.cedar'), '@id("freeze") @reason("deploy freeze") forbid (principal, action == Action::"deploy-prod", resource);\n@id("rest") permit (principal, action, resource);\n');
+    const preview = await tessera(['apply', cfgDir, '--reevaluate'], env);
+    expect(preview.stdout).toMatch(/applied as version \d+/);
+    expect(preview.stdout).toContain(`${live.body.grant_id}: re-evaluation: deploy freeze`);
+    expect(preview.stdout).toMatch(/would be revoked\n[\s\S]*--reevaluate --yes/);
+    const revoke = await tessera(['apply', cfgDir, '--reevaluate', '--yes'], env);
+    expect(revoke.stdout).toMatch(/re-evaluated; \d+ revoked/);
+    expect(revoke.stdout).toContain(`${live.body.grant_id}: re-evaluation: deploy freeze`);
+    await import('node:fs/promises').then((fs) => fs.rm(path.join(cfgDir, 'freeze.cedar')));
 
     await writeFile(path.join(cfgDir, 'bad.yaml'), 'tasks:\n  - name: x\n    scopes: [a]\n    audience: b\n    workloads: [w]\n    ttl: 5\n');
     const bad = await tessera(['apply', cfgDir], env);

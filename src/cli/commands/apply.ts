@@ -10,6 +10,8 @@ the broker atomically as one version. Applying the same content twice changes no
 
 Options:
   --dry-run              validate locally and on the broker, apply nothing
+  --reevaluate           after applying, re-decide every active grant under the new version and show
+                         which would be revoked; add --yes to revoke them
   --admin-key <key>      an operator or admin key (env TESSERA_ADMIN_KEY, or ./data/admin-key in demo mode)
   --broker <url>         broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)`;
 
@@ -18,7 +20,7 @@ export const applyCommand: Command = {
   summary: 'validate and apply a configuration folder as one version',
   usage,
   allowPositionals: true,
-  options: { 'dry-run': { type: 'boolean' }, 'admin-key': { type: 'string' } },
+  options: { 'dry-run': { type: 'boolean' }, 'admin-key': { type: 'string' }, reevaluate: { type: 'boolean' }, yes: { type: 'boolean' } },
   async run(v, positionals) {
     const [dir] = positionals;
     if (!dir || positionals.length > 1) throw new UsageError('give exactly one configuration folder');
@@ -53,6 +55,21 @@ export const applyCommand: Command = {
           ? `applied as version ${String(b.version)} (content ${String(b.content_hash).slice(0, 12)})\n`
           : `unchanged: version ${String(b.version)} already has this content\n`,
     );
-    return 0;
+    if (!v.reevaluate || v['dry-run']) return 0;
+    return reevaluate(brokerUrl(v), adminKey(v), Boolean(v.yes));
   },
 };
+
+/** Shows what re-deciding every active grant would revoke; with `yes`, revokes it. */
+async function reevaluate(broker: string, key: string, yes: boolean): Promise<number> {
+  const res = await call(`${broker}/v1/admin/grants:reevaluate${yes ? '' : '?dry_run=true'}`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+  if (res.status >= 300) {
+    process.stderr.write(`tessera apply: re-evaluation: ${describeError(res.status, res.body)}\n`);
+    return 1;
+  }
+  const revoked = res.body.revoked as Array<{ grant_id: string; reason: string; cascaded: boolean }>;
+  process.stdout.write(`${String(res.body.evaluated)} active grant(s) re-evaluated; ${revoked.length} ${yes ? 'revoked' : 'would be revoked'}\n`);
+  for (const r of revoked) process.stdout.write(`  ${r.grant_id}${r.cascaded ? ' (delegated child)' : ''}: ${r.reason}\n`);
+  if (!yes && revoked.length) process.stdout.write('run again with --reevaluate --yes to revoke them\n');
+  return 0;
+}
