@@ -25,6 +25,8 @@ export interface CannonStep {
   body?: string;
   /** Headers per request (e.g. a fresh identity token each time). */
   headers: () => Record<string, string>;
+  /** Sees every response (e.g. to collect the grant ids of the tokens handed out). */
+  onResponse?: (status: number, body: string) => void;
 }
 
 /** Runs one autocannon step and reduces its result to the figures the bench reports. */
@@ -42,6 +44,7 @@ export async function cannon(step: CannonStep): Promise<StepResult> {
         path: step.path ?? '/',
         ...(step.body ? { body: step.body } : {}),
         setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json', ...step.headers() } }),
+        ...(step.onResponse ? { onResponse: step.onResponse } : {}),
       },
     ],
   });

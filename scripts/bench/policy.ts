@@ -2,6 +2,7 @@ import path from 'node:path';
 import { compileDocumentPolicies, loadConfigFolder } from '../../src/config/load-folder.js';
 import { evaluate, type PolicyRequest } from '../../src/policy/index.js';
 import { REPO_ROOT } from '../lib/broker-process.js';
+import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 import { timeLoop, type RateResult } from './raw-limits.js';
 
 /** The demo configuration: its tasks, signal types, calendars and policies, as the broker compiles them. */
@@ -15,12 +16,24 @@ export interface PolicyBench extends RateResult {
 }
 
 /** Compiles the demo policies once, then times evaluate() alone over a mix of allowed and denied requests. */
-export async function benchPolicy(ms: number): Promise<PolicyBench> {
-  const doc = await loadConfigFolder(DEMO_CONFIG);
+export function benchPolicy(ms: number): Promise<PolicyBench> {
+  return timePolicies(ms, DEMO_CONFIG, demoRequests());
+}
+
+/** The same for the bench configuration's policies and the request every mint step sends. */
+export function benchMintPolicy(ms: number, configDir: string): Promise<PolicyBench> {
+  const identity = { issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_age_seconds: 3, claims: { ref: 'refs/heads/main', repository: 'bench/api' } };
+  const broker = { requests_last_minute: 40, requests_last_hour: 900, active_grants: 30, task_is_new: false, target_is_new: false, new_params: [], calendars: {} };
+  return timePolicies(ms, configDir, [
+    { workload: { id: CI_WORKLOAD, kind: 'ci', owner: 'bench' }, task: { name: BENCH_TASK, risk: 'medium' }, params: { service: 'api' }, purpose: '', identity, signals: {}, broker },
+  ]);
+}
+
+async function timePolicies(ms: number, dir: string, requests: PolicyRequest[]): Promise<PolicyBench> {
+  const doc = await loadConfigFolder(dir);
   const t = performance.now();
   const compiled = compileDocumentPolicies(doc);
   const compileMs = performance.now() - t;
-  const requests = sampleRequests();
   const outcomes: Record<string, number> = {};
   let i = 0;
   const r = await timeLoop(ms, () => {
@@ -31,7 +44,7 @@ export async function benchPolicy(ms: number): Promise<PolicyBench> {
 }
 
 /** Refunds (allowed, over the limit, rate spike) and deploys (window closed, runner trusted or not). */
-function sampleRequests(): PolicyRequest[] {
+function demoRequests(): PolicyRequest[] {
   const broker = { requests_last_minute: 0, requests_last_hour: 0, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: true } };
   const identity = { issuer: 'ci', subject: 'repo:acme/api', token_age_seconds: 3, claims: { ref: 'refs/heads/main', repository: 'acme/api' } };
   const out: PolicyRequest[] = [];

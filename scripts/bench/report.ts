@@ -10,12 +10,14 @@ export interface Row {
   max?: number;
   ratio?: number;
   vs?: string;
+  /** A broker figure against each raw limit of the same run: node:crypto pair, INSERT, express hello-world. */
+  limits?: { crypto: number; insert: number; hello: number };
   note?: string;
 }
 
 /** The results as a fixed-width terminal table. */
 export function table(rows: Row[]): string {
-  const head = ['scenario', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'ratio', 'vs limit', 'note'];
+  const head = ['scenario', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'ratio', 'vs limit', 'crypto/insert/hello', 'note'];
   const cells = rows.map((r) => [
     r.scenario,
     r.clients === undefined ? '' : String(r.clients),
@@ -25,6 +27,7 @@ export function table(rows: Row[]): string {
     fmt(r.max),
     r.ratio === undefined ? '' : `${fmt(r.ratio, 2)}x`,
     r.vs ?? '',
+    r.limits ? [r.limits.crypto, r.limits.insert, r.limits.hello].map((x) => fmt(x, 2)).join(' / ') : '',
     r.note ?? '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));

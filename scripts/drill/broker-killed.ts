@@ -1,6 +1,6 @@
 import { spawnBroker } from '../lib/broker-process.js';
 import { sleep } from '../lib/stats.js';
-import { byStatus, mint, missingRows, tokensOf, type Outcome } from './load.js';
+import { byStatus, mint, missingMintEvents, missingRows, tokensOf, type Outcome } from './load.js';
 import { verdict, type Drill } from './drill.js';
 
 const MINTS = 1_000;
@@ -8,7 +8,7 @@ const MINTS = 1_000;
 const KILL_AFTER_SHARE = 0.3;
 const KILL_DEADLINE_MS = 10_000;
 
-/** SIGKILL during 1,000 concurrent mints (RFC 7523 assertions, fresh jti each): every token received has its row. */
+/** SIGKILL during 1,000 concurrent mints (RFC 7523 assertions, fresh jti each): every token received has its row and audit event. */
 export const brokerKilled: Drill = async (ctx) => {
   const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek });
   try {
@@ -32,10 +32,12 @@ export const brokerKilled: Drill = async (ctx) => {
     const outcomes = await all;
     const tokens = tokensOf(outcomes);
     const missing = await missingRows(ctx.db, tokens);
+    const unaudited = await missingMintEvents(ctx.db, tokens);
     const after = Number((await ctx.db.selectFrom('grants').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
     return verdict('broker SIGKILL during 1,000 concurrent mints', {
       'killed mid-way (some answered, some not)': answeredAtKill > 0 && answeredAtKill < MINTS,
       'every token a client received has its grant row': missing.length === 0,
+      'every token a client received has its grant.minted audit event': unaudited.length === 0,
     }, {
       mints: MINTS,
       killedAfterMs: Math.round(killedAt),
@@ -43,6 +45,7 @@ export const brokerKilled: Drill = async (ctx) => {
       statuses: byStatus(outcomes),
       tokensReceived: tokens.length,
       tokensWithoutRow: missing.length,
+      tokensWithoutAuditEvent: unaudited.length,
       // Rows committed whose response never reached the client: safe (the grant expires unused).
       rowsWithoutDeliveredToken: after - before - tokens.length,
     });

@@ -1,57 +1,64 @@
-import { createDatabase } from '../../src/db/database.js';
-import { findGrant, insertGrantIfWorkloadActive } from '../../src/grants/grant.repository.js';
-import { revokeGrants } from '../../src/grants/revocation.service.js';
-import { benchGrant } from '../lib/grant-rows.js';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { spawnBroker } from '../lib/broker-process.js';
+import { MINT_BODY } from '../lib/identities.js';
 import { verdict, type Drill } from './drill.js';
 
 const CALLERS = 100;
 const ROUNDS = 20;
 
+/** Audit events about one grant with one action, staged or already chained. */
+async function auditCount(ctx: Parameters<Drill>[0], grantId: string, action: string): Promise<number> {
+  const { rows } = await sql<{ n: string }>`
+    select (select count(*) from audit_pending where target_id = ${grantId} and action = ${action})
+         + (select count(*) from audit_events where target_id = ${grantId} and action = ${action}) as n`.execute(ctx.db);
+  return Number(rows[0]!.n);
+}
+
 /**
- * 100 concurrent revokes of one grant through 100 separate connections: exactly one caller ends it
- * (and so emits the one revocation event), the final state is `revoked`. Drives the revocation service
- * the admin revoke endpoint calls, so the events it writes are the real ones.
+ * 100 concurrent `POST /v1/admin/grants/{id}/revoke` of one grant minted through the broker, 20 rounds:
+ * exactly one caller changes it, the final state is `revoked`, and the grant has one CAEP event and one
+ * `grant.revoked` audit event.
  */
 export const concurrentRevokes: Drill = async (ctx) => {
-  const { db, pool } = createDatabase({ url: ctx.pg.url, maxConnections: CALLERS });
+  const adminKey = `tsk_${randomBytes(24).toString('base64url')}`;
+  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek, env: { TESSERA_BOOTSTRAP_ADMIN_KEY: adminKey } });
   try {
-    // Open every connection first, so the callers race on the row, not on connection set-up.
-    const clients = await Promise.all(Array.from({ length: CALLERS }, () => pool.connect()));
-    const backends = new Set((await Promise.all(clients.map((c) => c.query<{ pid: number }>('select pg_backend_pid() as pid')))).map((r) => r.rows[0]!.pid));
-    for (const c of clients) c.release();
+    const revoke = (grantId: string, i: number) =>
+      fetch(`${broker.url}/v1/admin/grants/${grantId}/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: `drill caller ${i}` }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { changed?: boolean; status?: string } }));
 
     let roundsWithOneWinner = 0;
     let roundsRevoked = 0;
-    let roundsEndedByWinner = 0;
     let roundsWithOneEvent = 0;
-    const winnersPerRound: number[] = [];
+    let roundsWithOneAuditEvent = 0;
+    const statuses: Record<string, number> = {};
     for (let round = 0; round < ROUNDS; round++) {
-      const g = benchGrant(new Date());
-      await insertGrantIfWorkloadActive(db, g);
-      const results = await Promise.all(
-        Array.from({ length: CALLERS }, (_, i) => revokeGrants(db, { grantIds: [g.id] }, { actor: `admin:drill-${i}`, reason: 'drill' }, new Date())),
-      );
-      const winners = results.filter((r) => r.length === 1).map((r) => r[0]!);
-      const events = await db.selectFrom('security_events').select('grant_id').where('grant_id', '=', g.id).execute();
+      const minted = await fetch(`${broker.url}/v1/grants`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.issuer.token()}` },
+        body: MINT_BODY,
+      });
+      if (minted.status !== 201) throw new Error(`mint for the drill answered ${minted.status}: ${await minted.text()}`);
+      const grantId = ((await minted.json()) as { grant_id: string }).grant_id;
+      const results = await Promise.all(Array.from({ length: CALLERS }, (_, i) => revoke(grantId, i)));
+      for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      if (results.filter((r) => r.body.changed === true).length === 1) roundsWithOneWinner++;
+      if (results.every((r) => r.status === 200 && r.body.status === 'revoked')) roundsRevoked++;
+      const events = await ctx.db.selectFrom('security_events').select('grant_id').where('grant_id', '=', grantId).execute();
       if (events.length === 1) roundsWithOneEvent++;
-      winnersPerRound.push(winners.length);
-      const final = await findGrant(db, g.id);
-      if (winners.length === 1) roundsWithOneWinner++;
-      if (final?.status === 'revoked') roundsRevoked++;
-      if (winners.length === 1 && final?.ended_by === winners[0]!.ended_by) roundsEndedByWinner++;
+      if ((await auditCount(ctx, grantId, 'grant.revoked')) === 1) roundsWithOneAuditEvent++;
     }
     return verdict('100 concurrent revokes of one grant', {
-      'exactly one caller gets the row back, every round': roundsWithOneWinner === ROUNDS,
-      'exactly one revocation event per grant': roundsWithOneEvent === ROUNDS,
-      'final state revoked, ended by that caller': roundsRevoked === ROUNDS && roundsEndedByWinner === ROUNDS,
-    }, {
-      callers: CALLERS,
-      rounds: ROUNDS,
-      distinctBackends: backends.size,
-      winnersPerRound: [...new Set(winnersPerRound)],
-      via: 'revokeGrants (src/grants/revocation.service.ts), what POST /v1/admin/grants/{id}/revoke calls',
-    });
+      'exactly one caller changes the grant, every round': roundsWithOneWinner === ROUNDS,
+      'every caller is answered 200 with the final state revoked': roundsRevoked === ROUNDS,
+      'exactly one CAEP revocation event per grant': roundsWithOneEvent === ROUNDS,
+      'exactly one grant.revoked audit event per grant': roundsWithOneAuditEvent === ROUNDS,
+    }, { callers: CALLERS, rounds: ROUNDS, statuses, via: 'POST /v1/admin/grants/{id}/revoke on a broker process' });
   } finally {
-    await db.destroy();
+    await broker.stop();
   }
 };

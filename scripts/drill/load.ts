@@ -61,6 +61,19 @@ export async function missingRows(db: Database, jtis: string[]): Promise<string[
   return jtis.filter((j) => !found.has(j));
 }
 
+/** Grant ids among `jtis` with no `grant.minted` audit event, staged or chained: a token the trail misses. */
+export async function missingMintEvents(db: Database, jtis: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (let i = 0; i < jtis.length; i += 1000) {
+    const batch = jtis.slice(i, i + 1000);
+    for (const table of ['audit_pending', 'audit_events'] as const) {
+      const rows = await db.selectFrom(table).select('target_id').where('action', '=', 'grant.minted').where('target_id', 'in', batch).execute();
+      for (const r of rows) if (r.target_id) found.add(r.target_id);
+    }
+  }
+  return jtis.filter((j) => !found.has(j));
+}
+
 /** Counts outcomes by status (0 = no response). */
 export function byStatus(outcomes: Outcome[]): Record<string, number> {
   const counts: Record<string, number> = {};
