@@ -108,6 +108,7 @@ describe('identity rejections: a generic 401 to the client, the reason in the lo
     ['jku header', () => ci.token({}, { header: { jku: 'https://evil.example/jwks' } }), /"jku"/],
     ['x5u header', () => ci.token({}, { header: { x5u: 'https://evil.example/cert' } }), /"x5u"/],
     ['jwk header', () => ci.token({}, { header: { jwk: { kty: 'EC' } } }), /"jwk"/],
+    ['x5c header', () => ci.token({}, { header: { x5c: ['MIIBszCCAVmgAwIBAgIUYw'] } }), /"x5c"/],
     ['binding mismatch (other branch)', () => ci.token({ ref: 'refs/heads/feature' }), /no workload binding/],
     ['garbage', async () => 'not-a-jwt', /compact JWS/],
   ];
@@ -206,6 +207,7 @@ describe('POST /oauth2/token (RFC 8693 token exchange)', () => {
   it('exchanges an identity token for a down-scoped access token', async () => {
     const res = await exchange({ ...(await base()), task: 'deploy-prod', task_params: '{"service":"worker"}', scope: 'deploy:read', audience: 'https://deploy.example' });
     expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.body).toMatchObject({ issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', scope: 'deploy:read' });
     expect(decodeJwt(res.body.access_token).scope).toBe('deploy:read');
   });
@@ -222,6 +224,7 @@ describe('POST /oauth2/token (RFC 8693 token exchange)', () => {
     expect((await exchange({ ...(await base()), task: 'deploy-prod', task_params: '{"service":"api"}', audience: 'https://other' })).body.error).toBe('invalid_target');
     const bad = await exchange({ ...(await base()), subject_token: 'x.y.z', task: 'deploy-prod' });
     expect(bad.status).toBe(400);
+    expect(bad.headers.get('cache-control')).toBe('no-store');
     expect(bad.body.error).toBe('invalid_grant');
     const missing = await exchange({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange' });
     expect(missing.body.error).toBe('invalid_request');
