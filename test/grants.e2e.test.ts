@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT, generateKeyPair, type JSONWebKeySet } from 'jose';
-import { startTestBroker, post, type TestBroker } from './support/broker.js';
+import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
 
@@ -268,7 +268,6 @@ describe('admin configuration apply', () => {
   it('needs an operator key: workload tokens get 401; a bad document gets 400 naming the field', async () => {
     const url = `${broker.url}/v1/admin/config`;
     expect((await post(url, {}, { authorization: `Bearer ${await ci.token()}` })).status).toBe(401);
-    const { TEST_ADMIN_KEY } = await import('./support/broker.js');
     const bad = await post(url, { tasks: [{ name: 'x', scopes: [], audience: 'a', workloads: ['w'], colour: 'red' }] }, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field)).toEqual(expect.arrayContaining(['tasks.0.scopes', 'tasks.0']));
@@ -276,6 +275,30 @@ describe('admin configuration apply', () => {
     const pattern = await post(url, badPattern, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
     expect(pattern.status).toBe(400);
     expect(pattern.body.errors).toEqual([{ field: 'tasks.0.params.p.pattern', reason: 'not a valid regular expression' }]);
+  });
+
+  it('refuses private, symmetric and malformed JWKs with 400 naming the member, and stores nothing', async () => {
+    const url = `${broker.url}/v1/admin/config`;
+    const auth = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+    const versions = async () => (await broker.database.db.selectFrom('config_versions').select('document').execute()).map((r) => JSON.stringify(r.document));
+    const before = await versions();
+    const config = testConfig(ci, agent.jwk);
+    const withAgentKey = (key: unknown) => ({ ...config, workloads: config.workloads.map((w) => (w.id === 'agent-1' ? { ...w, public_keys: [key] } : w)) });
+    const withInlineKeys = (keys: unknown[]) => ({ ...config, issuers: [{ id: 'inline', issuer: 'https://inline.example', jwks: { keys }, audiences: ['tessera'] }, ...config.issuers] });
+    const cases: Array<[unknown, Array<{ field: string; reason: RegExp }>]> = [
+      [withAgentKey(agent.privateJwk), [{ field: 'workloads.2.public_keys.0.d', reason: /private key material: configure the public key only/ }]],
+      [withInlineKeys([{ kty: 'oct', k: 'c2VjcmV0', alg: 'HS256' }]), [{ field: 'issuers.0.jwks.keys.0.k', reason: /symmetric secret/ }]],
+      [withInlineKeys([{ ...agent.jwk, y: agent.jwk.x }]), [{ field: 'issuers.0.jwks.keys.0', reason: /not a valid EC public key/ }]],
+      [withInlineKeys([{ kty: 'RSA', e: 'AQAB' }]), [{ field: 'issuers.0.jwks.keys.0.n', reason: /required for kty RSA/ }]],
+      [withAgentKey({ ...agent.jwk, alg: 'RS256' }), [{ field: 'workloads.2.public_keys.0.alg', reason: /ES256, ES384, ES512/ }]],
+    ];
+    for (const [doc, expected] of cases) {
+      const res = await post(url, doc, auth);
+      expect(res.status).toBe(400);
+      expect(res.body.errors).toEqual(expected.map((e) => ({ field: e.field, reason: expect.stringMatching(e.reason) })));
+    }
+    expect(await versions()).toEqual(before);
+    expect(JSON.stringify(broker.logs)).not.toContain(String(agent.privateJwk.d));
   });
 });
 
