@@ -163,7 +163,8 @@ describe('tessera CLI', () => {
     }
   });
 
-  it('apply: validates a folder, applies it once, and names bad fields', async () => {
+  // Seven CLI processes, each starting through tsx: seconds apiece on a machine busy with other test runs.
+  it('apply: validates a folder, applies it once, and names bad fields', { timeout: 90_000 }, async () => {
     const cfgDir = path.join(dir, 'config');
     await import('node:fs/promises').then((fs) => fs.mkdir(cfgDir));
     const config = testConfig(ci, agent.jwk);
