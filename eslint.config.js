@@ -12,4 +12,12 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // tessera/verify ships to downstream services: it must not pull in the broker (express app,
+    // database, keys), so nothing outside its own folder may be imported from it (keep the folder flat).
+    files: ['src/verify/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'src/verify is the downstream library: import nothing from the server (DESIGN.md, layout).' }] }],
+    },
+  },
 );

@@ -90,7 +90,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     keys,
     kek: o.kek,
     audit,
-    issuerKeys: new IssuerKeys(clock),
+    issuerKeys: new IssuerKeys(clock, (issuer, err) => log.warn({ issuer, err: err.message }, 'issuer JWKS fetch failed')),
     requests,
     statusIndexes: new StatusIndexAllocator(db),
     decide: policyDecider(db, () => registry.snapshot, requests),

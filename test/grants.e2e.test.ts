@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT, generateKeyPair, type JSONWebKeySet } from 'jose';
-import { startTestBroker, post, type TestBroker } from './support/broker.js';
+import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
 
@@ -108,6 +108,7 @@ describe('identity rejections: a generic 401 to the client, the reason in the lo
     ['jku header', () => ci.token({}, { header: { jku: 'https://evil.example/jwks' } }), /"jku"/],
     ['x5u header', () => ci.token({}, { header: { x5u: 'https://evil.example/cert' } }), /"x5u"/],
     ['jwk header', () => ci.token({}, { header: { jwk: { kty: 'EC' } } }), /"jwk"/],
+    ['x5c header', () => ci.token({}, { header: { x5c: ['MIIBszCCAVmgAwIBAgIUYw'] } }), /"x5c"/],
     ['binding mismatch (other branch)', () => ci.token({ ref: 'refs/heads/feature' }), /no workload binding/],
     ['garbage', async () => 'not-a-jwt', /compact JWS/],
   ];
@@ -206,6 +207,7 @@ describe('POST /oauth2/token (RFC 8693 token exchange)', () => {
   it('exchanges an identity token for a down-scoped access token', async () => {
     const res = await exchange({ ...(await base()), task: 'deploy-prod', task_params: '{"service":"worker"}', scope: 'deploy:read', audience: 'https://deploy.example' });
     expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.body).toMatchObject({ issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', scope: 'deploy:read' });
     expect(decodeJwt(res.body.access_token).scope).toBe('deploy:read');
   });
@@ -222,6 +224,7 @@ describe('POST /oauth2/token (RFC 8693 token exchange)', () => {
     expect((await exchange({ ...(await base()), task: 'deploy-prod', task_params: '{"service":"api"}', audience: 'https://other' })).body.error).toBe('invalid_target');
     const bad = await exchange({ ...(await base()), subject_token: 'x.y.z', task: 'deploy-prod' });
     expect(bad.status).toBe(400);
+    expect(bad.headers.get('cache-control')).toBe('no-store');
     expect(bad.body.error).toBe('invalid_grant');
     const missing = await exchange({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange' });
     expect(missing.body.error).toBe('invalid_request');
@@ -265,7 +268,6 @@ describe('admin configuration apply', () => {
   it('needs an operator key: workload tokens get 401; a bad document gets 400 naming the field', async () => {
     const url = `${broker.url}/v1/admin/config`;
     expect((await post(url, {}, { authorization: `Bearer ${await ci.token()}` })).status).toBe(401);
-    const { TEST_ADMIN_KEY } = await import('./support/broker.js');
     const bad = await post(url, { tasks: [{ name: 'x', scopes: [], audience: 'a', workloads: ['w'], colour: 'red' }] }, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field)).toEqual(expect.arrayContaining(['tasks.0.scopes', 'tasks.0']));
@@ -273,6 +275,30 @@ describe('admin configuration apply', () => {
     const pattern = await post(url, badPattern, { authorization: `Bearer ${TEST_ADMIN_KEY}` });
     expect(pattern.status).toBe(400);
     expect(pattern.body.errors).toEqual([{ field: 'tasks.0.params.p.pattern', reason: 'not a valid regular expression' }]);
+  });
+
+  it('refuses private, symmetric and malformed JWKs with 400 naming the member, and stores nothing', async () => {
+    const url = `${broker.url}/v1/admin/config`;
+    const auth = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+    const versions = async () => (await broker.database.db.selectFrom('config_versions').select('document').execute()).map((r) => JSON.stringify(r.document));
+    const before = await versions();
+    const config = testConfig(ci, agent.jwk);
+    const withAgentKey = (key: unknown) => ({ ...config, workloads: config.workloads.map((w) => (w.id === 'agent-1' ? { ...w, public_keys: [key] } : w)) });
+    const withInlineKeys = (keys: unknown[]) => ({ ...config, issuers: [{ id: 'inline', issuer: 'https://inline.example', jwks: { keys }, audiences: ['tessera'] }, ...config.issuers] });
+    const cases: Array<[unknown, Array<{ field: string; reason: RegExp }>]> = [
+      [withAgentKey(agent.privateJwk), [{ field: 'workloads.2.public_keys.0.d', reason: /private key material: configure the public key only/ }]],
+      [withInlineKeys([{ kty: 'oct', k: 'c2VjcmV0', alg: 'HS256' }]), [{ field: 'issuers.0.jwks.keys.0.k', reason: /symmetric secret/ }]],
+      [withInlineKeys([{ ...agent.jwk, y: agent.jwk.x }]), [{ field: 'issuers.0.jwks.keys.0', reason: /not a valid EC public key/ }]],
+      [withInlineKeys([{ kty: 'RSA', e: 'AQAB' }]), [{ field: 'issuers.0.jwks.keys.0.n', reason: /required for kty RSA/ }]],
+      [withAgentKey({ ...agent.jwk, alg: 'RS256' }), [{ field: 'workloads.2.public_keys.0.alg', reason: /ES256, ES384, ES512/ }]],
+    ];
+    for (const [doc, expected] of cases) {
+      const res = await post(url, doc, auth);
+      expect(res.status).toBe(400);
+      expect(res.body.errors).toEqual(expected.map((e) => ({ field: e.field, reason: expect.stringMatching(e.reason) })));
+    }
+    expect(await versions()).toEqual(before);
+    expect(JSON.stringify(broker.logs)).not.toContain(String(agent.privateJwk.d));
   });
 });
 

@@ -3,6 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { UsageError } from './command.js';
 
+/** Where the identity token is looked for when no source is named. */
+const DEFAULT_TOKEN_ENV = 'TESSERA_IDENTITY_TOKEN';
+
 export interface IdentityOptions {
   identityTokenFile?: string | undefined;
   identityTokenEnv?: string | undefined;
@@ -17,9 +20,11 @@ export interface IdentityOptions {
  * assertion signed with a local key, or GitHub Actions' OIDC request variables.
  */
 export async function obtainIdentityToken(o: IdentityOptions): Promise<string> {
-  if (o.identityTokenFile) return (await readFile(o.identityTokenFile, 'utf8')).trim();
-  const envName = o.identityTokenEnv ?? 'TESSERA_IDENTITY_TOKEN';
-  if (process.env[envName]) return process.env[envName]!.trim();
+  // A source named explicitly must deliver: falling through to another identity would be a surprise.
+  if (o.identityTokenFile) return nonEmpty((await readFile(o.identityTokenFile, 'utf8')).trim(), `--identity-token-file ${o.identityTokenFile} is empty`);
+  if (o.identityTokenEnv) return nonEmpty(process.env[o.identityTokenEnv]?.trim(), `--identity-token-env: ${o.identityTokenEnv} is not set or empty`);
+  const fromEnv = process.env[DEFAULT_TOKEN_ENV]?.trim();
+  if (fromEnv) return fromEnv;
   if (o.assertionKey) {
     if (!o.clientId) throw new UsageError('--assertion-key needs --client-id (the workload id)');
     return clientAssertion(o.assertionKey, o.clientId, o.broker);
@@ -28,8 +33,13 @@ export async function obtainIdentityToken(o: IdentityOptions): Promise<string> {
   const ghToken = process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
   if (ghUrl && ghToken) return githubActionsToken(ghUrl, ghToken, o.audience ?? 'tessera');
   throw new UsageError(
-    `no identity token: give --identity-token-file, set ${envName}, use --assertion-key with --client-id, or run in GitHub Actions with "permissions: id-token: write"`,
+    `no identity token: give --identity-token-file, set ${DEFAULT_TOKEN_ENV}, use --assertion-key with --client-id, or run in GitHub Actions with "permissions: id-token: write"`,
   );
+}
+
+function nonEmpty(token: string | undefined, problem: string): string {
+  if (!token) throw new UsageError(problem);
+  return token;
 }
 
 async function githubActionsToken(requestUrl: string, requestToken: string, audience: string): Promise<string> {

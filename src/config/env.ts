@@ -9,8 +9,14 @@ export const envSchema = z.object({
   /** Postgres to use; without it the broker starts an embedded Postgres under TESSERA_DATA_DIR. */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   TESSERA_DATA_DIR: z.string().min(1).default('./data'),
-  /** The public base URL of this broker: the `iss` of its tokens. Defaults to http://HOST:PORT. */
-  TESSERA_ISSUER: z.url().optional(),
+  /**
+   * The public base URL of this broker: the `iss` of its tokens. Defaults to http://HOST:PORT. Endpoint
+   * URLs are built by appending paths, so a trailing slash is dropped (it would give `//oauth2/token`).
+   */
+  TESSERA_ISSUER: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://tessera.example.com' })
+    .transform((v) => v.replace(/\/+$/, ''))
+    .optional(),
   /** 32-byte key-encryption key (base64url) for signing keys at rest. Generated into the data dir in demo mode. */
   TESSERA_KEK: z
     .string()

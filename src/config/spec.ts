@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { signalTypeSpec } from '../policy/signal-type.spec.js';
 import { signalSourceSpec } from '../signals/source.spec.js';
 import { calendarSpec } from '../signals/calendar.js';
+import { publicJwk } from './jwk.spec.js';
 
 /** Names of issuers, workloads, tasks: lowercase, digits, dashes, dots, colons, slashes (no spaces). */
 const name = z.string().regex(/^[a-z0-9][a-z0-9._:/-]{0,127}$/, 'lowercase letters, digits and . _ : / - only');
@@ -16,8 +17,6 @@ export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 600;
 /** Tokens are short-lived by default (DESIGN.md): five minutes. */
 export const DEFAULT_TTL_SECONDS = 300;
 
-const jwk = z.record(z.string(), z.unknown());
-
 export const issuerSpec = z
   .strictObject({
     id: name,
@@ -26,7 +25,7 @@ export const issuerSpec = z
     issuer: z.string().min(1).optional(),
     trust_domain: z.string().regex(/^[a-z0-9.-]+$/).optional(),
     jwks_uri: z.url().optional(),
-    jwks: z.strictObject({ keys: z.array(jwk).min(1) }).optional(),
+    jwks: z.strictObject({ keys: z.array(publicJwk).min(1) }).optional(),
     audiences: z.array(z.string().min(1)).min(1),
     algorithms: z.array(z.enum(IDENTITY_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
     leeway_seconds: z.number().int().min(0).max(600).default(DEFAULT_LEEWAY_SECONDS),
@@ -65,7 +64,7 @@ export const workloadSpec = z
     status: z.enum(['active', 'suspended', 'retired']).default('active'),
     bindings: z.array(binding).default([]),
     /** Public keys for RFC 7523 client assertions (iss = sub = this workload's id). */
-    public_keys: z.array(jwk).default([]),
+    public_keys: z.array(publicJwk).default([]),
   })
   .superRefine((v, ctx) => {
     if (v.bindings.length === 0 && v.public_keys.length === 0) {

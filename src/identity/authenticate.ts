@@ -104,8 +104,10 @@ async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: Authent
       issuer: issuer.kind === 'oidc' ? issuer.issuer : undefined,
       audience: issuer.audiences,
       algorithms: issuer.algorithms,
+      // jose widens every time check, maxTokenAge included, by clockTolerance: adding the leeway here too
+      // would accept tokens twice the leeway older than configured.
       clockTolerance: issuer.leeway_seconds,
-      maxTokenAge: issuer.max_token_age_seconds + issuer.leeway_seconds,
+      maxTokenAge: issuer.max_token_age_seconds,
       currentDate: now,
       requiredClaims: ['sub', 'exp', 'iat'],
     }));
@@ -135,8 +137,18 @@ async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: 
   } catch (err) {
     throw authenticationFailed(`client assertion for ${workload.id}: ${(err as Error).message}`, err);
   }
+  const iat = payload.iat!;
+  const exp = payload.exp!;
+  // A longer-lived assertion would be useless (maxTokenAge refuses it later anyway) and would pin its
+  // replay-cache row, or overflow the timestamp column, for as long as the client asked.
+  if (exp - iat > MAX_ASSERTION_AGE_SECONDS) {
+    throw authenticationFailed(`client assertion for ${workload.id}: lifetime exp - iat = ${exp - iat}s exceeds ${MAX_ASSERTION_AGE_SECONDS}s`);
+  }
   if (workload.status !== 'active') throw authenticationFailed(`workload ${workload.id} is ${workload.status}`);
-  if (!(await consumeAssertionJti(ctx.db, workload.id, String(payload.jti), new Date(payload.exp! * 1000)))) {
+  // The jti is remembered until jose would stop accepting the assertion: exp widened by the leeway (exp
+  // is at most iat + MAX_ASSERTION_AGE_SECONDS here, so this is also the end of its maximum age).
+  const replayableUntil = exp + ASSERTION_LEEWAY_SECONDS;
+  if (!(await consumeAssertionJti(ctx.db, workload.id, String(payload.jti), new Date(replayableUntil * 1000)))) {
     throw authenticationFailed(`client assertion jti replayed for ${workload.id}`);
   }
   return principal(workload, 'client_assertion', `workload:${workload.id}`, payload, token, now);

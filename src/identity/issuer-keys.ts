@@ -14,7 +14,11 @@ const JWKS_FETCH_TIMEOUT_MS = 5_000;
 export class IssuerKeys {
   readonly #sets = new Map<string, { fingerprint: string; getKey: JWTVerifyGetKey }>();
 
-  constructor(private readonly clock: Clock) {}
+  /** `onJwksError` hears of each failed JWKS fetch, including those a stale cached set rides out. */
+  constructor(
+    private readonly clock: Clock,
+    private readonly onJwksError: (issuerId: string, err: Error) => void = () => {},
+  ) {}
 
   for(issuer: IssuerSpec): JWTVerifyGetKey {
     const fingerprint = canonicalJson(issuer);
@@ -28,6 +32,7 @@ export class IssuerKeys {
           cooldownMs: issuer.jwks_cooldown_seconds * 1000,
           maxAgeMs: issuer.jwks_max_age_seconds * 1000,
           timeoutMs: JWKS_FETCH_TIMEOUT_MS,
+          onError: (err) => this.onJwksError(issuer.id, err),
         }).getKey;
     this.#sets.set(issuer.id, { fingerprint, getKey });
     return getKey;

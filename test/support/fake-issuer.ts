@@ -5,8 +5,10 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from 'j
 export interface FakeIssuer {
   url: string;
   jwksUri: string;
-  /** How many times the JWKS was fetched. */
+  /** How many times the JWKS was fetched (or asked for while down). */
   jwksFetches: number;
+  /** While true, the JWKS endpoint answers 503: an issuer outage. */
+  jwksDown: boolean;
   /** Mints a GitHub-Actions-shaped OIDC token; `claims` override the defaults. */
   token(claims?: Record<string, unknown>, options?: { kid?: string; alg?: string; header?: Record<string, unknown>; key?: CryptoKey; iat?: number }): Promise<string>;
   /** Adds a new signing key, served in the JWKS from now on; returns its kid. */
@@ -28,10 +30,15 @@ async function newKey(kid: string): Promise<Key> {
 /** A CI OIDC provider on a real local port: serves discovery and JWKS, signs tokens like GitHub's. */
 export async function startFakeIssuer(options: { now?: () => Date } = {}): Promise<FakeIssuer> {
   const keys: Key[] = [await newKey('k1')];
-  const state = { jwksFetches: 0 };
+  const state = { jwksFetches: 0, jwksDown: false };
   const server = http.createServer((req, res) => {
     if (req.url === '/.well-known/jwks') {
       state.jwksFetches++;
+      if (state.jwksDown) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ keys: keys.map((k) => k.publicJwk) }));
       return;
@@ -48,6 +55,12 @@ export async function startFakeIssuer(options: { now?: () => Date } = {}): Promi
     jwksUri: `${url}/.well-known/jwks`,
     get jwksFetches() {
       return state.jwksFetches;
+    },
+    get jwksDown() {
+      return state.jwksDown;
+    },
+    set jwksDown(down: boolean) {
+      state.jwksDown = down;
     },
     async token(claims = {}, opts = {}) {
       const key = keys.find((k) => k.kid === (opts.kid ?? keys[keys.length - 1]!.kid)) ?? keys[0]!;

@@ -11,8 +11,12 @@ Exchanges this workload's identity for a short-lived token for one task, and pri
 
 Options:
   --task <name>                 the task to ask for (required)
-  --param <key=value>           a task parameter; repeat for more (numbers and booleans are parsed)
-  --params <json>               all parameters as one JSON object
+  --param <key=value>           a task parameter; repeat for more. true/false become booleans and
+                                plain decimals (12, -3, 12.5: no leading zero, no exponent, at most
+                                15 significant digits) become numbers; anything else is a string (0042 stays "0042")
+  --param <key:=json>           a parameter given as JSON, taken exactly: order_id:='"12345"' for a
+                                string of digits, amount:=20, dry_run:=false
+  --params <json>               all parameters as one JSON object (--param entries override it)
   --purpose <text>              why: recorded with the decision
   --ttl <seconds>               a shorter lifetime than the task's default
   --json                        print the whole response as JSON instead of the bare token
@@ -34,15 +38,48 @@ exit 1. Still pending at --wait-timeout: exit 3.
 
 Examples:
   tessera token --task deploy-prod --param service=api
-  TOKEN=$(tessera token --task refund-payment --param payment_id=pay_12345678 --param amount=20)`;
+  TOKEN=$(tessera token --task refund-payment --param order_id=ord_1234 --param amount=20)
+  tessera token --task refund-payment --param order_id:='"12345"' --param amount=20`;
 
-/** Parses `key=value`; JSON numbers, booleans and null are typed, anything else stays a string. */
+/**
+ * A `key=value` value that reads the same as a JSON number: no leading zeros, no exponent, and at
+ * most 15 significant digits, which a double holds exactly (`0042`, `1e3` and long numeric ids stay
+ * strings, so nothing is silently rounded or reinterpreted).
+ */
+const PLAIN_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+const MAX_EXACT_DIGITS = 15;
+
+/**
+ * Parses one `--param`: `key:=<json>` is taken as JSON exactly; in `key=value`, `true`/`false` and
+ * plain decimal numbers are typed and anything else is a string.
+ */
 export function parseParam(kv: string): [string, unknown] {
   const i = kv.indexOf('=');
-  if (i <= 0) throw new UsageError(`--param expects key=value, got "${kv}"`);
+  const json = i > 0 && kv[i - 1] === ':';
+  const key = kv.slice(0, json ? i - 1 : i);
+  if (i < 0 || !key) throw new UsageError(`--param expects key=value or key:=<json>, got "${kv}"`);
   const raw = kv.slice(i + 1);
-  const typed = /^(-?\d+(\.\d+)?|true|false|null)$/.test(raw) ? (JSON.parse(raw) as unknown) : raw;
-  return [kv.slice(0, i), typed];
+  if (json) {
+    try {
+      return [key, JSON.parse(raw) as unknown];
+    } catch {
+      throw new UsageError(`--param ${key}:= expects a JSON value (strings in double quotes), got ${raw}`);
+    }
+  }
+  if (raw === 'true' || raw === 'false') return [key, raw === 'true'];
+  const significantDigits = raw.replace(/[-.]/g, '').replace(/^0+/, '').length;
+  return [key, PLAIN_NUMBER.test(raw) && significantDigits <= MAX_EXACT_DIGITS ? Number(raw) : raw];
+}
+
+function parseParamsObject(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('--params must be a JSON object');
+  return parsed as Record<string, unknown>;
 }
 
 export const tokenCommand: Command = {
@@ -66,14 +103,7 @@ export const tokenCommand: Command = {
   async run(v) {
     if (!v.task) throw new UsageError('--task is required');
     const broker = brokerUrl(v);
-    let params: Record<string, unknown> = {};
-    if (v.params) {
-      try {
-        params = JSON.parse(String(v.params)) as Record<string, unknown>;
-      } catch {
-        throw new UsageError('--params must be a JSON object');
-      }
-    }
+    const params = v.params ? parseParamsObject(String(v.params)) : {};
     for (const kv of (v.param as string[] | undefined) ?? []) {
       const [k, val] = parseParam(kv);
       params[k] = val;
