@@ -159,7 +159,7 @@ describe('signal ingestion is governed', () => {
     ]);
     expect(await countSignals()).toBe(before);
     expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: now().toISOString() }], 'Bearer wrong-key-0123456789')).status).toBe(401);
-    expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: new Date(now().getTime() + 3_600_000).toISOString() }])).body.errors[0].reason).toBe('is in the future');
+    expect((await pushSignals([{ type: 'runner_trust', subject: 'api-deploy', value: 'trusted', observed_at: new Date(now().getTime() + 3_600_000).toISOString() }])).body.errors[0].reason).toBe('is in the future');
   });
 });
 

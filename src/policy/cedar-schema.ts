@@ -42,7 +42,8 @@ function paramKind(p: ParamSpec): CedarKind {
   return p.type;
 }
 
-function signalKind(v: SignalValueSpec): CedarKind {
+/** The Cedar kind of a signal type's values. */
+export function signalKind(v: SignalValueSpec): CedarKind {
   if (v.type === 'number') return v.integer ? 'long' : 'decimal';
   return v.type;
 }
