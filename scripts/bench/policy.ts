@@ -18,7 +18,7 @@ export interface PolicyBench extends RateResult {
 export async function benchPolicy(ms: number): Promise<PolicyBench> {
   const doc = await loadConfigFolder(DEMO_CONFIG);
   const t = performance.now();
-  const compiled = compileDocumentPolicies(doc);
+  const compiled = compileDocumentPolicies(doc, { preparse: true });
   const compileMs = performance.now() - t;
   const requests = sampleRequests();
   const outcomes: Record<string, number> = {};
@@ -31,7 +31,7 @@ export async function benchPolicy(ms: number): Promise<PolicyBench> {
 }
 
 /** Refunds (allowed, over the limit, rate spike) and deploys (window closed, runner trusted or not). */
-function sampleRequests(): PolicyRequest[] {
+export function sampleRequests(): PolicyRequest[] {
   const broker = { requests_last_minute: 0, requests_last_hour: 0, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: true } };
   const identity = { issuer: 'ci', subject: 'repo:acme/api', token_age_seconds: 3, claims: { ref: 'refs/heads/main', repository: 'acme/api' } };
   const out: PolicyRequest[] = [];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configDocument, type ConfigDocument } from './spec.js';
 import { fieldIssues } from '../lib/validation.js';
-import { compilePolicySet, PolicyValidationError, type CompiledPolicySet } from '../policy/index.js';
+import { compilePolicySet, PolicyValidationError, type CompileOptions, type CompiledPolicySet } from '../policy/index.js';
 
 /** A configuration that failed validation; `problems` name the file and field of each. */
 export class ConfigError extends Error {
@@ -140,8 +140,8 @@ export function validateConfig(raw: unknown): ConfigDocument {
 }
 
 /** The policy set of a document, compiled (and validated against its tasks, signals and calendars). */
-export function compileDocumentPolicies(doc: ConfigDocument): CompiledPolicySet {
-  return compilePolicySet({ tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies });
+export function compileDocumentPolicies(doc: ConfigDocument, options: CompileOptions = {}): CompiledPolicySet {
+  return compilePolicySet({ tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies }, options);
 }
 
 /** Reads and validates a configuration folder. */
