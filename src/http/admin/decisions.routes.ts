@@ -53,8 +53,8 @@ export function decisionRoutes(deps: Deps): Router {
     if (!d) throw notFound('Decision');
     res.json(decisionView(d));
   });
-  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), (req, res) => {
-    res.json(evaluateWhatIf(deps.registry.snapshot, req.body));
+  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), async (req, res) => {
+    res.json(await evaluateWhatIf(deps.registry.snapshot, req.body));
   });
   return r;
 }
