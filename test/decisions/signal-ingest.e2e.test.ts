@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followUps, signalFollowUps } from '../../src/signals/follow-up.js';
 import { signalType, startWorld, type World } from './support.js';
 
 let w: World;
@@ -113,5 +114,43 @@ describe('a stored value that no longer fits its type', () => {
     expect(d.signals.used).toContainEqual(expect.objectContaining({ type: 'risk_score', status: 'invalid', value: 0.912345, problem: '0.912345 has more than 4 decimal places' }));
     await w.push([one('issuer_ok', 'ci', true)]);
     expect((await deploy()).status).toBe(201);
+  });
+});
+
+describe('the follow-up of a stored batch runs after the response', () => {
+  it('answers 202 before re-evaluation finishes, and a failing re-evaluation costs the source nothing', async () => {
+    const deps = w.broker.deps;
+    const original = deps.onSignals;
+    const seen: string[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    deps.onSignals = async (signals) => {
+      seen.push(signals.map((s) => `${s.type}=${String(s.value)}`));
+      await gate;
+    };
+    try {
+      const first = await w.push([one('freeze', '*', false)]);
+      expect(first.status).toBe(202);
+      // Answered while the hook still waits; batches arriving meanwhile are merged into one next run.
+      expect((await w.push([one('issuer_ok', 'ci', true)])).status).toBe(202);
+      expect((await w.push([one('issuer_ok', 'ci', false), one('freeze', '*', false)])).status).toBe(202);
+      release();
+      await signalFollowUps(deps).settled();
+      expect(seen).toEqual([['freeze=false'], ['issuer_ok=false', 'freeze=false']]);
+
+      const failures = () => followUps.get({ result: 'failed' });
+      const before = failures();
+      deps.onSignals = async () => {
+        throw new Error('re-evaluation failed');
+      };
+      const stored = await w.push([one('issuer_ok', 'ci', true)]);
+      expect(stored.status).toBe(202);
+      await signalFollowUps(deps).settled();
+      expect(failures()).toBe(before + 1);
+      expect(w.broker.logs).toContainEqual(expect.objectContaining({ level: 50, err: 're-evaluation failed', signals: 1 }));
+      expect((await deploy()).status).toBe(201);
+    } finally {
+      deps.onSignals = original;
+    }
   });
 });
