@@ -26,7 +26,7 @@ const deploy = (over: Partial<PolicyRequest> = {}) =>
     task: { name: 'deploy-prod', risk: 'high' },
     params: { service: 'web' },
     identity: { issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:acme/web:ref:refs/heads/main', token_age_seconds: 30, claims: { ref: 'refs/heads/main', sha: 'abc' } },
-    signals: { runner_trust: 'trusted' },
+    signals: { runner_trust: 'trusted', signing_key_current: true },
     broker: { ...req({ task: { name: 'x', risk: 'low' } }).broker, calendars: { change_window: true } },
     ...over,
   });
@@ -88,8 +88,9 @@ describe('evaluate', () => {
 
   it('treats a missing signal as absent, so the has-guarded condition does not hold', () => {
     expect(evaluate(compiled, deploy())).toMatchObject({ outcome: 'allow', maxTtlSeconds: 900 });
-    const d = evaluate(compiled, deploy({ signals: {} }));
+    const d = evaluate(compiled, deploy({ signals: { signing_key_current: true } }));
     expect(d).toMatchObject({ outcome: 'deny', determining: ['deploy-prod-trusted-runner'], reasons: ['the runner is not attested as trusted'] });
+    expect(evaluate(compiled, deploy({ signals: {} })).determining).toEqual(['deploy-prod-signing-key-current', 'deploy-prod-trusted-runner']);
   });
 
   it('fails closed with an error when the request does not fit the schema', () => {
