@@ -6,11 +6,13 @@ import { readLatestDocument } from './registry.repository.js';
 import type { TaskSpec } from './spec.js';
 
 /**
- * The policy version the registry compiles to as it stands inside `trx` (null without policies), or
- * a 400 naming each policy problem. An admin edit of a task changes the schema the policies are
- * validated against; committed unchecked, the next reload would fail and deny every request.
+ * The policy version of the registry as an admin edit leaves it inside `trx` (its tasks, the latest
+ * document's signal types, calendars and policies); null without policies. An edit that breaks the
+ * policies is a 400 naming each problem: committed, the next reload would deny every request. When
+ * they were broken already (`brokenBefore`), the edit goes through with a null version: it may be the
+ * repair, and suspending a workload in an incident must never wait for a policy fix.
  */
-export async function checkRegistryPolicies(trx: Database): Promise<string | null> {
+export async function policiesAfterEdit(trx: Database, brokenBefore: boolean): Promise<string | null> {
   const doc = await readLatestDocument(trx);
   if (!doc?.policies.length) return null;
   const tasks = await trx.selectFrom('tasks').select('spec').orderBy('name').execute();
@@ -18,6 +20,7 @@ export async function checkRegistryPolicies(trx: Database): Promise<string | nul
     return compilePolicySet(documentPolicyInput({ ...doc, tasks: tasks.map((r) => r.spec as TaskSpec) })).version;
   } catch (err) {
     if (!(err instanceof PolicyValidationError)) throw err;
+    if (brokenBefore) return null;
     throw invalidRequest(
       'The change would leave the policies invalid, and every request would be denied; change the policies first.',
       err.problems.map((reason) => ({ field: 'policies', reason })),

@@ -84,6 +84,9 @@ describe('the policy set fails closed', () => {
       expect(res.body.reasons).toEqual(['the policy set is invalid']);
       const d = await w.decision(res.body.decision_id);
       expect(d).toMatchObject({ outcome: 'deny', errors: [expect.stringMatching(/refund-small.*amount/)] });
+      // Broken policies do not block the kill switch.
+      expect((await w.admin('POST', '/workloads/agent-1/suspend', { reason: 'incident' })).status).toBe(200);
+      expect((await w.admin('POST', '/workloads/agent-1/activate', { reason: 'resolved' })).status).toBe(200);
     } finally {
       await db.updateTable('tasks').set({ spec: JSON.stringify(original) }).where('name', '=', 'refund').execute();
       await sql`update registry_epoch set epoch = epoch + 1`.execute(db);

@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import type { Database } from '../../db/database.js';
 import type { Deps } from '../../deps.js';
 import { lockRegistry, recordRegistryEdit } from '../../config/registry.repository.js';
-import { checkRegistryPolicies } from '../../config/registry-policies.js';
+import { policiesAfterEdit } from '../../config/registry-policies.js';
 import { adminWrite, refreshAfterWrite, type AdminWriteResult, type AdminWriteTarget } from './admin-action.js';
 
 /**
@@ -20,8 +20,8 @@ export async function registryWrite<T>(
   const result = await adminWrite(deps, res, what, async (trx, actor) => {
     await lockRegistry(trx);
     const done = await write(trx, actor);
-    // Checked before commit: an edit the policies no longer compile against is refused, not applied.
-    const policyVersion = await checkRegistryPolicies(trx);
+    // Before commit: an edit the policies no longer compile against is refused, not applied.
+    const policyVersion = await policiesAfterEdit(trx, deps.registry.snapshot.policyError !== undefined);
     const version = await recordRegistryEdit(trx, actor, deps.clock.now(), { action: what.action, target: what.target_id }, policyVersion);
     return { ...done, data: { ...done.data, version } };
   });
