@@ -37,7 +37,8 @@ const CEDAR_TYPE: Record<CedarKind, TypeOfAttribute<string>> = {
   boolean: { type: 'Boolean' },
 };
 
-function paramKind(p: ParamSpec): CedarKind {
+/** The Cedar kind of a task param's values. */
+export function paramKind(p: ParamSpec): CedarKind {
   if (p.type === 'number') return p.integer ? 'long' : 'decimal';
   return p.type;
 }

@@ -63,6 +63,12 @@ describe('what-if input is checked against the registered types', () => {
     const params = await whatIf({ ...deployQ, params: { service: 7 } });
     expect(params.status).toBe(400);
     expect(params.body.errors).toEqual([{ field: 'params.service', reason: expect.stringMatching(/string/) }]);
+    // A number Cedar cannot hold exactly is refused as the grant path refuses it, not evaluated into a deny.
+    const precise = await whatIf({ workload: 'pipeline', task: 'refund', params: { amount: 5.00001 } });
+    expect(precise.body.errors).toEqual([{ field: 'params.amount', reason: '5.00001 has more than 4 decimal places' }]);
+    const real = await w.grant(await w.pipeline(), 'refund', { amount: 5.00001 });
+    expect(real.status).toBe(400);
+    expect(real.body.errors).toEqual(precise.body.errors);
     const typed = await whatIf({ ...deployQ, signals: { runner_trust: 1 } });
     expect(typed.body.errors).toEqual([{ field: 'signals.runner_trust', reason: 'must be a string, got 1' }]);
   });
