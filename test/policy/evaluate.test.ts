@@ -131,6 +131,12 @@ describe('evaluate', () => {
     expect(evaluate(whole, refund(5, { purpose: 'probe' })).reasons).toEqual(['context has signals']);
   });
 
+  it('passes the task entity when a policy reads the resource', () => {
+    const risky = compileWith([...fixturePolicies(), { file: 'risk.cedar', text: '@id("no-high") @reason("high risk") forbid (principal, action, resource) when { resource.risk == "high" };' }]);
+    expect(evaluate(risky, deploy()).reasons).toEqual(['high risk']);
+    expect(evaluate(risky, deploy({ task: { name: 'deploy-prod', risk: 'low' } })).outcome).toBe('allow');
+  });
+
   it('passes only the known string identity claims', () => {
     const d = evaluate(compiled, deploy({ identity: { ...deploy().identity, claims: { ref: 'refs/heads/main', nested: { a: 1 }, repository: 42 } } }));
     expect(d.outcome).toBe('allow');
