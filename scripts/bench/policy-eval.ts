@@ -4,7 +4,7 @@
 // "before" is the call evaluate() made until December 2026: the preparsed schema with
 // validateRequest, the whole context and both entities. It is rebuilt here only as the baseline.
 import path from 'node:path';
-import { preparseSchema, statefulIsAuthorized, type EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { preparsePolicySet, preparseSchema, statefulIsAuthorized, type EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { compileDocumentPolicies, loadConfigFolder } from '../../src/config/load-folder.js';
 import { buildContext, evaluate } from '../../src/policy/evaluate.js';
 import { pickContext } from '../../src/policy/context-reads.js';
@@ -19,6 +19,8 @@ const ROUNDS = 7;
 
 const compiled = compileDocumentPolicies(await loadConfigFolder(path.join(REPO_ROOT, 'config/demo')), { preparse: true });
 if (preparseSchema(compiled.version, compiled.schema).type !== 'success') throw new Error('schema did not preparse');
+// The floor: one trivial policy, no context, no entities. What no change on tessera's side removes.
+if (preparsePolicySet('bench:floor', { staticPolicies: { p: 'permit (principal, action, resource);' } }).type !== 'success') throw new Error('floor did not preparse');
 
 const both = (r: PolicyRequest): EntityJson[] => [
   { uid: { type: 'Workload', id: r.workload.id }, attrs: { kind: r.workload.kind, owner: r.workload.owner }, parents: [] },
@@ -40,6 +42,8 @@ const variants: Record<string, (r: PolicyRequest) => unknown> = {
   'no schema, whole context, 2 entities': (r) => cedarCall(r, buildContext(compiled, r), false),
   'no schema, context the policies read, 2 entities': (r) => cedarCall(r, pickContext(buildContext(compiled, r), compiled.plans[r.task.name]!.reads.context), false),
   'after: evaluate() (read context, read entities only)': (r) => evaluate(compiled, r),
+  'floor: a trivial policy, empty context, no entities': (r) =>
+    statefulIsAuthorized({ principal: { type: 'Workload', id: r.workload.id }, action: { type: 'Action', id: r.task.name }, resource: { type: 'Task', id: r.task.name }, context: {}, entities: [], preparsedPolicySetId: 'bench:floor' }),
 };
 
 const requests = sampleRequests();
