@@ -18,6 +18,7 @@ import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
 import { AuditSealer } from './audit/sealer.js';
 import { reevaluateForSignals } from './decisions/reevaluation.js';
+import { signalFollowUps } from './signals/follow-up.js';
 import { RequestCounter } from './decisions/request-counter.js';
 import { StatusIndexAllocator } from './grants/status-index.js';
 
@@ -124,6 +125,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       clearTimeout(force);
+      await signalFollowUps(deps).settled();
       await audit.stop();
       await requests.stop();
       await db.destroy();

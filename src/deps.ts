@@ -31,7 +31,7 @@ export interface Deps {
   issuer: string;
   /** Chains staged audit events; `flush()` before reading the trail. */
   audit: AuditSealer;
-  /** Called after a signal batch is stored (continuous re-evaluation hooks in here). */
+  /** Called after a signal batch is stored and answered, off the request (continuous re-evaluation hooks in here; see signals/follow-up.ts). */
   onSignals?: (signals: NewSignal[]) => Promise<void>;
 }
 

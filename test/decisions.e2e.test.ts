@@ -4,6 +4,7 @@ import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './suppor
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, type AgentKey } from './support/fixtures.js';
 import { sha256Hex } from '../src/lib/hash.js';
+import { signalFollowUps } from '../src/signals/follow-up.js';
 
 // Monday 2026-11-23 10:00 UTC = 11:00 in Berlin: inside the change window.
 const MONDAY_MORNING = '2026-11-23T10:00:00Z';
@@ -159,7 +160,7 @@ describe('signal ingestion is governed', () => {
     ]);
     expect(await countSignals()).toBe(before);
     expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: now().toISOString() }], 'Bearer wrong-key-0123456789')).status).toBe(401);
-    expect((await pushSignals([{ type: 'runner_trust', subject: 'a', value: 'trusted', observed_at: new Date(now().getTime() + 3_600_000).toISOString() }])).body.errors[0].reason).toBe('is in the future');
+    expect((await pushSignals([{ type: 'runner_trust', subject: 'api-deploy', value: 'trusted', observed_at: new Date(now().getTime() + 3_600_000).toISOString() }])).body.errors[0].reason).toBe('is in the future');
   });
 });
 
@@ -218,6 +219,7 @@ describe('continuous authorization', () => {
     expect((await post(`${broker.url}/oauth2/introspect`, { token: minted.body.access_token }, basic, true)).body.active).toBe(true);
 
     expect((await trust('untrusted')).status).toBe(202);
+    await signalFollowUps(broker.deps).settled();
     const grant = await broker.database.db.selectFrom('grants').selectAll().where('id', '=', minted.body.grant_id).executeTakeFirstOrThrow();
     expect(grant).toMatchObject({ status: 'revoked', ended_by: 'policy:reevaluation' });
     expect(grant.end_reason).toContain('the runner is not attested as trusted');

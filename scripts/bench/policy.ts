@@ -32,7 +32,7 @@ export function benchMintPolicy(ms: number, configDir: string): Promise<PolicyBe
 async function timePolicies(ms: number, dir: string, requests: PolicyRequest[]): Promise<PolicyBench> {
   const doc = await loadConfigFolder(dir);
   const t = performance.now();
-  const compiled = compileDocumentPolicies(doc);
+  const compiled = compileDocumentPolicies(doc, { preparse: true });
   const compileMs = performance.now() - t;
   const outcomes: Record<string, number> = {};
   let i = 0;
@@ -44,7 +44,7 @@ async function timePolicies(ms: number, dir: string, requests: PolicyRequest[]):
 }
 
 /** Refunds (allowed, over the limit, rate spike) and deploys (window closed, runner trusted or not). */
-function demoRequests(): PolicyRequest[] {
+export function demoRequests(): PolicyRequest[] {
   const broker = { requests_last_minute: 0, requests_last_hour: 0, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: true } };
   const identity = { issuer: 'ci', subject: 'repo:acme/api', token_age_seconds: 3, claims: { ref: 'refs/heads/main', repository: 'acme/api' } };
   const out: PolicyRequest[] = [];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configDocument, type ConfigDocument } from './spec.js';
 import { fieldIssues } from '../lib/validation.js';
-import { compilePolicySet, PolicyValidationError, type CompiledPolicySet } from '../policy/index.js';
+import { compilePolicySet, PolicyValidationError, type CompileOptions, type CompiledPolicySet, type PolicySetInput } from '../policy/index.js';
 
 /** A configuration that failed validation; `problems` name the file and field of each. */
 export class ConfigError extends Error {
@@ -139,9 +139,14 @@ export function validateConfig(raw: unknown): ConfigDocument {
   return doc;
 }
 
+/** What a document's policy set is compiled from: its tasks, signal types, calendars and policy files. */
+export function documentPolicyInput(doc: Pick<ConfigDocument, 'tasks' | 'signal_types' | 'calendars' | 'policies'>): PolicySetInput {
+  return { tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies };
+}
+
 /** The policy set of a document, compiled (and validated against its tasks, signals and calendars). */
-export function compileDocumentPolicies(doc: ConfigDocument): CompiledPolicySet {
-  return compilePolicySet({ tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies });
+export function compileDocumentPolicies(doc: ConfigDocument, options: CompileOptions = {}): CompiledPolicySet {
+  return compilePolicySet(documentPolicyInput(doc), options);
 }
 
 /** Reads and validates a configuration folder. */

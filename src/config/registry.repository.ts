@@ -3,6 +3,8 @@ import type { Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import type { ConfigDocument, IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
 import { recordAudit } from '../audit/audit-outbox.js';
+import { policySetVersion } from '../policy/index.js';
+import { documentPolicyInput } from './load-folder.js';
 
 const CONFIG_REASON = 'configuration applied';
 const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
@@ -44,10 +46,22 @@ export async function lockRegistry(trx: Database): Promise<void> {
  * content hash matches no document, so the next `tessera apply` of a folder applies in full again and
  * puts back what the folder declares instead of answering "unchanged".
  */
-export async function recordRegistryEdit(trx: Database, actor: string, now: Date, summary: Record<string, unknown>): Promise<string> {
+export async function recordRegistryEdit(
+  trx: Database,
+  actor: string,
+  now: Date,
+  summary: Record<string, unknown>,
+  policyVersion: string | null,
+): Promise<string> {
   const version = await trx
     .insertInto('config_versions')
-    .values({ content_hash: `edit:${sha256Hex(canonicalJson({ actor, at: now, summary }))}`, applied_by: actor, applied_at: now, summary: JSON.stringify(summary) })
+    .values({
+      content_hash: `edit:${sha256Hex(canonicalJson({ actor, at: now, summary }))}`,
+      applied_by: actor,
+      applied_at: now,
+      summary: JSON.stringify(summary),
+      policy_version: policyVersion,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   await bumpRegistryEpoch(trx);
@@ -151,6 +165,7 @@ export async function applyConfigDocument(
           policies: doc.policies.length,
         }),
         document: JSON.stringify(doc),
+        policy_version: doc.policies.length ? policySetVersion(documentPolicyInput(doc)) : null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -185,7 +200,7 @@ export async function readRegistryEpoch(db: Database): Promise<number> {
 
 /** Applied versions, newest first (without their documents). */
 export async function listConfigVersions(db: Database, limit = 100) {
-  return db.selectFrom('config_versions').select(['id', 'content_hash', 'applied_by', 'applied_at', 'summary']).orderBy('id', 'desc').limit(limit).execute();
+  return db.selectFrom('config_versions').select(['id', 'content_hash', 'applied_by', 'applied_at', 'summary', 'policy_version']).orderBy('id', 'desc').limit(limit).execute();
 }
 
 /** The latest applied document (admin edits of single registry entries record versions without one). */

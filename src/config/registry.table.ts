@@ -10,6 +10,8 @@ export interface RegistryTables {
     applied_at: Date;
     summary: Json;
     document: Json | null;
+    /** The policy version this configuration compiled to; null without policies (or before it was recorded). */
+    policy_version: ColumnType<string | null, string | null | undefined, string | null>;
   };
   registry_epoch: { id: number; epoch: ColumnType<string, string | number, string | number> };
   issuers: { id: string; spec: Json; updated_at: Date };

@@ -83,7 +83,7 @@ export function compileRegistry(rows: Awaited<ReturnType<typeof readRegistryRows
   let policyError: string | undefined;
   if (doc?.policies.length) {
     try {
-      policies = compilePolicySet({ tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), policies: doc.policies });
+      policies = compilePolicySet({ tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), policies: doc.policies }, { preparse: true });
     } catch (err) {
       policyError = (err as { problems?: string[] }).problems?.join('; ') ?? (err as Error).message;
     }

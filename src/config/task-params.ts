@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ParamSpec, TaskSpec } from './spec.js';
+import { cedarValueProblem, paramKind } from '../policy/index.js';
 
 function paramSchema(spec: ParamSpec): z.ZodType {
   switch (spec.type) {
@@ -13,7 +14,13 @@ function paramSchema(spec: ParamSpec): z.ZodType {
       if (spec.integer) n = n.int();
       if (spec.minimum !== undefined) n = n.min(spec.minimum);
       if (spec.maximum !== undefined) n = n.max(spec.maximum);
-      return n;
+      // A number Cedar cannot hold exactly (more than 4 decimals, beyond its range) would make the
+      // evaluation fail, a deny the caller cannot act on: refuse it here, naming the param.
+      const kind = paramKind(spec);
+      return n.superRefine((v, ctx) => {
+        const problem = cedarValueProblem(kind, v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      });
     }
     case 'boolean':
       return z.boolean();

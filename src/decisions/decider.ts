@@ -2,13 +2,14 @@ import type { Database } from '../db/database.js';
 import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
 import { newId } from '../lib/ids.js';
-import { evaluate, IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from '../policy/index.js';
-import { calendarOpen } from '../signals/calendar.js';
+import { IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from '../policy/index.js';
+import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
+import { decide, type Verdict } from './decide.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
-import { readHistory } from './history.js';
+import { readHistory, type WorkloadHistory } from './history.js';
 import type { RequestCounter } from './request-counter.js';
 
-export type Outcome = 'allow' | 'step_up' | 'deny';
+export type Outcome = Verdict['outcome'];
 
 /** What the decision step is asked: who, which task, with what parameters and purpose. */
 export interface DecisionInput {
@@ -19,16 +20,12 @@ export interface DecisionInput {
   requestId: string;
 }
 
-/** The answer and everything behind it, as it will be recorded. */
-export interface Decision {
+/**
+ * The answer and everything behind it, as it will be recorded. `reasons` the workload may see;
+ * `errors` (evaluation errors) are for the admin, never the workload.
+ */
+export interface Decision extends Verdict {
   id: string;
-  outcome: Outcome;
-  /** Reasons the workload may see. */
-  reasons: string[];
-  /** Evaluation errors: for the admin, never the workload. */
-  errors: string[];
-  determining: string[];
-  maxTtlSeconds?: number | undefined;
   policyVersion: string | null;
   configVersion: string | null;
   signals: { used: SignalUse[]; broker: BrokerSignals | null; identity: Record<string, unknown> };
@@ -45,63 +42,48 @@ export function identitySummary(p: Principal): Record<string, unknown> {
 }
 
 /**
- * The dynamic decision: the task's workload list is the first gate; then, when policies are
- * configured, live signals and the broker's history go through Cedar. With a policy set that no
- * longer compiles, every request is denied (fail closed).
+ * The dynamic decision of a request: decide() over live signals and the broker's history, timed and
+ * ready to record. The workload's own identity proof supplies the identity facts.
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
-    const base = {
+    const identity = identitySummary(principal);
+    const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
+      const [signals, history] = await Promise.all([
+        gatherSignals(db, snap, principal, now),
+        readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days, counter }),
+      ]);
+      return {
+        params: params as Record<string, PolicyValue>,
+        purpose: purpose ?? '',
+        identity: { issuer: principal.issuer, subject: principal.subject, token_age_seconds: principal.tokenAgeSeconds, claims: principal.claims },
+        signals: signals.values,
+        uses: signals.uses,
+        broker: brokerSignals(history, snap.calendars, now),
+      };
+    });
+    return {
       id: newId(),
-      errors: [] as string[],
-      determining: [] as string[],
+      ...verdict,
       policyVersion: snap.policies?.version ?? null,
       configVersion: snap.configVersion,
-      signals: { used: [] as SignalUse[], broker: null as BrokerSignals | null, identity: identitySummary(principal) },
-    };
-    const done = (d: Partial<Decision> & Pick<Decision, 'outcome' | 'reasons'>): Decision => ({
-      ...base,
-      ...d,
+      signals: { used: facts?.uses ?? [], broker: facts?.broker ?? null, identity },
       latencyUs: Number((process.hrtime.bigint() - started) / 1000n),
-    });
-
-    if (!task.allows(principal.workload.id)) {
-      return done({ outcome: 'deny', reasons: [`workload ${principal.workload.id} may not request task ${task.spec.name}`] });
-    }
-    if (snap.policyError) return done({ outcome: 'deny', reasons: ['the policy set is invalid'], errors: [snap.policyError] });
-    if (!snap.policies) return done({ outcome: 'allow', reasons: [] });
-
-    const [signals, history] = await Promise.all([
-      gatherSignals(db, snap, principal, now),
-      readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days, counter }),
-    ]);
-    const broker: BrokerSignals = {
-      requests_last_minute: history.requestsLastMinute,
-      requests_last_hour: history.requestsLastHour,
-      active_grants: history.activeGrants,
-      task_is_new: history.taskIsNew,
-      target_is_new: history.targetIsNew,
-      new_params: history.newParams,
-      calendars: Object.fromEntries(snap.calendars.map((c) => [c.name, calendarOpen(c, now)])),
     };
-    const result = evaluate(snap.policies, {
-      workload: { id: principal.workload.id, kind: principal.workload.spec.kind, owner: principal.workload.spec.owner },
-      task: { name: task.spec.name, risk: task.spec.risk },
-      params: params as Record<string, PolicyValue>,
-      purpose: purpose ?? '',
-      identity: { issuer: principal.issuer, subject: principal.subject, token_age_seconds: principal.tokenAgeSeconds, claims: principal.claims },
-      signals: signals.values,
-      broker,
-    });
-    return done({
-      outcome: result.outcome,
-      reasons: result.reasons,
-      errors: result.errors,
-      determining: result.determining,
-      maxTtlSeconds: result.maxTtlSeconds,
-      signals: { used: signals.uses, broker, identity: base.signals.identity },
-    });
+  };
+}
+
+/** The broker-derived facts of a request: its history and which calendars are open now. */
+export function brokerSignals(history: WorkloadHistory, calendars: CalendarSpec[], now: Date): BrokerSignals {
+  return {
+    requests_last_minute: history.requestsLastMinute,
+    requests_last_hour: history.requestsLastHour,
+    active_grants: history.activeGrants,
+    task_is_new: history.taskIsNew,
+    target_is_new: history.targetIsNew,
+    new_params: history.newParams,
+    calendars: Object.fromEntries(calendars.map((c) => [c.name, calendarOpen(c, now)])),
   };
 }

@@ -68,6 +68,20 @@ export async function recordDecision(db: Database, d: Decision, c: DecisionConte
   await recordAudit(db, decisionAuditEvent(d, c), c.now);
 }
 
-export async function findDecision(db: Database, id: string): Promise<DecisionRow | undefined> {
-  return db.selectFrom('decisions').selectAll().where('id', '=', id).executeTakeFirst();
+/** Who applied the configuration version a decision ran under, and when. */
+export interface DecisionConfig {
+  config_applied_by: string | null;
+  config_applied_at: Date | null;
+  config_policy_version: string | null;
+}
+
+/** One decision, with the configuration version it ran under (who applied it, when, its policy version). */
+export async function findDecision(db: Database, id: string): Promise<(DecisionRow & DecisionConfig) | undefined> {
+  return db
+    .selectFrom('decisions')
+    .leftJoin('config_versions as cv', 'cv.id', 'decisions.config_version')
+    .selectAll('decisions')
+    .select(['cv.applied_by as config_applied_by', 'cv.applied_at as config_applied_at', 'cv.policy_version as config_policy_version'])
+    .where('decisions.id', '=', id)
+    .executeTakeFirst();
 }

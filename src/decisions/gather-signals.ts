@@ -1,39 +1,28 @@
 import type { RegistrySnapshot } from '../config/registry.js';
 import type { Database } from '../db/database.js';
 import type { Principal } from '../identity/authenticate.js';
-import type { PolicyValue, SignalTypeSpec } from '../policy/index.js';
+import { signalValueProblem, type PolicyValue } from '../policy/index.js';
 import { latestSignals } from '../signals/signal.repository.js';
+import { signalSubject } from '../signals/subject.js';
 
 /** How one registered signal stood when the decision was made, as recorded in the decision. */
 export interface SignalUse {
   type: string;
   subject: string | null;
-  status: 'fresh' | 'stale' | 'expired' | 'missing';
+  /** `invalid`: the stored value does not fit the type as registered now (it changed since). */
+  status: 'fresh' | 'stale' | 'expired' | 'invalid' | 'missing';
   value?: unknown;
   source?: string;
   observed_at?: string;
   age_seconds?: number;
-}
-
-/** The subject a signal type is about, for this request; null when the identity does not name one. */
-export function signalSubject(type: SignalTypeSpec, principal: Principal): string | null {
-  switch (type.subject_kind) {
-    case 'workload':
-      return principal.workload.id;
-    case 'issuer':
-      return principal.issuer;
-    case 'global':
-      return '*';
-    case 'host': {
-      const v = principal.claims[type.subject_claim!];
-      return typeof v === 'string' && v ? v : null;
-    }
-  }
+  /** Why an `invalid` value does not fit. */
+  problem?: string;
 }
 
 /**
  * The fresh value of every registered signal type for this request. A signal older than its type's
- * maximum age, past its own expiry, or never sent is absent: policy never sees a default.
+ * maximum age, past its own expiry, never sent, or whose stored value no longer fits its type is
+ * absent: policy never sees a default, and one bad value costs only that signal, not the decision.
  */
 export async function gatherSignals(
   db: Database,
@@ -52,6 +41,8 @@ export async function gatherSignals(
     const base = { type: type.name, subject, value: s.value, source: s.source, observed_at: s.observed_at.toISOString(), age_seconds: age };
     if (s.expires_at && s.expires_at <= now) return { ...base, status: 'expired' };
     if (age > type.max_age_seconds) return { ...base, status: 'stale' };
+    const problem = signalValueProblem(type, s.value);
+    if (problem) return { ...base, status: 'invalid', problem };
     values[type.name] = s.value as PolicyValue;
     return { ...base, status: 'fresh' };
   });

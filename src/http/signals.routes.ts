@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Deps } from '../deps.js';
 import { authenticateSignalSource } from '../signals/source-auth.js';
 import { ingestSignals } from '../signals/ingest.js';
+import { signalFollowUps } from '../signals/follow-up.js';
 import { bearerToken } from './bearer.js';
 import { jsonBody } from './body.js';
 
@@ -23,8 +24,8 @@ export function signalRoutes(deps: Deps): Router {
     next();
   }, jsonBody(SIGNAL_BODY_LIMIT), async (req, res) => {
     const stored = await ingestSignals(deps.db, deps.registry.snapshot, res.locals.signalSource, req.body, deps.clock.now());
-    await deps.onSignals?.(stored);
     res.status(202).json({ accepted: stored.length });
+    signalFollowUps(deps).schedule(stored);
   });
   return r;
 }

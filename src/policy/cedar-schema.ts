@@ -37,12 +37,14 @@ const CEDAR_TYPE: Record<CedarKind, TypeOfAttribute<string>> = {
   boolean: { type: 'Boolean' },
 };
 
-function paramKind(p: ParamSpec): CedarKind {
+/** The Cedar kind of a task param's values. */
+export function paramKind(p: ParamSpec): CedarKind {
   if (p.type === 'number') return p.integer ? 'long' : 'decimal';
   return p.type;
 }
 
-function signalKind(v: SignalValueSpec): CedarKind {
+/** The Cedar kind of a signal type's values. */
+export function signalKind(v: SignalValueSpec): CedarKind {
   if (v.type === 'number') return v.integer ? 'long' : 'decimal';
   return v.type;
 }

@@ -23,28 +23,49 @@ export function toCedarDecimal(n: number): string {
   return text;
 }
 
+const JS_TYPE: Record<CedarKind, string> = { string: 'string', long: 'number', decimal: 'number', boolean: 'boolean' };
+const EXPECTED: Record<CedarKind, string> = { string: 'a string', long: 'a whole number', decimal: 'a number', boolean: 'true or false' };
+
 /**
- * Encodes one value for a Cedar context. Values of unknown names or of the wrong JSON type pass
- * through unchanged: Cedar's request validation then refuses them with a precise message.
+ * The Cedar encoding of a value of `kind`, or CedarValueError saying why it has none. The JS type is
+ * checked here, not left to Cedar: evaluation passes no schema (see evaluate.ts), and Cedar compares
+ * values of different types as unequal instead of failing, so a mistyped value could quietly skip a forbid.
  */
-export function toCedarValue(kind: CedarKind | undefined, value: PolicyValue, name: string): CedarValueJson {
-  if (typeof value !== 'number') return value;
-  if (kind === 'decimal') {
-    try {
-      return { __extn: { fn: 'decimal', arg: toCedarDecimal(value) } };
-    } catch (err) {
-      throw new CedarValueError(`${name}: ${(err as Error).message}`);
-    }
-  }
-  if (kind === 'long' && !Number.isSafeInteger(value)) throw new CedarValueError(`${name}: ${value} is not a whole number in range`);
-  return value;
+export function encodeCedarValue(kind: CedarKind | undefined, value: unknown): CedarValueJson {
+  if (kind === undefined) throw new CedarValueError('is not declared');
+  if (typeof value !== JS_TYPE[kind]) throw new CedarValueError(`must be ${EXPECTED[kind]}, got ${JSON.stringify(value) ?? String(value)}`);
+  if (kind === 'decimal') return { __extn: { fn: 'decimal', arg: toCedarDecimal(value as number) } };
+  if (kind === 'long' && !Number.isInteger(value)) throw new CedarValueError(`must be a whole number, got ${String(value)}`);
+  if (kind === 'long' && !Number.isSafeInteger(value)) throw new CedarValueError(`${String(value)} is outside the whole-number range Cedar holds exactly`);
+  return value as PolicyValue;
 }
 
-/** Encodes a record of values by their Cedar kinds. */
+/** Why `value` cannot be a Cedar value of `kind`, or undefined when it can. */
+export function cedarValueProblem(kind: CedarKind, value: unknown): string | undefined {
+  try {
+    encodeCedarValue(kind, value);
+    return undefined;
+  } catch (err) {
+    if (err instanceof CedarValueError) return err.message;
+    throw err;
+  }
+}
+
+/** Encodes one named value for a Cedar context; the error names it (`params.amount: …`). */
+export function toCedarValue(kind: CedarKind | undefined, value: unknown, name: string): CedarValueJson {
+  try {
+    return encodeCedarValue(kind, value);
+  } catch (err) {
+    if (err instanceof CedarValueError) throw new CedarValueError(`${name}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Encodes a record of values by their Cedar kinds; a name without a kind is refused. */
 export function toCedarRecord(
   kinds: Record<string, CedarKind>,
-  values: Record<string, PolicyValue>,
+  values: Record<string, unknown>,
   prefix: string,
 ): Record<string, CedarValueJson> {
-  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, toCedarValue(kinds[k], v, `${prefix}.${k}`)]));
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, toCedarValue(Object.hasOwn(kinds, k) ? kinds[k] : undefined, v, `${prefix}.${k}`)]));
 }

@@ -1,6 +1,7 @@
-import { statefulIsAuthorized, type CedarValueJson, type Context } from '@cedar-policy/cedar-wasm/nodejs';
+import { isAuthorized, statefulIsAuthorized, type AuthorizationAnswer, type CedarValueJson, type Context, type EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
-import type { CompiledPolicySet } from './policy-set.js';
+import { pickContext } from './context-reads.js';
+import type { CompiledPolicySet, TaskPlan } from './policy-set.js';
 import { IDENTITY_CLAIMS, type PolicyDecision, type PolicyRequest } from './policy-request.js';
 
 /** Shown when Cedar denies by default: no permit applied and no forbid did either. */
@@ -9,6 +10,7 @@ export const NO_PERMIT_REASON = 'no policy permits this request';
 export const EVALUATION_FAILED_REASON = 'the request could not be evaluated against policy';
 
 function identityContext(identity: PolicyRequest['identity']): Record<string, CedarValueJson> {
+  if (typeof identity.issuer !== 'string' || typeof identity.subject !== 'string') throw new CedarValueError('identity: issuer and subject must be strings');
   const claims = Object.fromEntries(
     IDENTITY_CLAIMS.flatMap((c) => (typeof identity.claims[c] === 'string' ? [[c, identity.claims[c] as string]] : [])),
   );
@@ -20,39 +22,72 @@ function identityContext(identity: PolicyRequest['identity']): Record<string, Ce
   };
 }
 
-function brokerContext(broker: PolicyRequest['broker']): Record<string, CedarValueJson> {
+function brokerContext(compiled: CompiledPolicySet, broker: PolicyRequest['broker']): Record<string, CedarValueJson> {
   const long = (k: 'requests_last_minute' | 'requests_last_hour' | 'active_grants') => toCedarValue('long', broker[k], `broker.${k}`);
+  const calendars = compiled.calendars.map((c) => [c, toCedarValue('boolean', broker.calendars[c], `broker.calendars.${c}`)] as const);
   return {
     requests_last_minute: long('requests_last_minute'),
     requests_last_hour: long('requests_last_hour'),
     active_grants: long('active_grants'),
-    task_is_new: broker.task_is_new,
-    target_is_new: broker.target_is_new,
-    new_params: [...broker.new_params],
-    calendars: { ...broker.calendars },
-  };
-}
-
-/** The Cedar context for a request, decimals encoded; throws CedarValueError on an unencodable value. */
-export function buildContext(compiled: CompiledPolicySet, request: PolicyRequest): Context {
-  return {
-    params: toCedarRecord(compiled.kinds.params[request.task.name] ?? {}, request.params, 'params'),
-    signals: toCedarRecord(compiled.kinds.signals, request.signals, 'signals'),
-    identity: identityContext(request.identity),
-    broker: brokerContext(request.broker),
-    purpose: request.purpose,
+    task_is_new: toCedarValue('boolean', broker.task_is_new, 'broker.task_is_new'),
+    target_is_new: toCedarValue('boolean', broker.target_is_new, 'broker.target_is_new'),
+    new_params: broker.new_params.map((p, i) => toCedarValue('string', p, `broker.new_params.${i}`)),
+    calendars: Object.fromEntries(calendars),
   };
 }
 
 /**
- * Decides one request against a compiled (preparsed) policy set.
+ * The Cedar context for a request, every value checked against its kind in the generated schema
+ * and encoded; throws CedarValueError on a value that does not fit. This check is what lets
+ * evaluation skip Cedar's request validation (see evaluate).
+ */
+export function buildContext(compiled: CompiledPolicySet, request: PolicyRequest): Context {
+  const params = compiled.kinds.params[request.task.name];
+  if (!params) throw new CedarValueError(`task "${request.task.name}" is not registered`);
+  return {
+    params: toCedarRecord(params, request.params, 'params'),
+    signals: toCedarRecord(compiled.kinds.signals, request.signals, 'signals'),
+    identity: identityContext(request.identity),
+    broker: brokerContext(compiled, request.broker),
+    purpose: toCedarValue('string', request.purpose, 'purpose'),
+  };
+}
+
+/** The principal and resource entities, each only when a policy of the plan reads it. */
+function entities(plan: TaskPlan, request: PolicyRequest): EntityJson[] {
+  const out: EntityJson[] = [];
+  if (plan.reads.principal) out.push({ uid: { type: 'Workload', id: request.workload.id }, attrs: { kind: request.workload.kind, owner: request.workload.owner }, parents: [] });
+  if (plan.reads.resource) out.push({ uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] });
+  return out;
+}
+
+/** One Cedar call: from the preparsed cache when the set was preparsed, else parsing the plan's policies. */
+function authorize(plan: TaskPlan, request: PolicyRequest, context: Context): AuthorizationAnswer {
+  const call = {
+    principal: { type: 'Workload', id: request.workload.id },
+    action: { type: 'Action', id: request.task.name },
+    resource: { type: 'Task', id: request.task.name },
+    context: pickContext(context, plan.reads.context),
+    entities: entities(plan, request),
+  };
+  return plan.preparsedId ? statefulIsAuthorized({ ...call, preparsedPolicySetId: plan.preparsedId }) : isAuthorized({ ...call, policies: { staticPolicies: plan.policies } });
+}
+
+/**
+ * Decides one request against a compiled policy set.
  *
  * - Cedar allow → `allow`, or `step_up` when any determining permit carries `@step_up`.
  *   `@max_ttl("N")` on determining permits caps the TTL at the smallest N (for step_up too).
  * - Cedar deny → `deny`; reasons are the `@reason`s of the determining forbids, or
  *   NO_PERMIT_REASON when nothing forbade and nothing permitted.
  * - Any error fails closed to `deny`: an erroring forbid is skipped by Cedar, so an allow next to
- *   an error might be one the failed policy would have refused. Cedar runs no parse here.
+ *   an error might be one the failed policy would have refused.
+ *
+ * Cedar gets no schema here: with one, every call re-derived the action entities and type-checked
+ * the request, most of the cost of a call. The policies were validated strictly against the schema
+ * when compiled, and buildContext checks every value against the schema's kinds before the call, so
+ * the request Cedar sees is one that validation would accept; what buildContext refuses is a deny.
+ * Only what the task's policies read crosses into Cedar (see context-reads.ts).
  */
 export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): PolicyDecision {
   const started = process.hrtime.bigint();
@@ -71,19 +106,7 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
     if (err instanceof CedarValueError) return failed([err.message]);
     throw err;
   }
-  const answer = statefulIsAuthorized({
-    principal: { type: 'Workload', id: request.workload.id },
-    action: { type: 'Action', id: request.task.name },
-    resource: { type: 'Task', id: request.task.name },
-    context,
-    entities: [
-      { uid: { type: 'Workload', id: request.workload.id }, attrs: { kind: request.workload.kind, owner: request.workload.owner }, parents: [] },
-      { uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] },
-    ],
-    preparsedSchemaName: compiled.version,
-    preparsedPolicySetId: compiled.taskSets[request.task.name] ?? compiled.version,
-    validateRequest: true,
-  });
+  const answer = authorize(compiled.plans[request.task.name]!, request, context);
   if (answer.type === 'failure') return failed(answer.errors.map((e) => e.message));
 
   const { decision, diagnostics } = answer.response;

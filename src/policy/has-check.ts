@@ -23,7 +23,7 @@ export function contextShape(schema: SchemaJson<string>): Shape {
 }
 
 /** `context.a.b` as ['a', 'b']; null when the expression is not an attribute path from `context`. */
-function contextPath(expr: Expr): string[] | null {
+export function contextPath(expr: Expr): string[] | null {
   if ('Var' in expr) return expr.Var === 'context' ? [] : null;
   if ('.' in expr) {
     const dot = (expr as { '.': { left: Expr; attr: string } })['.'];
@@ -33,15 +33,27 @@ function contextPath(expr: Expr): string[] | null {
   return null;
 }
 
-function walk(expr: unknown, visit: (has: { left: Expr; attr: string | string[] }) => void): void {
-  if (!expr || typeof expr !== 'object') return;
-  for (const [op, body] of Object.entries(expr)) {
-    if (op === 'Value' || op === 'Var' || op === 'Slot') continue;
-    if (op === 'has') visit(body as { left: Expr; attr: string | string[] });
-    // A record literal's keys are attribute names, not operators: only its values are expressions.
-    const children = op === 'Record' ? Object.values(body as object) : Array.isArray(body) ? body : Object.values(body ?? {});
-    for (const child of children) walk(child, visit);
-  }
+/** The attribute path a `has` test names, when its left side is a path from `context`. */
+export function hasPath(has: { left: Expr; attr: string | string[] }): string[] | null {
+  const base = contextPath(has.left);
+  return base && [...base, ...(Array.isArray(has.attr) ? has.attr : [has.attr])];
+}
+
+/**
+ * Visits every expression of a policy's conditions, outermost first; `visit` returns false to skip
+ * the expression's children.
+ */
+export function walkConditions(policy: PolicyJson, visit: (expr: Expr) => boolean): void {
+  const walk = (expr: unknown): void => {
+    if (!expr || typeof expr !== 'object' || !visit(expr as Expr)) return;
+    for (const [op, body] of Object.entries(expr)) {
+      if (op === 'Value' || op === 'Var' || op === 'Slot') continue;
+      // A record literal's keys are attribute names, not operators: only its values are expressions.
+      const children = op === 'Record' ? Object.values(body as object) : Array.isArray(body) ? body : Object.values(body ?? {});
+      for (const child of children) walk(child);
+    }
+  };
+  for (const clause of policy.conditions) walk(clause.body);
 }
 
 /**
@@ -51,15 +63,14 @@ function walk(expr: unknown, visit: (has: { left: Expr; attr: string | string[] 
  */
 export function unknownHasPaths(policy: PolicyJson, shape: Shape): string[] {
   const unknown: string[] = [];
-  for (const clause of policy.conditions) {
-    walk(clause.body, ({ left, attr }) => {
-      const base = contextPath(left);
-      if (!base) return;
-      const path = [...base, ...(Array.isArray(attr) ? attr : [attr])];
-      let node: Shape | undefined = shape;
-      for (const name of path) node = node && Object.hasOwn(node, name) ? node[name] : undefined;
-      if (!node) unknown.push(['context', ...path].join('.'));
-    });
-  }
+  walkConditions(policy, (expr) => {
+    if (!('has' in expr)) return true;
+    const path = hasPath((expr as { has: { left: Expr; attr: string | string[] } }).has);
+    if (!path) return true;
+    let node: Shape | undefined = shape;
+    for (const name of path) node = node && Object.hasOwn(node, name) ? node[name] : undefined;
+    if (!node) unknown.push(['context', ...path].join('.'));
+    return true;
+  });
   return unknown;
 }

@@ -1,7 +1,9 @@
 // The policy area's public surface: other areas import from here, not from the files behind it.
 export { signalTypeSpec, type SignalTypeSpec, type SignalValueSpec } from './signal-type.spec.js';
-export { generateCedarSchema, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
-export { compilePolicySet, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type PolicySetInput } from './policy-set.js';
+export { signalValueProblem } from './signal-value.js';
+export { cedarValueProblem } from './cedar-value.js';
+export { generateCedarSchema, paramKind, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
+export { compilePolicySet, policySetVersion, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type CompileOptions, type PolicySetInput } from './policy-set.js';
 export type { PolicyFile } from './policy-source.js';
 export { evaluate, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
 export {

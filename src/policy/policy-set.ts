@@ -1,15 +1,9 @@
-import {
-  checkParseSchema,
-  getCedarVersion,
-  preparsePolicySet,
-  preparseSchema,
-  validate,
-  type SchemaJson,
-} from '@cedar-policy/cedar-wasm/nodejs';
+import { checkParseSchema, getCedarVersion, preparsePolicySet, validate, type SchemaJson, type StaticPolicySet } from '@cedar-policy/cedar-wasm/nodejs';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { TesseraError } from '../lib/errors.js';
 import { CALENDAR_NAME, generateCedarSchema, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
+import { requestReads, type RequestReads } from './context-reads.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
 
 /** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
@@ -33,7 +27,19 @@ export interface CompiledPolicy {
   maxTtlSeconds?: number;
 }
 
-/** A validated, preparsed policy version; evaluate() runs against it without parsing anything. */
+/**
+ * How one task's requests are evaluated: only the policies whose action scope can match it, and
+ * only the parts of the request they read (see context-reads.ts).
+ */
+export interface TaskPlan {
+  /** Id of the set in Cedar's preparsed cache; absent when compiled without preparsing. */
+  readonly preparsedId?: string;
+  /** The policies' text, parsed per call when there is no preparsed id. */
+  readonly policies: StaticPolicySet;
+  readonly reads: RequestReads;
+}
+
+/** A validated policy version; evaluate() runs against it (parsing nothing when it was preparsed). */
 export interface CompiledPolicySet {
   /** sha256 hex of the schema, the policy files and the Cedar version: what decides an answer. */
   readonly version: string;
@@ -44,8 +50,8 @@ export interface CompiledPolicySet {
   readonly calendars: readonly string[];
   /** Task name → risk, so policy tests can name a task without restating its risk. */
   readonly taskRisks: Readonly<Record<string, string>>;
-  /** Task name → id of its preparsed set (only the policies whose action scope can match it). */
-  readonly taskSets: Readonly<Record<string, string>>;
+  /** Task name → how its requests are evaluated. */
+  readonly plans: Readonly<Record<string, TaskPlan>>;
   /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
   readonly warnings: readonly string[];
 }
@@ -55,6 +61,15 @@ export interface PolicySetInput extends SchemaInput {
   policies: PolicyFile[];
 }
 
+export interface CompileOptions {
+  /**
+   * Put the set into Cedar's preparsed cache, so evaluation parses nothing. Only for sets that will
+   * decide many requests (the registry's): the cache lives as long as the process and cannot be
+   * emptied, so a set compiled to validate, to test or to ask what-if must not go there.
+   */
+  preparse?: boolean;
+}
+
 /** A TTL below this cannot carry a useful request; above a day is no longer "short-lived". */
 const MAX_TTL_RANGE = { min: 10, max: 86_400 } as const;
 /** Annotations that only make sense on a permit, since only permits can determine an allow. */
@@ -62,6 +77,19 @@ const PERMIT_ONLY = ['step_up', 'max_ttl'] as const;
 
 /** Cedar caches preparsed sets per thread with no way to drop them, so each version is preparsed once. */
 const preparsed = new Set<string>();
+
+/**
+ * The version of a policy set: a hash of everything that decides an answer (the Cedar version, the
+ * schema generated from the registries, the policy files in name order). Cheap: nothing is parsed.
+ */
+export function policySetVersion(input: PolicySetInput): string {
+  return versionOf(generateCedarSchema(input), input.policies);
+}
+
+function versionOf(schema: SchemaJson<string>, policies: PolicyFile[]): string {
+  const sources = [...policies].sort((a, b) => (a.file < b.file ? -1 : 1));
+  return sha256Hex(canonicalJson({ cedar: getCedarVersion(), schema, policies: sources }));
+}
 
 function duplicates(names: string[]): string[] {
   return names.filter((n, i) => names.indexOf(n) !== i);
@@ -105,10 +133,10 @@ function mayApplyTo(json: SourcePolicy['json'], task: string): boolean {
 }
 
 /**
- * Parses and strictly validates every policy against the schema generated from the registries,
- * preparses the result once under its version, and returns it. Throws PolicyValidationError.
+ * Parses and strictly validates every policy against the schema generated from the registries and
+ * returns the set, preparsed once under its version when asked. Throws PolicyValidationError.
  */
-export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
+export function compilePolicySet(input: PolicySetInput, options: CompileOptions = {}): CompiledPolicySet {
   const problems: string[] = [];
   for (const c of input.calendars) if (!CALENDAR_NAME.test(c)) problems.push(`calendar "${c}": use snake_case (a-z, 0-9, _)`);
   for (const d of duplicates(input.calendars)) problems.push(`calendar "${d}" is registered twice`);
@@ -148,18 +176,23 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
   if (problems.length) throw new PolicyValidationError(problems);
   const warnings = answer.validationWarnings.map((v) => describeCedarError(locate(v.policyId), v.error));
 
-  const sources = [...input.policies].sort((a, b) => (a.file < b.file ? -1 : 1));
-  const version = sha256Hex(canonicalJson({ cedar: getCedarVersion(), schema, policies: sources }));
-  // One preparsed set per task, holding only the policies whose action scope can match it: Cedar's
-  // cost grows with the policies it evaluates, and a policy scoped to another action can neither
-  // apply nor err for this one, so each task's set decides exactly as the whole set would.
-  const taskSets = Object.fromEntries(input.tasks.map((t) => [t.name, `${version}:${t.name}`]));
-  if (!preparsed.has(version)) {
-    const results = [preparseSchema(version, schema), preparsePolicySet(version, { staticPolicies })];
-    for (const t of input.tasks) {
-      const subset = Object.fromEntries(policies.filter((p) => mayApplyTo(p.json, t.name)).map((p) => [p.id, p.text]));
-      results.push(preparsePolicySet(taskSets[t.name]!, { staticPolicies: subset }));
-    }
+  const version = versionOf(schema, input.policies);
+  // One set per task, holding only the policies whose action scope can match it: Cedar's cost grows
+  // with the policies it evaluates, and a policy scoped to another action can neither apply nor err
+  // for this one, so each task's set decides exactly as the whole set would.
+  const plans = Object.fromEntries(
+    input.tasks.map((t) => {
+      const subset = policies.filter((p) => mayApplyTo(p.json, t.name));
+      const plan: TaskPlan = {
+        policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
+        reads: requestReads(subset.map((p) => p.json)),
+        ...(options.preparse ? { preparsedId: `${version}:${t.name}` } : {}),
+      };
+      return [t.name, plan];
+    }),
+  );
+  if (options.preparse && !preparsed.has(version)) {
+    const results = Object.values(plans).map((p) => preparsePolicySet(p.preparsedId!, { staticPolicies: p.policies }));
     const failed = results.flatMap((r) => (r.type === 'failure' ? r.errors : []));
     if (failed.length) throw new PolicyValidationError(failed.map((e) => describeCedarError('preparse', e)));
     preparsed.add(version);
@@ -173,7 +206,7 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
     kinds: valueKinds(input),
     calendars: [...input.calendars].sort(),
     taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
-    taskSets,
+    plans,
     warnings,
   });
 }

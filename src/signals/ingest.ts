@@ -3,7 +3,8 @@ import type { RegistrySnapshot } from '../config/registry.js';
 import type { Database } from '../db/database.js';
 import { invalidRequest, type FieldIssue } from '../lib/errors.js';
 import { fieldIssues } from '../lib/validation.js';
-import type { SignalTypeSpec } from '../policy/index.js';
+import { signalValueProblem } from '../policy/index.js';
+import { subjectProblem } from './subject.js';
 import { insertSignals, type NewSignal } from './signal.repository.js';
 import { recordAudit } from '../audit/audit-outbox.js';
 import type { SignalSourceSpec } from './source.spec.js';
@@ -29,18 +30,6 @@ export const signalBatch = z.strictObject({
 });
 export type SignalBatch = z.infer<typeof signalBatch>;
 
-function valueProblem(type: SignalTypeSpec, value: unknown): string | undefined {
-  const v = type.value;
-  if (v.type === 'string') {
-    if (typeof value !== 'string') return 'must be a string';
-    if (v.enum && !v.enum.includes(value)) return `must be one of: ${v.enum.join(', ')}`;
-  } else if (v.type === 'number') {
-    if (typeof value !== 'number' || !Number.isFinite(value)) return 'must be a number';
-    if (v.integer && !Number.isInteger(value)) return 'must be an integer';
-  } else if (typeof value !== 'boolean') return 'must be true or false';
-  return undefined;
-}
-
 /**
  * Validates every signal of a batch against its registered type and the source's rights, then stores
  * the batch atomically. One bad signal rejects the whole batch, naming each bad entry and why.
@@ -63,7 +52,9 @@ export async function ingestSignals(
     if (!type.sources.includes(source.id)) {
       return void issues.push({ field: `${at}.type`, reason: `source "${source.id}" may not send ${s.type}` });
     }
-    const bad = valueProblem(type, s.value);
+    const badSubject = subjectProblem(type, s.subject, registry);
+    if (badSubject) return void issues.push({ field: `${at}.subject`, reason: badSubject });
+    const bad = signalValueProblem(type, s.value);
     if (bad) return void issues.push({ field: `${at}.value`, reason: bad });
     const observed = new Date(s.observed_at);
     if (observed.getTime() > now.getTime() + FUTURE_LEEWAY_MS) return void issues.push({ field: `${at}.observed_at`, reason: 'is in the future' });

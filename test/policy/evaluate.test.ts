@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, NO_PERMIT_REASON } from '../../src/policy/evaluate.js';
+import { evaluate, EVALUATION_FAILED_REASON, NO_PERMIT_REASON } from '../../src/policy/evaluate.js';
 import type { PolicyRequest } from '../../src/policy/policy-request.js';
 import { compileWith, fixturePolicies } from './support.js';
 
@@ -26,7 +26,7 @@ const deploy = (over: Partial<PolicyRequest> = {}) =>
     task: { name: 'deploy-prod', risk: 'high' },
     params: { service: 'web' },
     identity: { issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:acme/web:ref:refs/heads/main', token_age_seconds: 30, claims: { ref: 'refs/heads/main', sha: 'abc' } },
-    signals: { runner_trust: 'trusted' },
+    signals: { runner_trust: 'trusted', signing_key_current: true },
     broker: { ...req({ task: { name: 'x', risk: 'low' } }).broker, calendars: { change_window: true } },
     ...over,
   });
@@ -88,8 +88,9 @@ describe('evaluate', () => {
 
   it('treats a missing signal as absent, so the has-guarded condition does not hold', () => {
     expect(evaluate(compiled, deploy())).toMatchObject({ outcome: 'allow', maxTtlSeconds: 900 });
-    const d = evaluate(compiled, deploy({ signals: {} }));
+    const d = evaluate(compiled, deploy({ signals: { signing_key_current: true } }));
     expect(d).toMatchObject({ outcome: 'deny', determining: ['deploy-prod-trusted-runner'], reasons: ['the runner is not attested as trusted'] });
+    expect(evaluate(compiled, deploy({ signals: {} })).determining).toEqual(['deploy-prod-signing-key-current', 'deploy-prod-trusted-runner']);
   });
 
   it('fails closed with an error when the request does not fit the schema', () => {
@@ -97,6 +98,43 @@ describe('evaluate', () => {
     expect(d.outcome).toBe('deny');
     expect(d.errors.join()).toMatch(/unregistered/);
     expect(evaluate(compiled, req({ task: { name: 'no-such-task', risk: 'low' } })).outcome).toBe('deny');
+  });
+
+  it('fails closed on a value of the wrong type, which Cedar without a schema would compare as unequal', () => {
+    // `runner_trust == "trusted"` against the number 1 would be false, not an error: the forbid
+    // `unless { … == "trusted" }` would fire here anyway, so test a forbid that would be skipped.
+    const d = evaluate(compiled, deploy({ signals: { runner_trust: 1 } }));
+    expect(d).toMatchObject({ outcome: 'deny', reasons: [EVALUATION_FAILED_REASON] });
+    expect(d.errors).toEqual(['signals.runner_trust: must be a string, got 1']);
+    expect(evaluate(compiled, deploy({ broker: { ...deploy().broker, calendars: {} } })).errors).toEqual(['broker.calendars.change_window: must be true or false, got undefined']);
+    expect(evaluate(compiled, refund(5, { params: { order_id: 'o-1', amount: '5' } })).errors).toEqual(['params.amount: must be a number, got "5"']);
+  });
+
+  it('refuses an unregistered task even when a policy with an open action scope would permit it', () => {
+    const open = compileWith([...fixturePolicies(), { file: 'open.cedar', text: '@id("open") permit (principal, action, resource);' }]);
+    expect(evaluate(open, refund(5)).outcome).toBe('allow');
+    const d = evaluate(open, req({ task: { name: 'no-such-task', risk: 'low' } }));
+    expect(d).toMatchObject({ outcome: 'deny', errors: ['task "no-such-task" is not registered'] });
+  });
+
+  it('passes a context part read as a whole, and `has` on the context itself', () => {
+    const whole = compileWith([
+      ...fixturePolicies(),
+      {
+        file: 'whole.cedar',
+        text: `@id("calendars-as-record") @reason("calendars") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.calendars == { "change_window": true } };
+@id("context-has") @reason("context has signals") forbid (principal, action == Action::"refund-payment", resource) when { context has signals && context.purpose == "probe" };`,
+      },
+    ]);
+    expect(evaluate(whole, refund(5)).outcome).toBe('allow');
+    expect(evaluate(whole, refund(5, { broker: { ...refund(5).broker, calendars: { change_window: true } } })).reasons).toEqual(['calendars']);
+    expect(evaluate(whole, refund(5, { purpose: 'probe' })).reasons).toEqual(['context has signals']);
+  });
+
+  it('passes the task entity when a policy reads the resource', () => {
+    const risky = compileWith([...fixturePolicies(), { file: 'risk.cedar', text: '@id("no-high") @reason("high risk") forbid (principal, action, resource) when { resource.risk == "high" };' }]);
+    expect(evaluate(risky, deploy()).reasons).toEqual(['high risk']);
+    expect(evaluate(risky, deploy({ task: { name: 'deploy-prod', risk: 'low' } })).outcome).toBe('allow');
   });
 
   it('passes only the known string identity claims', () => {

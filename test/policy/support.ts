@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { taskSpec } from '../../src/config/spec.js';
-import { compilePolicySet, type CompiledPolicySet, type PolicySetInput } from '../../src/policy/policy-set.js';
+import { compilePolicySet, type CompileOptions, type CompiledPolicySet, type PolicySetInput } from '../../src/policy/policy-set.js';
 import { signalTypeSpec } from '../../src/policy/signal-type.spec.js';
 import type { PolicyFile } from '../../src/policy/policy-source.js';
 
@@ -29,6 +29,6 @@ export function fixturePolicies(): PolicyFile[] {
 }
 
 /** The example registry compiled with the given policies (the example ones by default). */
-export function compileWith(policies: PolicyFile[] = fixturePolicies()): CompiledPolicySet {
-  return compilePolicySet({ ...fixtureRegistry(), policies });
+export function compileWith(policies: PolicyFile[] = fixturePolicies(), options: CompileOptions = {}): CompiledPolicySet {
+  return compilePolicySet({ ...fixtureRegistry(), policies }, options);
 }

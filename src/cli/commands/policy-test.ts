@@ -8,7 +8,8 @@ const usage = `Usage: tessera policy test <config-dir> [--cases <dir>]
 
 Validates the Cedar policies of a configuration folder against its tasks, signal types and
 calendars, then runs policy test cases (YAML files of request + signals -> expected outcome).
-Runs offline, so CI can check a policy change before it is applied. Exit code 1 if any case fails.
+Runs offline, so CI can check a policy change before it is applied. Exit code 1 if any case
+fails or there are no cases at all.
 
 Options:
   --cases <dir>   folder of *.yaml test cases (default: <config-dir>/tests)
@@ -46,6 +47,11 @@ export const policyCommand: Command = {
         return 1;
       }
       throw err;
+    }
+    // Zero cases pass vacuously: a CI step that checks nothing must not look green.
+    if (!cases.length) {
+      process.stderr.write(`tessera policy test: no test cases in ${casesDir} (*.yaml files, each a list of cases)\n`);
+      return 1;
     }
     const results = runPolicyTests(compiled, cases);
     for (const r of results) {

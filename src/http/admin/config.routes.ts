@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import type { Deps } from '../../deps.js';
 import { applyConfigDocument, configHash, listConfigVersions, readConfigVersionDocument } from '../../config/registry.repository.js';
-import { ConfigError, validateConfig } from '../../config/load-folder.js';
-import { invalidRequest, notFound } from '../../lib/errors.js';
+import { notFound } from '../../lib/errors.js';
+import { validConfigOr400 } from './config-body.js';
 import { reevaluateActiveGrants } from '../../grants/reevaluate.js';
 import { grantReevaluator } from '../../decisions/reevaluation.js';
 import { adminOf, requireRole } from './admin-auth.js';
@@ -15,15 +15,7 @@ const CONFIG_BODY_LIMIT = '2mb';
 export function configRoutes(deps: Deps): Router {
   const r = Router();
   r.post('/config', requireRole(deps, 'operator'), jsonBody(CONFIG_BODY_LIMIT), async (req, res) => {
-    let doc;
-    try {
-      doc = validateConfig(req.body);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        throw invalidRequest('The configuration is invalid.', err.problems.map((p) => ({ field: p.split(':')[0]!, reason: p.slice(p.indexOf(':') + 1).trim() })));
-      }
-      throw err;
-    }
+    const doc = validConfigOr400(req.body, 'The configuration is invalid.');
     if (req.query.dry_run === 'true') {
       res.json({ dry_run: true, content_hash: configHash(doc), issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length });
       return;
@@ -36,7 +28,14 @@ export function configRoutes(deps: Deps): Router {
   r.get('/config/versions', requireRole(deps, 'viewer'), async (_req, res) => {
     const rows = await listConfigVersions(deps.db);
     res.json({
-      items: rows.map((v) => ({ version: v.id, content_hash: v.content_hash, applied_by: v.applied_by, applied_at: v.applied_at.toISOString(), summary: v.summary })),
+      items: rows.map((v) => ({
+        version: v.id,
+        content_hash: v.content_hash,
+        policy_version: v.policy_version,
+        applied_by: v.applied_by,
+        applied_at: v.applied_at.toISOString(),
+        summary: v.summary,
+      })),
     });
   });
 
@@ -45,7 +44,9 @@ export function configRoutes(deps: Deps): Router {
     const version = String(req.params.version);
     const doc = /^\d+$/.test(version) ? await readConfigVersionDocument(deps.db, version) : undefined;
     if (!doc) throw notFound('Configuration version');
-    const result = await applyConfigDocument(deps.db, validateConfig(doc), `admin:${adminOf(res).name}`, deps.clock.now());
+    // A stored document may no longer validate (a newer broker's rules, an issuer since removed).
+    const valid = validConfigOr400(doc, `Configuration version ${version} can no longer be applied.`);
+    const result = await applyConfigDocument(deps.db, valid, `admin:${adminOf(res).name}`, deps.clock.now());
     await deps.registry.refreshIfChanged();
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, restored_from: version, content_hash: result.contentHash });
   });

@@ -51,10 +51,13 @@ export function decisionRoutes(deps: Deps): Router {
   r.get('/decisions/:id', requireRole(deps, 'viewer'), async (req, res) => {
     const d = z.uuid().safeParse(req.params.id).success ? await findDecision(deps.db, String(req.params.id)) : undefined;
     if (!d) throw notFound('Decision');
-    res.json(decisionView(d));
+    res.json({
+      ...decisionView(d),
+      config: { version: d.config_version, applied_by: d.config_applied_by, applied_at: d.config_applied_at?.toISOString() ?? null, policy_version: d.config_policy_version },
+    });
   });
-  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), (req, res) => {
-    res.json(evaluateWhatIf(deps.registry.snapshot, req.body));
+  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), async (req, res) => {
+    res.json(await evaluateWhatIf(deps.registry.snapshot, req.body));
   });
   return r;
 }

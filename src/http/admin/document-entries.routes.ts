@@ -2,11 +2,12 @@ import { Router, type Response } from 'express';
 import type { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { applyConfigDocument, readLatestDocument } from '../../config/registry.repository.js';
-import { ConfigError, validateConfig } from '../../config/load-folder.js';
+import { validateConfig } from '../../config/load-folder.js';
 import { policyFile, type ConfigDocument } from '../../config/spec.js';
 import { signalTypeSpec } from '../../policy/index.js';
 import { signalSourceSpec } from '../../signals/source.spec.js';
-import { invalidRequest, notFound } from '../../lib/errors.js';
+import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
+import { validConfigOr400 } from './config-body.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { actorOf, refreshAfterWrite } from './admin-action.js';
 import { mountAdminRoute } from './admin-route.js';
@@ -48,19 +49,19 @@ async function currentDocument(deps: Deps): Promise<ConfigDocument> {
  * Changes one entry by applying the current configuration with that entry replaced or removed: the
  * same validation (policies compile against the resulting schema), versioning and audit as an apply.
  */
-async function editEntry(deps: Deps, res: Response, api: DocumentEntryApi, key: string, entry: Record<string, unknown> | undefined) {
+async function editEntry(deps: Deps, res: Response, api: DocumentEntryApi, key: string, entry: Record<string, unknown> | undefined, force = false) {
   const doc = await currentDocument(deps);
   const list = doc[api.section] as Array<Record<string, unknown>>;
   const existed = list.some((e) => e[api.key] === key);
   if (!entry && !existed) throw notFound(api.noun);
   const next = { ...doc, [api.section]: [...list.filter((e) => e[api.key] !== key), ...(entry ? [entry] : [])] };
-  let valid: ConfigDocument;
-  try {
-    valid = validateConfig(next);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    throw invalidRequest(`The ${api.noun} does not fit the configuration.`, err.problems.map((p) => ({ field: p.split(':')[0]!, reason: p.slice(p.indexOf(':') + 1).trim() })));
+  // Without policy files the broker decides by task lists alone: deleting the last one must be meant.
+  if (api.section === 'policies' && !entry && next.policies.length === 0 && !force) {
+    throw conflict('Deleting the last policy file would switch the broker from deny-by-default to task lists alone; repeat with ?force=true to do so.', {
+      reason: 'last_policy_file',
+    });
   }
+  const valid = validConfigOr400(next, `The ${api.noun} does not fit the configuration.`);
   const result = await applyConfigDocument(deps.db, valid, actorOf(res), deps.clock.now());
   await refreshAfterWrite(deps, res.locals.requestId);
   return { existed, version: result.version };
@@ -88,7 +89,7 @@ export function documentEntryRoutes(deps: Deps): Router {
       res.status(existed ? 200 : 201).json({ ...entry, version });
     });
     mountAdminRoute(r, deps, api.routes.del, async (req, res) => {
-      await editEntry(deps, res, api, String(req.params.id), undefined);
+      await editEntry(deps, res, api, String(req.params.id), undefined, req.query.force === 'true');
       res.status(204).end();
     });
   }
