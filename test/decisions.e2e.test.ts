@@ -131,6 +131,22 @@ describe('live signals change the outcome', () => {
     expect((await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }], edrAuth)).status).toBe(401);
   });
 
+  it('refuses a signed source request that asks to live longer than 5 minutes (401, not a 500)', async () => {
+    const iat = Math.floor(now().getTime() / 1000);
+    for (const exp of [iat + 301, 9_999_999_999_999]) {
+      const auth = `Bearer ${await new SignJWT({ jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'edr-1' })
+        .setIssuer('edr')
+        .setSubject('edr')
+        .setAudience(`${broker.url}/v1/signals`)
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .sign(edr.key)}`;
+      const pushed = await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }], auth);
+      expect(pushed.status).toBe(401);
+    }
+  });
+
   it('the change window calendar closes deploys on Sunday', async () => {
     await trust('trusted');
     broker.clock.set('2026-11-22T10:00:00Z');

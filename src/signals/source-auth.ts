@@ -7,6 +7,20 @@ import { consumeAssertionJti } from '../identity/assertion.repository.js';
 import type { SignalSourceSpec } from './source.spec.js';
 
 const MAX_SIGNED_REQUEST_AGE_SECONDS = 300;
+/** Sources run on ordinary hosts whose clocks drift a little. */
+const SIGNED_REQUEST_LEEWAY_SECONDS = 30;
+
+/** One imported key set per source spec (a registry reload makes new specs): no importKey per request. */
+const sourceKeySets = new WeakMap<SignalSourceSpec, ReturnType<typeof createLocalJWKSet>>();
+
+function sourceKeys(source: SignalSourceSpec): ReturnType<typeof createLocalJWKSet> {
+  let set = sourceKeySets.get(source);
+  if (!set) {
+    set = createLocalJWKSet({ keys: source.public_keys } as JSONWebKeySet);
+    sourceKeySets.set(source, set);
+  }
+  return set;
+}
 
 /**
  * The signal source behind a bearer credential: a signed JWT (iss = sub = source id, audience the
@@ -28,21 +42,24 @@ export async function authenticateSignalSource(
     let jti: string;
     let exp: number;
     try {
-      const { payload } = await jwtVerify(credential, createLocalJWKSet({ keys: source.public_keys } as JSONWebKeySet), {
+      const { payload } = await jwtVerify(credential, sourceKeys(source), {
         issuer: source.id,
         subject: source.id,
         audience: ctx.audience,
         maxTokenAge: MAX_SIGNED_REQUEST_AGE_SECONDS,
-        clockTolerance: 30,
+        clockTolerance: SIGNED_REQUEST_LEEWAY_SECONDS,
         currentDate: ctx.now,
         requiredClaims: ['jti', 'exp', 'iat'],
       });
       jti = String(payload.jti);
       exp = payload.exp!;
+      // A longer life would pin its replay row (or overflow the timestamp column) for as long as asked.
+      if (exp - payload.iat! > MAX_SIGNED_REQUEST_AGE_SECONDS) throw new Error(`lifetime exp - iat = ${exp - payload.iat!}s exceeds ${MAX_SIGNED_REQUEST_AGE_SECONDS}s`);
     } catch (err) {
       throw authenticationFailed(`signal source ${source.id}: ${(err as Error).message}`, err);
     }
-    if (!(await consumeAssertionJti(ctx.db, `source:${source.id}`, jti, new Date(exp * 1000)))) {
+    // Remembered for as long as jose would still accept it: exp widened by the leeway.
+    if (!(await consumeAssertionJti(ctx.db, `source:${source.id}`, jti, new Date((exp + SIGNED_REQUEST_LEEWAY_SECONDS) * 1000)))) {
       throw authenticationFailed(`signal source ${source.id}: jti replayed`);
     }
     return source;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { publicJwk } from '../config/jwk.spec.js';
 
 /**
  * A registered signal source: a principal with its own credential, either a hashed API key
@@ -9,7 +10,7 @@ export const signalSourceSpec = z
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lowercase letters, digits and . _ - only'),
     description: z.string().optional(),
     api_key_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the hex SHA-256 of the key, never the key').optional(),
-    public_keys: z.array(z.record(z.string(), z.unknown())).default([]),
+    public_keys: z.array(publicJwk).default([]),
   })
   .superRefine((v, ctx) => {
     if (!v.api_key_sha256 && v.public_keys.length === 0) {
