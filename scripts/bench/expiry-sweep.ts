@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { expireGrants } from '../../src/grants/expire-grants.job.js';
 import type { Database } from '../../src/db/database.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { msSince } from '../lib/stats.js';
 import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 
@@ -10,7 +11,7 @@ import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
  * same transaction. The bench times it at several batch sizes.
  */
 async function sweep(db: Database, now: Date, batch: number): Promise<{ expired: number; statements: number }> {
-  const { processed } = await expireGrants({ db }, now, batch);
+  const { processed } = await expireGrants({ db, clock: systemClock }, now, batch);
   return { expired: processed, statements: Math.ceil(processed / batch) + 1 };
 }
 

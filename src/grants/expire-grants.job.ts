@@ -1,13 +1,15 @@
 import type { Database } from '../db/database.js';
+import type { Clock } from '../lib/clock.js';
 import type { JobResult } from '../scheduler/job.js';
 import { END_BATCH_SIZE, endGrants } from './end-grants.js';
 import { expiryLag } from './grant.metrics.js';
 
 /**
  * Marks grants past `exp` expired. Replicas sweep in parallel: each batch skips rows another replica
- * has locked, so each grant is expired (and its event recorded) exactly once.
+ * has locked, so each grant is expired (and its event recorded) exactly once. Each batch takes its
+ * own time from the clock: a long backlog reports the lag of its last batch, not of its first.
  */
-export async function expireGrants(deps: { db: Database }, now: Date, batchSize = END_BATCH_SIZE): Promise<JobResult> {
+export async function expireGrants(deps: { db: Database; clock: Clock }, now: Date, batchSize = END_BATCH_SIZE): Promise<JobResult> {
   const ended = await endGrants(
     deps.db,
     { expiredAt: now },
@@ -16,7 +18,8 @@ export async function expireGrants(deps: { db: Database }, now: Date, batchSize 
       cascade: false,
       skipLocked: true,
       batchSize,
-      onBatch: (rows) => rows.forEach((g) => expiryLag.observe(Math.max(0, now.getTime() - g.expires_at.getTime()) / 1000)),
+      clock: deps.clock,
+      onBatch: (rows, at) => rows.forEach((g) => expiryLag.observe(Math.max(0, at.getTime() - g.expires_at.getTime()) / 1000)),
     },
   );
   return { processed: ended.length };

@@ -87,28 +87,54 @@ function selectorCondition(s: GrantSelector, at: Date) {
   return sql`status = 'active' and expires_at <= ${s.expiredAt}`;
 }
 
+/** The columns an end sets; descendants get their own reason. */
+const endColumns = (end: GrantEnd, reason: string) => sql`
+  status = ${end.status}, ended_at = ${end.at}, ended_by = ${end.by}, end_reason = ${reason}, end_decision_id = ${end.decisionId ?? null}`;
+
 /**
- * Ends the active grants a selector picks, in one statement, and returns exactly the rows it changed.
- * The `status = 'active'` condition on the update makes every end a single state change however many
+ * Ends the active grants a selector picks, and returns exactly the rows it changed. The
+ * `status = 'active'` condition on the update makes every end a single state change however many
  * replicas, jobs and admins race: a row another transaction ended first is re-checked and skipped.
+ * With `cascade`, their active delegated descendants end too (see endDescendants).
  */
 export async function endActiveGrants(trx: Database, selector: GrantSelector, end: GrantEnd, o: EndOptions): Promise<GrantRow[]> {
   const lock = o.skipLocked ? sql`for update skip locked` : sql`for update`;
-  const children = o.cascade
-    ? sql`union select g.id, false from grants g join tree t on g.parent_id = t.id`
-    : sql``;
   const { rows } = await sql<GrantRow>`
-    with recursive roots as (
+    with roots as (
       select id from grants where ${selectorCondition(selector, end.at)}
       order by expires_at, id limit ${o.limit} ${lock}
-    ), tree(id, root) as (
-      select id, true from roots ${children}
     )
-    update grants g set status = ${end.status}, ended_at = ${end.at}, ended_by = ${end.by},
-      end_reason = case when tree.root then ${end.reason} else ${'parent grant ended: ' + end.reason} end,
-      end_decision_id = ${end.decisionId ?? null}
-    from tree
-    where g.id = tree.id and g.status = 'active'
+    update grants g set ${endColumns(end, end.reason)}
+    from roots
+    where g.id = roots.id and g.status = 'active'
     returning g.*`.execute(trx);
-  return rows;
+  if (!o.cascade || rows.length === 0) return rows;
+  return [...rows, ...(await endDescendants(trx, rows.map((r) => r.id), end))];
+}
+
+/**
+ * Ends the active descendants of grants this transaction has just ended, pass after pass until a pass
+ * finds none. A child's mint holds a share lock on its parent until it commits and re-checks the
+ * parent after waiting, so once a parent is ended here no new child can appear under it; but a child
+ * that committed while this transaction waited for the parent's lock is not in the statement snapshot
+ * that took the lock. Each pass is a new statement with a new snapshot, which sees it. Within a pass
+ * rows are locked in id order, so two overlapping cascades queue rather than deadlock on descendants.
+ */
+async function endDescendants(trx: Database, rootIds: string[], end: GrantEnd): Promise<GrantRow[]> {
+  const ended: GrantRow[] = [];
+  for (;;) {
+    const { rows } = await sql<GrantRow>`
+      with recursive tree(id) as (
+        select id from grants where parent_id = any(${rootIds}::uuid[])
+        union select g.id from grants g join tree t on g.parent_id = t.id
+      ), locked as (
+        select id from grants where id in (select id from tree) and status = 'active' order by id for update
+      )
+      update grants g set ${endColumns(end, `parent grant ended: ${end.reason}`)}
+      from locked
+      where g.id = locked.id and g.status = 'active'
+      returning g.*`.execute(trx);
+    if (rows.length === 0) return ended;
+    ended.push(...rows);
+  }
 }

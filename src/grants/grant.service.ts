@@ -122,12 +122,16 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   return { kind: 'issued', ...issued };
 }
 
-/** The holder ends its own grant because its task is done. Idempotent for a grant already completed. */
+/**
+ * The holder ends its own grant because its task is done. Its delegated children complete with it: they
+ * were narrower slices of the same task, and a tool must not keep acting for a task that is over.
+ * Idempotent for a grant already completed.
+ */
 export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
   const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
-  const [ended] = await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: false });
+  const ended = (await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: true })).find((g) => g.id === grantId);
   if (ended) return ended;
   const current = await findGrant(deps.db, grantId);
   if (current?.status === 'completed') return current;

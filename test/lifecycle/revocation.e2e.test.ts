@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { post } from '../support/broker.js';
 import { expireGrants } from '../../src/grants/expire-grants.job.js';
 import { revokeGrants } from '../../src/grants/revocation.service.js';
@@ -29,6 +30,24 @@ describe('expiry and completion', () => {
     expect(expiryLag.snapshot().max).toBeGreaterThanOrEqual(3);
     expect((await expireGrants(t.broker.deps, now())).processed).toBe(0);
     expect(await t.eventsFor(g.id)).toBe(1);
+  });
+
+  it('takes the clock per batch: a later batch records a later end and a larger lag', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await t.mintDeploy(60)).id);
+    t.broker.clock.advance(61);
+    const at = now();
+    // A clock that moves one second per read stands in for batches that each take a second.
+    let reads = 0;
+    const slow = { now: () => new Date(at.getTime() + 1000 * reads++) };
+    const before = expiryLag.snapshot();
+    expect((await expireGrants({ db: t.broker.deps.db, clock: slow }, at, 1)).processed).toBe(3);
+    const rows = await t.broker.database.db.selectFrom('grants').select(['id', 'ended_at']).where('id', 'in', ids).orderBy('ended_at').execute();
+    expect(rows.map((r) => r.ended_at!.getTime() - at.getTime())).toEqual([1000, 2000, 3000]);
+    const lag = expiryLag.snapshot();
+    expect(lag.count - before.count).toBe(3);
+    // Lags of 2, 3 and 4 s (each grant expired 1 s before `at`); the first batch alone would say 2, 2, 2.
+    expect(lag.sum - before.sum).toBeCloseTo(9, 1);
   });
 
   it('completes a grant once, with one event', async () => {
@@ -65,6 +84,41 @@ describe('admin revocation', () => {
     expect(res.body.revoked.sort()).toEqual([parent.id, child, grandchild].sort());
     expect(await t.grant(grandchild)).toMatchObject({ status: 'revoked', end_reason: 'parent grant ended: compromised agent' });
     for (const id of [parent.id, child, grandchild]) expect(await t.eventsFor(id)).toBe(1);
+  });
+
+  it('overlapping cascades running at once end each grant once, without a deadlock surfacing', async () => {
+    // A tree of 1 + 4 + 16 grants; ten revocations pick overlapping subtrees and race.
+    const root = await t.mintDeploy();
+    const level1 = await Promise.all([1, 2, 3, 4].map(() => insertChild(root.id)));
+    const level2 = (await Promise.all(level1.map((c) => Promise.all([1, 2, 3, 4].map(() => insertChild(c)))))).flat();
+    const all = [root.id, ...level1, ...level2];
+    const picks = Array.from({ length: 10 }, (_, i) => [all[(i * 7) % all.length]!, all[(i * 3 + 5) % all.length]!, ...(i % 3 === 0 ? [root.id] : [])]);
+    const results = await Promise.all(picks.map((ids) => revokeGrants(t.broker.deps.db, { grantIds: ids }, { actor: 'admin:test', reason: 'race' }, now())));
+    const ended = results.flat().map((g) => g.id);
+    expect(ended.sort()).toEqual([...all].sort());
+    for (const id of all) expect(await t.eventsFor(id)).toBe(1);
+  });
+
+  it('a cascade Postgres aborts to break a deadlock runs again and ends the tree once', async () => {
+    const parent = await t.mintDeploy();
+    const child = await insertChild(parent.id);
+    // Another session holds the child; the cascade locks the parent, then waits for the child.
+    const other = new pg.Client({ connectionString: t.broker.database.url });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query('select id from grants where id = $1 for update', [child]);
+      const cascade = revokeGrants(t.broker.deps.db, { grantIds: [parent.id] }, { actor: 'admin:test', reason: 'deadlock' }, now());
+      await waitForLockWaiters(1);
+      // Now the other session wants the parent: a cycle. The cascade waited first, so it is the victim.
+      const otherUpdate = other.query('update grants set use_count = use_count where id = $1', [parent.id]);
+      await otherUpdate;
+      await other.query('commit');
+      expect((await cascade).map((g) => g.id).sort()).toEqual([parent.id, child].sort());
+    } finally {
+      await other.end();
+    }
+    for (const id of [parent.id, child]) expect(await t.eventsFor(id)).toBe(1);
   });
 
   it('bulk-revokes by task, by issuer and by workload, leaving the others', async () => {
@@ -152,4 +206,14 @@ async function insertChild(parentId: string): Promise<string> {
 async function activeCount(): Promise<number> {
   const r = await t.broker.database.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).where('status', '=', 'active').executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** Waits (polling Postgres, not the clock) until this many sessions of the test database wait for a lock. */
+async function waitForLockWaiters(n: number): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: string }>`
+      select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(t.broker.database.db);
+    if (Number(rows[0]!.n) >= n) return;
+    await new Promise((r) => setImmediate(r));
+  }
 }
