@@ -47,6 +47,17 @@ export async function findGrant(db: Database, id: string): Promise<GrantRow | un
   return db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** How many delegation steps separate a grant from the root of its chain (0 for a grant nobody delegated). */
+export async function delegationDepth(db: Database, grantId: string): Promise<number> {
+  const { rows } = await sql<{ depth: number }>`
+    with recursive chain(parent_id, depth) as (
+      select parent_id, 0 from grants where id = ${grantId}
+      union all select g.parent_id, c.depth + 1 from grants g join chain c on g.id = c.parent_id
+    )
+    select max(depth)::int as depth from chain`.execute(db);
+  return rows[0]?.depth ?? 0;
+}
+
 /** Which grants an end applies to. Bulk selectors only reach grants issued before the end began. */
 export type GrantSelector =
   | { grantIds: string[] }
