@@ -65,6 +65,7 @@ export type GrantSelector =
   | { task: string }
   | { issuer: string }
   | { kid: string }
+  | { signedByRevokedKey: true }
   | { all: true }
   | { expiredAt: Date };
 
@@ -94,6 +95,7 @@ function selectorCondition(s: GrantSelector, at: Date) {
   if ('task' in s) return sql`status = 'active' and task = ${s.task} ${issuedBefore}`;
   if ('issuer' in s) return sql`status = 'active' and identity->>'issuer' = ${s.issuer} ${issuedBefore}`;
   if ('kid' in s) return sql`status = 'active' and kid = ${s.kid}`;
+  if ('signedByRevokedKey' in s) return sql`status = 'active' and kid in (select kid from signing_keys where status = 'revoked')`;
   if ('all' in s) return sql`status = 'active' ${issuedBefore}`;
   return sql`status = 'active' and expires_at <= ${s.expiredAt}`;
 }
