@@ -3,6 +3,7 @@ import { notFound } from '../lib/errors.js';
 import { revokeGrants } from '../grants/revocation.service.js';
 import { publishStatusList } from '../grants/status-list.service.js';
 import type { KeyStore } from './keystore.js';
+import type { Clock } from '../lib/clock.js';
 
 /**
  * Emergency key revocation: the key leaves JWKS at once (verifiers reject its tokens when they next
@@ -13,7 +14,7 @@ import type { KeyStore } from './keystore.js';
  * state change is audited with the actor and reason.
  */
 export async function revokeSigningKey(
-  deps: { db: Database; keys: KeyStore; issuer: string },
+  deps: { db: Database; keys: KeyStore; issuer: string; clock: Clock },
   kid: string,
   r: { actor: string; reason: string },
   now: Date,
@@ -21,6 +22,7 @@ export async function revokeSigningKey(
   const { changed, found } = await deps.keys.revoke(kid, r, now);
   if (!found) throw notFound('Signing key');
   const revoked = await revokeGrants(deps.db, { kid }, { actor: r.actor, reason: `signing key revoked: ${r.reason}` }, now);
-  await publishStatusList(deps, now);
+  // At the time of publishing, so no list a scheduled run signed meanwhile counts as newer than this one.
+  await publishStatusList(deps, deps.clock.now());
   return { kid, changed, grants_revoked: revoked.length, current_kid: deps.keys.currentKid };
 }

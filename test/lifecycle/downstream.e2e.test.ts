@@ -8,6 +8,9 @@ import { deliverWebhooks, MAX_ATTEMPTS, backoffSeconds } from '../../src/events/
 import { webhookFailed } from '../../src/events/webhook.metrics.js';
 import { CAEP_SESSION_REVOKED } from '../../src/grants/grant-events.js';
 import { startLifecycleBroker, startReceiver, type Lifecycle } from './support.js';
+import { sql } from 'kysely';
+import { decodeStatusList, statusAt } from '../../src/verify/status-list.js';
+import { StatusIndexAllocator } from '../../src/grants/status-index.js';
 
 let t: Lifecycle;
 let rs: { client_id: string; client_secret: string };
@@ -123,10 +126,61 @@ describe('Token Status List', () => {
     expect((err as VerificationError).code).toBe('token_revoked');
   });
 
+  it('ended grants leave the list once their tokens have expired (plus a margin)', async () => {
+    const g = await t.mintDeploy(60);
+    const idx = (decodeJwt(g.token) as { status: { status_list: { idx: number } } }).status.status_list.idx;
+    await t.admin(`/grants/${g.id}/revoke`, { reason: 'status list test' });
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(1);
+    t.broker.clock.advance(60 + 299);
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(1);
+    t.broker.clock.advance(2);
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(0);
+  });
+
+  it('past 16,384 grants, a token minted after the last publish is inside the list its verifier holds', async () => {
+    await jumpStatusIndexes(20_000);
+    await publishStatusList(t.broker.deps, now());
+    // Minted after the publish: the stored list (fresh, so served as is) must already cover its index.
+    const g = await t.mintDeploy();
+    const verifier = createVerifier({ issuer: t.broker.url, audience: 'https://deploy.example', now });
+    await expect(verifier.verify(g.token)).resolves.toMatchObject({ jti: g.id });
+
+    // A verifier's cached list predates a much later index: it fetches once more instead of failing.
+    await jumpStatusIndexes(1_000_000);
+    const later = await t.mintDeploy();
+    t.broker.clock.advance(1);
+    await publishStatusList(t.broker.deps, now());
+    await expect(verifier.verify(later.token)).resolves.toMatchObject({ jti: later.id });
+  });
+
+  it('republishes a stale list once for a burst of requests, and never replaces a newer list', async () => {
+    t.broker.clock.advance(11);
+    const uri = `${t.broker.url}/v1/status-lists/1`;
+    const bodies = await Promise.all(Array.from({ length: 20 }, () => fetch(uri).then((r) => r.text())));
+    // ES256 signatures are randomised: twenty publishes would give twenty different tokens.
+    expect(new Set(bodies).size).toBe(1);
+    const later = new Date(now().getTime() + 5_000);
+    const newer = await publishStatusList(t.broker.deps, later);
+    await publishStatusList(t.broker.deps, now());
+    const stored = await t.broker.database.db.selectFrom('status_lists').select(['token', 'issued_at']).executeTakeFirstOrThrow();
+    expect(stored).toEqual({ token: newer.token, issued_at: later });
+  });
+
   it('answers 404 for an unknown list', async () => {
     expect((await fetch(`${t.broker.url}/v1/status-lists/2`)).status).toBe(404);
   });
 });
+
+/** The status at `idx` in a Status List Token the broker published. */
+function statusOf(published: { token: string }, idx: number): number {
+  return statusAt(decodeStatusList((decodeJwt(published.token) as { status_list: { bits: number; lst: string } }).status_list), idx);
+}
+
+/** Moves the index sequence on, as `n` earlier grants would have, and makes the broker draw from it afresh. */
+async function jumpStatusIndexes(n: number): Promise<void> {
+  await sql`select setval('grant_status_idx_seq', ${n})`.execute(t.broker.database.db);
+  t.broker.deps.statusIndexes = new StatusIndexAllocator(t.broker.deps.db);
+}
 
 describe('webhooks: CAEP session-revoked SETs', () => {
   it('delivers a signed SET for each revoked grant, verifiable with the broker JWKS', async () => {
