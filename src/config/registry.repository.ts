@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import type { ConfigDocument, IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
 import { recordAudit } from '../audit/audit-outbox.js';
+import { revokeGrantsOutsideRegistry } from '../grants/registry-revocations.js';
 
 const CONFIG_REASON = 'configuration applied';
 const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
@@ -50,6 +51,7 @@ export async function recordRegistryEdit(trx: Database, actor: string, now: Date
     .values({ content_hash: `edit:${sha256Hex(canonicalJson({ actor, at: now, summary }))}`, applied_by: actor, applied_at: now, summary: JSON.stringify(summary) })
     .returning('id')
     .executeTakeFirstOrThrow();
+  await revokeGrantsOutsideRegistry(trx, actor, now);
   await bumpRegistryEpoch(trx);
   return version.id;
 }
@@ -63,8 +65,9 @@ export interface ApplyResult {
 /**
  * Applies a configuration document atomically as one version: every issuer, task and workload in it is
  * upserted; issuers and tasks not in it are deleted; workloads not in it are retired (history keeps
- * pointing at them). A workload an admin suspended stays suspended. Applying the same content again
- * changes nothing.
+ * pointing at them). A workload an admin suspended stays suspended. Active grants the new version no
+ * longer stands behind (workload suspended or retired, task or issuer gone) are revoked in the same
+ * transaction. Applying the same content again changes nothing.
  */
 export async function applyConfigDocument(
   db: Database,
@@ -154,6 +157,7 @@ export async function applyConfigDocument(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    const revoked = await revokeGrantsOutsideRegistry(trx, actor, now);
     await bumpRegistryEpoch(trx);
     await recordAudit(
       trx,
@@ -163,7 +167,7 @@ export async function applyConfigDocument(
         outcome: 'success',
         target_type: 'config_version',
         target_id: version.id,
-        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file) },
+        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file), revoked_grants: revoked.length },
       },
       now,
     );

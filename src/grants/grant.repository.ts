@@ -66,6 +66,9 @@ export type GrantSelector =
   | { issuer: string }
   | { kid: string }
   | { signedByRevokedKey: true }
+  | { workloadStatus: 'suspended' | 'retired' }
+  | { taskRemoved: true }
+  | { issuerRemoved: true }
   | { all: true }
   | { expiredAt: Date };
 
@@ -96,6 +99,12 @@ function selectorCondition(s: GrantSelector, at: Date) {
   if ('issuer' in s) return sql`status = 'active' and identity->>'issuer' = ${s.issuer} ${issuedBefore}`;
   if ('kid' in s) return sql`status = 'active' and kid = ${s.kid}`;
   if ('signedByRevokedKey' in s) return sql`status = 'active' and kid in (select kid from signing_keys where status = 'revoked')`;
+  if ('workloadStatus' in s) return sql`status = 'active' and workload_id in (select id from workloads where status = ${s.workloadStatus}) ${issuedBefore}`;
+  if ('taskRemoved' in s) return sql`status = 'active' and task not in (select name from tasks) ${issuedBefore}`;
+  // Client assertions are proven against the workload's own keys, not an issuer of the registry.
+  if ('issuerRemoved' in s) {
+    return sql`status = 'active' and identity->>'method' <> 'client_assertion' and identity->>'issuer' not in (select id from issuers) ${issuedBefore}`;
+  }
   if ('all' in s) return sql`status = 'active' ${issuedBefore}`;
   return sql`status = 'active' and expires_at <= ${s.expiredAt}`;
 }

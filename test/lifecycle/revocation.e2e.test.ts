@@ -7,6 +7,7 @@ import { expireGrants } from '../../src/grants/expire-grants.job.js';
 import { revokeGrants } from '../../src/grants/revocation.service.js';
 import { expiryLag, grantsEnded } from '../../src/grants/grant.metrics.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
+import { testConfig } from '../support/fixtures.js';
 
 let t: Lifecycle;
 beforeAll(async () => {
@@ -157,6 +158,40 @@ describe('admin revocation', () => {
     await t.broker.database.db.updateTable('workloads').set({ status: 'active', status_reason: null }).where('id', '=', 'api-deploy').execute();
     await sql`update registry_epoch set epoch = epoch + 1`.execute(t.broker.database.db);
     await t.broker.deps.registry.refreshIfChanged();
+  });
+});
+
+describe('configuration versions end the grants they take away', () => {
+  it('retiring or suspending a workload, or deleting a task or an issuer, revokes their active grants', async () => {
+    const doc = testConfig(t.ci, t.agent.jwk);
+    const apply = async (d: object) => expect((await t.admin('/config', d)).status).toBe(201);
+    const withWorkload = (status: string) => ({ ...doc, workloads: doc.workloads.map((w) => (w.id === 'api-deploy' ? { ...w, status } : w)) });
+
+    for (const status of ['retired', 'suspended']) {
+      const g = await t.mintDeploy();
+      await apply(withWorkload(status));
+      expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', ended_by: 'admin:bootstrap', end_reason: `workload ${status}` });
+      expect(await t.eventsFor(g.id)).toBe(1);
+      await apply(doc);
+    }
+
+    const refund = await t.mintRefund();
+    const deploy = await t.mintDeploy();
+    const child = await insertChild(refund.id);
+    await apply({ ...doc, tasks: doc.tasks.filter((k) => k.name !== 'refund-payment') });
+    expect(await t.grant(refund.id)).toMatchObject({ status: 'revoked', end_reason: 'task removed' });
+    expect(await t.grant(child)).toMatchObject({ status: 'revoked', end_reason: 'task removed' });
+    expect(await t.eventsFor(child)).toBe(1);
+    expect((await t.grant(deploy.id)).status).toBe('active');
+    await apply(doc);
+
+    // The same workloads, now proven by another issuer: a grant proven by the deleted one ends.
+    const moved = { ...doc, issuers: doc.issuers.map((i) => ({ ...i, id: 'ci-2' })), workloads: doc.workloads.map((w) => (w.bindings ? { ...w, bindings: w.bindings.map((b) => ({ ...b, issuer: 'ci-2' })) } : w)) };
+    const agentGrant = await t.mintRefund();
+    await apply(moved);
+    expect(await t.grant(deploy.id)).toMatchObject({ status: 'revoked', end_reason: 'issuer removed' });
+    expect((await t.grant(agentGrant.id)).status).toBe('active');
+    await apply(doc);
   });
 });
 
