@@ -3,6 +3,8 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jos
 import { post } from '../support/broker.js';
 import { createVerifier, VerificationError } from '../../src/verify/index.js';
 import { reevaluateActiveGrants } from '../../src/grants/reevaluate.js';
+import { expireGrants } from '../../src/grants/expire-grants.job.js';
+import { revokeGrants } from '../../src/grants/revocation.service.js';
 import { publishStatusList, STATUS_LIST_TTL_SECONDS } from '../../src/grants/status-list.service.js';
 import { deliverWebhooks, MAX_ATTEMPTS, backoffSeconds } from '../../src/events/deliver-webhooks.job.js';
 import { webhookFailed } from '../../src/events/webhook.metrics.js';
@@ -241,6 +243,42 @@ describe('webhooks: CAEP session-revoked SETs', () => {
   });
 });
 
+describe('webhooks: a backlog', () => {
+  it('is delivered batch after batch in one run, revocations before expiries', async () => {
+    await t.broker.database.db.updateTable('webhook_subscriptions').set({ disabled_at: now() }).where('disabled_at', 'is', null).execute();
+    await expireGrants(t.broker.deps, now());
+    const receiver = await startReceiver();
+    try {
+      await t.admin('/webhooks', { url: receiver.url, audience: 'https://siem.example' });
+      const expiring = await insertGrants(60, new Date(now().getTime() - 1_000));
+      const live = await insertGrants(60, new Date(now().getTime() + 600_000));
+      expect((await expireGrants(t.broker.deps, now())).detail).toMatchObject({ expired: expiring.length });
+      expect(await revokeGrants(t.broker.deps.db, { grantIds: live }, { actor: 'admin:test', reason: 'backlog' }, now())).toHaveLength(60);
+      // The expiries were queued first; the run still sends the revocations first, and all 120 in one go.
+      const run = await deliverWebhooks(t.broker.deps, now());
+      expect(run).toMatchObject({ processed: 120, detail: { delivered: 120 } });
+      const statuses = receiver.received.map((jwt) => ((decodeJwt(jwt).events as Record<string, { tessera_grant: { status: string } }>)[CAEP_SESSION_REVOKED]!).tessera_grant.status);
+      expect(statuses).toHaveLength(120);
+      expect(statuses.slice(0, 50)).toEqual(Array(50).fill('revoked'));
+      // Batches of 50: the first holds only revocations, the second the last 10 and 40 expiries.
+      expect(statuses.slice(100)).toEqual(Array(20).fill('expired'));
+      expect(statuses.filter((x) => x === 'revoked')).toHaveLength(60);
+    } finally {
+      await t.broker.database.db.updateTable('webhook_subscriptions').set({ disabled_at: now() }).where('disabled_at', 'is', null).execute();
+      await receiver.close();
+    }
+  });
+});
+
+/** Inserts `n` active grants of api-deploy expiring at `exp` (no token needed for events); returns their ids. */
+async function insertGrants(n: number, exp: Date): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    insert into grants (id, workload_id, task, params, scopes, audience, issued_at, expires_at, status, kid, token_sha256, identity)
+    select gen_random_uuid(), 'api-deploy', 'deploy-prod', '{}', '{deploy:write}', 'https://deploy.example', ${now()}, ${exp}, 'active', 'k', md5(random()::text), '{}'
+    from generate_series(1, ${n}) returning id`.execute(t.broker.database.db);
+  return rows.map((r) => r.id);
+}
+
 describe('/metrics', () => {
   it('exposes lifecycle counters in Prometheus text format', async () => {
     const res = await fetch(`${t.broker.url}/metrics`);
@@ -250,6 +288,12 @@ describe('/metrics', () => {
     expect(text).toMatch(/tessera_grants_ended_total\{initiating_entity="admin",status="revoked"\} \d+/);
     expect(text).toContain('# TYPE tessera_grant_expiry_lag_seconds histogram');
     expect(text).toMatch(/tessera_webhook_deliveries_failed_total \d+/);
+    // Undeliverable and waiting deliveries come from the database: every replica's, and any restart's.
+    expect(text).toContain('# TYPE tessera_webhook_deliveries_undeliverable gauge\ntessera_webhook_deliveries_undeliverable 1\n');
+    await sql`update webhook_deliveries set status = 'failed' where id = (select id from webhook_deliveries where status = 'delivered' limit 1)`.execute(t.broker.database.db);
+    const after = await (await fetch(`${t.broker.url}/metrics`)).text();
+    expect(after).toContain('\ntessera_webhook_deliveries_undeliverable 2\n');
+    expect(after).toContain('\ntessera_webhook_deliveries_pending 0\n');
     expect(text).toContain('# TYPE tessera_job_runs_total counter');
   });
 });
