@@ -29,7 +29,8 @@ export const JOBS: readonly Job[] = [
     schedule: '0 * * * * *',
     run: async (deps, now) => ({ processed: (await deps.keys.rotate(now)) === 'none' ? 0 : 1 }),
   },
-  { name: 'purge', schedule: '0 17 * * * *', run: (deps, now) => purgeExpired(deps, now) },
+  // Often enough that each kind's delete stays small (the replay cache fills with every assertion mint).
+  { name: 'purge', schedule: '17 */5 * * * *', run: (deps, now) => purgeExpired(deps, now) },
   // Grants judged on signals that changed, went stale or expired since: policy may refuse what it
   // allowed. The signal hook does this at once; this sweep is what makes it certain.
   { name: 'reevaluate-grants', schedule: '*/5 * * * * *', run: (deps, now) => reevaluateDueGrants(deps, now) },
