@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { expireGrants } from '../../src/grants/expire-grants.job.js';
+import { flushPendingAudit } from '../../src/audit/audit-outbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ManualClock } from '../../src/lib/clock.js';
 
@@ -53,6 +54,11 @@ describe('three broker processes sweeping one Postgres', () => {
     expect(await count(sql`select count(*) as n from security_events`)).toBe(GRANTS);
     expect(await count(sql`select count(*) as n from webhook_deliveries`)).toBe(GRANTS);
     expect(await count(sql`select count(*) as n from security_events e join grants g on g.id = e.grant_id where g.status <> 'expired'`)).toBe(0);
+    // One audit event per grant, once the sealer has chained what the sweeps staged.
+    await flushPendingAudit(database.db, at);
+    expect(await count(sql`select count(*) as n from audit_pending`)).toBe(0);
+    expect(await count(sql`select count(*) as n from audit_events where action = 'grant.expired'`)).toBe(GRANTS);
+    expect(await count(sql`select count(distinct target_id) as n from audit_events where action = 'grant.expired' and actor = 'system:expiry'`)).toBe(GRANTS);
     // A second round finds nothing left to do.
     expect((await Promise.all(pools.map((db) => expireGrants({ db, clock }, at)))).map((r) => r.processed)).toEqual([0, 0, 0]);
   });
@@ -75,5 +81,9 @@ describe('three broker processes sweeping one Postgres', () => {
     // Its transaction rolled back: the next sweep ends those grants, with their events.
     expect((await expireGrants({ db: pools[1]!, clock }, at)).processed).toBe(100);
     expect(await count(sql`select count(*) as n from security_events`)).toBe(200);
+    // The victim's staged audit events rolled back with it: one per grant, none twice.
+    await flushPendingAudit(database.db, at);
+    expect(await count(sql`select count(distinct target_id) as n from audit_events where action = 'grant.expired' and target_id in (select id::text from grants)`)).toBe(200);
+    expect(await count(sql`select count(*) as n from audit_events where action = 'grant.expired' and target_id in (select id::text from grants)`)).toBe(200);
   });
 });
