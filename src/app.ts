@@ -42,7 +42,7 @@ export function createApp(deps: Deps): express.Express {
   app.use(introspectRoutes(deps));
   app.use(revokeRoutes(deps));
   app.use(statusListRoutes(deps));
-  app.use(metricsRoutes());
+  app.use(metricsRoutes(deps));
   // Admin routes authenticate and check the role before they parse a body of their own.
   app.use('/v1/admin', configRoutes(deps));
   app.use('/v1/admin', decisionRoutes(deps));

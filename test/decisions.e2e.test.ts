@@ -245,7 +245,7 @@ describe('continuous authorization', () => {
   });
 
   it('a grant whose signal went stale is swept; a new policy version re-evaluates after a dry run', async () => {
-    const { reevaluateStaleGrants } = await import('../src/decisions/reevaluation.js');
+    const { reevaluateDueGrants } = await import('../src/decisions/reevaluation.js');
     // The grant is decided on an observation already 800 s old (max age 900 s). Time only moves
     // forward here, so that observation is the newest one about the runner.
     broker.clock.advance(1000);
@@ -253,9 +253,9 @@ describe('continuous authorization', () => {
     const stale = await deploy();
     expect(stale.status).toBe(201);
     broker.clock.advance(50);
-    expect((await reevaluateStaleGrants(broker.deps, now())).detail.revoked).toBe(0); // not stale yet
+    expect((await reevaluateDueGrants(broker.deps, now())).detail.revoked).toBe(0); // not stale yet
     broker.clock.advance(150);
-    const swept = await reevaluateStaleGrants(broker.deps, now());
+    const swept = await reevaluateDueGrants(broker.deps, now());
     expect(swept.detail.revoked).toBeGreaterThanOrEqual(1);
     expect((await broker.database.db.selectFrom('grants').select('status').where('id', '=', stale.body.grant_id).executeTakeFirstOrThrow()).status).toBe('revoked');
 
@@ -265,7 +265,7 @@ describe('continuous authorization', () => {
     broker.clock.advance(150);
     await trust('trusted');
     broker.clock.advance(100);
-    await reevaluateStaleGrants(broker.deps, now());
+    await reevaluateDueGrants(broker.deps, now());
     expect((await broker.database.db.selectFrom('grants').select('status').where('id', '=', kept.body.grant_id).executeTakeFirstOrThrow()).status).toBe('active');
 
     await trust('trusted');

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { expireGrants } from '../../src/grants/expire-grants.job.js';
 import type { Database } from '../../src/db/database.js';
 import { flushPendingAudit } from '../../src/audit/audit-outbox.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { msSince } from '../lib/stats.js';
 import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 
@@ -11,7 +12,7 @@ import { BENCH_AUDIENCE, BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
  * same transaction. The bench times it at several batch sizes.
  */
 async function sweep(db: Database, now: Date, batch: number): Promise<{ expired: number; statements: number }> {
-  const { processed } = await expireGrants({ db }, now, batch);
+  const { processed } = await expireGrants({ db, clock: systemClock }, now, batch);
   return { expired: processed, statements: Math.ceil(processed / batch) + 1 };
 }
 

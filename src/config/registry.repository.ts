@@ -5,6 +5,7 @@ import type { ConfigDocument, IssuerSpec, TaskSpec, WorkloadSpec } from './spec.
 import { recordAudit } from '../audit/audit-outbox.js';
 import { policySetVersion } from '../policy/index.js';
 import { documentPolicyInput } from './load-folder.js';
+import { revokeGrantsOutsideRegistry } from '../grants/registry-revocations.js';
 
 const CONFIG_REASON = 'configuration applied';
 const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
@@ -64,6 +65,7 @@ export async function recordRegistryEdit(
     })
     .returning('id')
     .executeTakeFirstOrThrow();
+  await revokeGrantsOutsideRegistry(trx, actor, now);
   await bumpRegistryEpoch(trx);
   return version.id;
 }
@@ -77,8 +79,9 @@ export interface ApplyResult {
 /**
  * Applies a configuration document atomically as one version: every issuer, task and workload in it is
  * upserted; issuers and tasks not in it are deleted; workloads not in it are retired (history keeps
- * pointing at them). A workload an admin suspended stays suspended. Applying the same content again
- * changes nothing.
+ * pointing at them). A workload an admin suspended stays suspended. Active grants the new version no
+ * longer stands behind (workload suspended or retired, task or issuer gone) are revoked in the same
+ * transaction. Applying the same content again changes nothing.
  */
 export async function applyConfigDocument(
   db: Database,
@@ -169,6 +172,7 @@ export async function applyConfigDocument(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    const revoked = await revokeGrantsOutsideRegistry(trx, actor, now);
     await bumpRegistryEpoch(trx);
     await recordAudit(
       trx,
@@ -178,7 +182,7 @@ export async function applyConfigDocument(
         outcome: 'success',
         target_type: 'config_version',
         target_id: version.id,
-        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file) },
+        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file), revoked_grants: revoked.length },
       },
       now,
     );

@@ -137,13 +137,27 @@ export const taskSpec = z
     workloads: z.array(z.string().min(1)).min(1),
     /** How many times a token may be used (counted by introspection and use reports); absent = unlimited. */
     max_uses: z.number().int().positive().optional(),
-    delegation: z.strictObject({ allowed: z.boolean().default(false), max_depth: z.number().int().min(1).max(5).default(1) }).default({ allowed: false, max_depth: 1 }),
+    /**
+     * Whether a holder may exchange its token for a narrower child (RFC 8693 delegation), how many steps
+     * deep, and which number parameters a child may lower (limits, like a refund's `amount`); every other
+     * parameter of a child equals its parent's.
+     */
+    delegation: z
+      .strictObject({
+        allowed: z.boolean().default(false),
+        max_depth: z.number().int().min(1).max(5).default(1),
+        narrowable: z.array(z.string()).optional(),
+      })
+      .default({ allowed: false, max_depth: 1 }),
     /** Step-up approval settings; absent means DEFAULT_APPROVAL (stored documents stay as written). */
     approval: approvalSpec.optional(),
   })
   .superRefine((v, ctx) => {
     if (v.default_ttl_seconds > v.max_ttl_seconds) {
       ctx.addIssue({ code: 'custom', path: ['default_ttl_seconds'], message: 'must not exceed max_ttl_seconds' });
+    }
+    for (const [i, p] of (v.delegation.narrowable ?? []).entries()) {
+      if (v.params[p]?.type !== 'number') ctx.addIssue({ code: 'custom', path: ['delegation', 'narrowable', i], message: `"${p}" is not a number parameter of this task` });
     }
   });
 export type TaskSpec = z.infer<typeof taskSpec>;

@@ -28,5 +28,7 @@ export interface EventTables {
     last_error: string | null;
     created_at: Date;
     delivered_at: Date | null;
+    /** 0 for a revocation, 1 for other ends: claimed in that order. */
+    priority: ColumnType<number, number | undefined, number>;
   };
 }

@@ -21,7 +21,7 @@ export async function createSubscription(db: Database, input: { url: string; aud
 }
 
 /**
- * Leases up to `limit` due deliveries: counts the attempt and pushes `next_attempt_at` past the lease,
+ * Leases up to `limit` due deliveries, revocations first: counts the attempt and pushes `next_attempt_at` past the lease,
  * in one statement over rows no other replica holds. A replica that dies mid-delivery leaves the row to
  * be retried when the lease runs out, never stuck.
  */
@@ -32,7 +32,7 @@ export async function claimDueDeliveries(db: Database, now: Date, limit: number,
       update webhook_deliveries d set attempts = d.attempts + 1, next_attempt_at = ${leaseUntil}
       where d.id in (
         select id from webhook_deliveries where status = 'pending' and next_attempt_at <= ${now}
-        order by next_attempt_at limit ${limit} for update skip locked)
+        order by priority, next_attempt_at limit ${limit} for update skip locked)
       returning d.id, d.attempts, d.event_id, d.subscription_id
     )
     select c.id, c.attempts, c.event_id, e.created_at as event_created_at, e.data, s.url, s.audience
@@ -52,4 +52,12 @@ export async function markAttemptFailed(db: Database, id: string, error: string,
     .where('id', '=', id)
     .where('status', '=', 'pending')
     .execute();
+}
+
+/** Deliveries kept as failed after their last attempt, and deliveries waiting: across every replica. */
+export async function countDeliveries(db: Database): Promise<{ failed: number; pending: number }> {
+  const { rows } = await sql<{ failed: number; pending: number }>`
+    select (select count(*) from webhook_deliveries where status = 'failed')::int as failed,
+      (select count(*) from webhook_deliveries where status = 'pending')::int as pending`.execute(db);
+  return rows[0]!;
 }

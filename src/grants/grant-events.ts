@@ -66,16 +66,17 @@ export async function recordGrantsEnded(trx: Database, grants: GrantRow[], now: 
       event_timestamp: Math.floor((g.ended_at ?? now).getTime() / 1000),
     } satisfies GrantEndedData,
   }));
-  // One statement: the events, then a delivery per subscriber, whatever the batch size.
+  // One statement: the events, then a delivery per subscriber, whatever the batch size. Revocations
+  // go first (priority 0): a receiver must act on them, while an expiry only confirms what exp said.
   await sql`
     with ev as (
       insert into security_events (grant_id, type, data, created_at)
       select r.grant_id, ${CAEP_SESSION_REVOKED}, r.data, ${now}
       from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(grant_id uuid, data jsonb)
-      returning id
+      returning id, data->>'status' as status
     )
-    insert into webhook_deliveries (event_id, subscription_id, status, attempts, next_attempt_at, created_at)
-    select ev.id, s.id, 'pending', 0, ${now}, ${now}
+    insert into webhook_deliveries (event_id, subscription_id, status, attempts, next_attempt_at, created_at, priority)
+    select ev.id, s.id, 'pending', 0, ${now}, ${now}, case when ev.status = 'revoked' then 0 else 1 end
     from ev cross join webhook_subscriptions s
     where s.disabled_at is null`.execute(trx);
   for (const r of rows) grantsEnded.inc({ status: r.data.status, initiating_entity: r.data.initiating_entity });

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { CompiledTask } from '../config/registry.js';
 import { conflict, forbidden, invalidRequest, notFound, TesseraError } from '../lib/errors.js';
 import { fieldIssues } from '../lib/validation.js';
-import { recordDecision } from '../decisions/decision.repository.js';
+import { recordDecision, type DecisionContext } from '../decisions/decision.repository.js';
 import { findGrant, type GrantRow } from './grant.repository.js';
 import { endGrants } from './end-grants.js';
 import { mintGrant } from './mint-grant.js';
@@ -77,6 +77,36 @@ export function taskNamed(deps: Pick<GrantDeps, 'registry'>, name: string): Comp
   return task;
 }
 
+/** The requested scopes (all of `allowed` when none are named), or a 400 naming those outside `allowed`. */
+export function scopesWithin(allowed: string[], requested: string[] | undefined, what: string): string[] {
+  const scopes = requested?.length ? requested : allowed;
+  const extra = scopes.filter((s) => !allowed.includes(s));
+  if (extra.length) {
+    throw new TesseraError(400, 'invalid_scope', `Scopes outside ${what}: ${extra.join(' ')}.`, {
+      issues: [{ field: 'scope', reason: `not granted by ${what}: ${extra.join(' ')}` }],
+    });
+  }
+  return scopes;
+}
+
+/** A 400 unless the requested audience (if any) and TTL (if any) fit the task. */
+export function checkAudienceAndTtl(task: CompiledTask, audience: string | undefined, ttlSeconds: number | undefined): void {
+  if (audience !== undefined && audience !== task.spec.audience) {
+    throw new TesseraError(400, 'invalid_target', `Task ${task.spec.name} is for audience ${task.spec.audience}.`, {
+      issues: [{ field: 'audience', reason: `must be ${task.spec.audience}` }],
+    });
+  }
+  if (ttlSeconds !== undefined && ttlSeconds > task.spec.max_ttl_seconds) {
+    throw invalidRequest('Requested TTL is too long.', [{ field: 'ttl_seconds', reason: `at most ${task.spec.max_ttl_seconds} for task ${task.spec.name}` }]);
+  }
+}
+
+/** Records a refused decision, then throws the 403 that carries its id and the reasons the caller may see. */
+export async function refuse(deps: Pick<GrantDeps, 'db'>, decision: Decision, record: DecisionContext): Promise<never> {
+  await deps.db.transaction().execute((trx) => recordDecision(trx, decision, record));
+  throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
+}
+
 /**
  * The grant use case: validate the request against its task, decide, and mint. The token leaves only
  * after its grant row is committed; a step-up opens an approval request bound to this one action; a
@@ -85,23 +115,8 @@ export function taskNamed(deps: Pick<GrantDeps, 'registry'>, name: string): Comp
 export async function requestGrant(deps: GrantDeps, principal: Principal, req: GrantRequest): Promise<GrantOutcome> {
   const task = taskNamed(deps, req.task);
   const params = parseTaskParams(task, req.params);
-  const scopes = req.scopes?.length ? req.scopes : task.spec.scopes;
-  const extraScopes = scopes.filter((s) => !task.spec.scopes.includes(s));
-  if (extraScopes.length) {
-    throw new TesseraError(400, 'invalid_scope', `Scopes outside task ${task.spec.name}: ${extraScopes.join(' ')}.`, {
-      issues: [{ field: 'scope', reason: `not granted by the task: ${extraScopes.join(' ')}` }],
-    });
-  }
-  if (req.audience !== undefined && req.audience !== task.spec.audience) {
-    throw new TesseraError(400, 'invalid_target', `Task ${task.spec.name} is for audience ${task.spec.audience}.`, {
-      issues: [{ field: 'audience', reason: `must be ${task.spec.audience}` }],
-    });
-  }
-  if (req.ttlSeconds !== undefined && req.ttlSeconds > task.spec.max_ttl_seconds) {
-    throw invalidRequest('Requested TTL is too long.', [
-      { field: 'ttl_seconds', reason: `at most ${task.spec.max_ttl_seconds} for task ${task.spec.name}` },
-    ]);
-  }
+  const scopes = scopesWithin(task.spec.scopes, req.scopes, `task ${task.spec.name}`);
+  checkAudienceAndTtl(task, req.audience, req.ttlSeconds);
 
   const now = deps.clock.now();
   const purpose = req.purpose ?? null;
@@ -110,10 +125,7 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
   const request = { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, audience: req.audience ?? null };
   const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: req.requestId, request, now, ttlSeconds: null, grantId: null };
-  if (decision.outcome === 'deny') {
-    await deps.db.transaction().execute((trx) => recordDecision(trx, decision, record));
-    throw forbidden('The request was denied.', { decision_id: decision.id, reasons: decision.reasons });
-  }
+  if (decision.outcome === 'deny') return refuse(deps, decision, record);
   if (decision.outcome === 'step_up') {
     const approval = await requestApproval(deps, { principal, task, params, purpose, decision, record });
     return { kind: 'pending', approval, decision };
@@ -122,12 +134,16 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   return { kind: 'issued', ...issued };
 }
 
-/** The holder ends its own grant because its task is done. Idempotent for a grant already completed. */
+/**
+ * The holder ends its own grant because its task is done. Its delegated children complete with it: they
+ * were narrower slices of the same task, and a tool must not keep acting for a task that is over.
+ * Idempotent for a grant already completed.
+ */
 export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
   const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
-  const [ended] = await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: false });
+  const ended = (await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: true })).find((g) => g.id === grantId);
   if (ended) return ended;
   const current = await findGrant(deps.db, grantId);
   if (current?.status === 'completed') return current;

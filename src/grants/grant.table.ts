@@ -28,6 +28,9 @@ export interface GrantTables {
     identity: ColumnType<Record<string, unknown>, string, string>;
     status_idx: ColumnType<number | null, number | null | undefined, number | null>;
     end_decision_id: ColumnType<string | null, string | null | undefined, string | null>;
+    /** The decision of the latest re-evaluation (null until there was one) and when it ran. */
+    reevaluation_decision_id: ColumnType<string | null, string | null | undefined, string | null>;
+    reevaluated_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   };
   status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
   resource_servers: {

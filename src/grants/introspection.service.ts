@@ -2,10 +2,8 @@ import type { JWTPayload } from 'jose';
 import type { Database } from '../db/database.js';
 import type { KeyStore } from '../keys/keystore.js';
 import type { Clock } from '../lib/clock.js';
-import { sha256Hex } from '../lib/hash.js';
-import { findGrant } from './grant.repository.js';
 import { recordGrantUse } from './grant-use.js';
-import { verifyOwnAccessToken } from './own-token.js';
+import { liveGrantOf, verifyOwnAccessToken } from './own-token.js';
 import type { ResourceServer } from './resource-servers.js';
 
 interface IntrospectionDeps {
@@ -35,8 +33,8 @@ export async function introspect(deps: IntrospectionDeps, token: string, rs: Res
   const audiences = [claims.aud ?? []].flat();
   if (rs.audiences.length > 0 && !audiences.some((a) => rs.audiences.includes(a))) return INACTIVE;
   const now = deps.clock.now();
-  const grant = await findGrant(deps.db, String(claims.jti));
-  if (!grant || grant.token_sha256 !== sha256Hex(token) || grant.status !== 'active' || grant.expires_at <= now) return INACTIVE;
+  const grant = await liveGrantOf(deps, claims, token, now);
+  if (!grant) return INACTIVE;
   // Every introspection is a use of the token, counted and audited; with a use limit, it spends one.
   const used = await recordGrantUse(deps.db, grant.id, { by: `rs:${rs.name}`, via: 'introspection' }, now);
   if (!used) return INACTIVE;

@@ -3,7 +3,7 @@ import type { CompiledTask } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
 import type { Decision } from '../decisions/decider.js';
 import type { GrantDeps, IssuedGrant } from './grant.service.js';
-import { forbidden } from '../lib/errors.js';
+import { forbidden, TesseraError, unavailable } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import { sha256Hex } from '../lib/hash.js';
 import { accessTokenClaims } from './access-token.js';
@@ -12,7 +12,7 @@ import { usageRows } from '../decisions/history.js';
 import { pendingAuditRows } from '../audit/audit-outbox.js';
 import type { AuditEventInput } from '../audit/audit-event.js';
 import type { NewGrant } from './grant.repository.js';
-import { insertMint } from './mint.repository.js';
+import { insertMint, type MintOutcome } from './mint.repository.js';
 import { grantsMinted } from './grant.metrics.js';
 import { statusListUri } from './status-list.service.js';
 
@@ -36,18 +36,72 @@ export interface MintInput {
    * redeem): throwing rolls the decision and grant back, and no token leaves.
    */
   inTransaction?: (trx: Database, grant: NewGrant) => Promise<void>;
+  /** A delegated child: its parent (which must still be active when the insert commits) and its actor. */
+  delegation?: Delegation | undefined;
+}
+
+/** What a delegated child carries beyond an ordinary grant. */
+export interface Delegation {
+  parentId: string;
+  /** The RFC 8693 `act` claim: who acts now, with the chain of earlier actors nested inside. */
+  act: Record<string, unknown>;
+  /** The actor's proven identity, kept with the grant (its token only as a hash). */
+  actor: Record<string, unknown> | null;
+}
+
+/** Why a write that inserted nothing was refused, as the caller sees it. */
+function refusal(outcome: Exclude<MintOutcome, 'inserted'>, workloadId: string): TesseraError {
+  if (outcome === 'parent_ended') return new TesseraError(400, 'invalid_grant', 'The parent grant is no longer active.');
+  if (outcome === 'key_revoked') return unavailable('the signing key was revoked again right after a key reload');
+  return forbidden('The request was denied.', undefined, `workload ${workloadId} is no longer active`);
 }
 
 /**
  * Mints a grant: signs the token, then commits decision, grant, usage and audit events together. The
- * token is returned only after the commit.
+ * token is returned only after the commit. If another replica revoked the signing key since this one
+ * last loaded its keys, the write refuses it: the keys are reloaded and the token signed again, once.
  */
 export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintInput): Promise<IssuedGrant> {
   const now = deps.clock.now();
-  const { task, params, scopes, decision } = m;
   const grantId = newId();
-  const expiresAt = new Date(now.getTime() + m.ttlSeconds * 1000);
   const statusIdx = await deps.statusIndexes.next();
+  const context = decisionContext(principal, m, grantId, now);
+  for (let attempt = 1; ; attempt++) {
+    const { token, grant, minted } = signGrant(deps, principal, m, { grantId, statusIdx, now });
+    const outcome = await persist(deps, m, grant, [
+      { table: 'decisions', rows: [decisionRow(m.decision, context)] },
+      { table: 'usage_baseline', rows: usageRows(principal.workload.id, m.task.spec.name, m.params, now), ignoreConflicts: true },
+      { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(m.decision, context), minted], now) },
+    ]);
+    if (outcome === 'inserted') {
+      grantsMinted.inc({ task: m.task.spec.name });
+      return {
+        token,
+        expiresIn: m.ttlSeconds,
+        decision: m.decision,
+        grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0, reevaluation_decision_id: null, reevaluated_at: null },
+      };
+    }
+    if (outcome !== 'key_revoked' || attempt > 1) throw refusal(outcome, principal.workload.id);
+    await deps.keys.refresh();
+  }
+}
+
+const decisionContext = (principal: Principal, m: MintInput, grantId: string, now: Date) => ({
+  workloadId: principal.workload.id,
+  task: m.task.spec.name,
+  requestId: m.requestId,
+  request: m.request,
+  now,
+  ttlSeconds: m.ttlSeconds,
+  grantId,
+});
+
+/** Signs the token with the current key and builds the grant row and its audit event around it. */
+function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { grantId: string; statusIdx: number; now: Date }) {
+  const { task, params, scopes, decision } = m;
+  const { grantId, statusIdx, now } = ids;
+  const expiresAt = new Date(now.getTime() + m.ttlSeconds * 1000);
   const { token, kid } = deps.keys.sign(
     'at+jwt',
     accessTokenClaims({
@@ -61,6 +115,7 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
       issuedAt: now,
       expiresAt,
       decisionId: decision.id,
+      act: m.delegation?.act,
       status: { idx: statusIdx, uri: statusListUri(deps.issuer) },
     }),
   );
@@ -76,15 +131,20 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
     expires_at: expiresAt,
     decision_id: decision.id,
     approval_id: m.approvalId ?? null,
-    parent_id: null,
+    parent_id: m.delegation?.parentId ?? null,
     max_uses: m.maxUses === undefined ? (task.spec.max_uses ?? null) : m.maxUses,
     cnf_jkt: null,
     kid,
     token_sha256: sha256Hex(token),
-    identity: { method: principal.method, issuer: principal.issuer, subject: principal.subject, token_sha256: principal.tokenSha256 },
+    identity: {
+      method: principal.method,
+      issuer: principal.issuer,
+      subject: principal.subject,
+      token_sha256: principal.tokenSha256,
+      ...(m.delegation && { actor: m.delegation.actor }),
+    },
     status_idx: statusIdx,
   };
-  const decisionContext = { workloadId: principal.workload.id, task: task.spec.name, requestId: m.requestId, request: m.request, now, ttlSeconds: m.ttlSeconds, grantId };
   const minted: AuditEventInput = {
     actor: `workload:${principal.workload.id}`,
     action: 'grant.minted',
@@ -99,35 +159,25 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
       expires_at: expiresAt.toISOString(),
       decision_id: decision.id,
       ...(m.approvalId && { approval_id: m.approvalId }),
+      ...(m.delegation && { parent_id: m.delegation.parentId, act: m.delegation.act }),
       kid,
       token_sha256: grant.token_sha256,
       identity: grant.identity,
     },
   };
-  // Decision, grant, usage and audit events are written by one statement, all or nothing (one round
-  // trip instead of seven); nothing is written if the workload was suspended meanwhile. A hook that
-  // must commit with them (an approval's redeem) gets a transaction around both.
+  return { token, grant, minted };
+}
+
+/**
+ * Decision, grant, usage and audit events are written by one statement, all or nothing (one round
+ * trip instead of seven). A hook that must commit with them (an approval's redeem) gets a transaction
+ * around both, and runs only if the statement inserted.
+ */
+async function persist(deps: GrantDeps, m: MintInput, grant: NewGrant, extra: Parameters<typeof insertMint>[2]): Promise<MintOutcome> {
   const write = async (db: Database) => {
-    const inserted = await insertMint(db, grant, [
-      { table: 'decisions', rows: [decisionRow(decision, decisionContext)] },
-      { table: 'usage_baseline', rows: usageRows(principal.workload.id, task.spec.name, params, now), ignoreConflicts: true },
-      { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(decision, decisionContext), minted], now) },
-    ]);
-    if (!inserted) throw forbidden('The request was denied.', undefined, `workload ${principal.workload.id} is no longer active`);
+    const outcome = await insertMint(db, grant, extra);
+    if (outcome === 'inserted' && m.inTransaction) await m.inTransaction(db, grant);
+    return outcome;
   };
-  if (m.inTransaction) {
-    await deps.db.transaction().execute(async (trx) => {
-      await write(trx);
-      await m.inTransaction!(trx, grant);
-    });
-  } else {
-    await write(deps.db);
-  }
-  grantsMinted.inc({ task: task.spec.name });
-  return {
-    token,
-    expiresIn: m.ttlSeconds,
-    decision,
-    grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0 },
-  };
+  return m.inTransaction ? deps.db.transaction().execute(write) : write(deps.db);
 }

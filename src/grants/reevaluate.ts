@@ -1,38 +1,53 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Logger } from 'pino';
+import { retryOnDeadlock } from '../lib/retry.js';
 import type { GrantRow } from './grant.repository.js';
-import { revokeGrants } from './revocation.service.js';
+import { endGrantsInTransaction } from './end-grants.js';
+import { dueCondition, type DueSignals } from './reevaluation-due.js';
 
-/** Which active grants to re-evaluate: those of one workload, or whose identity subject is `subject`. */
+/** Which active grants to re-evaluate: every one (a new policy version), one workload's, or those due. */
 export interface ReevaluationFilter {
   workloadId?: string;
-  subject?: string;
-  /** Grants whose decision read a signal about this subject (a workload, host, issuer, or '*'). */
-  signalSubject?: string;
+  /** Only grants whose latest decision is out of date with the signals (see dueCondition). */
+  due?: DueSignals;
 }
 
-/** The policy's answer for one active grant, now; `decisionId` links the revocation to its decision. */
-export type GrantDecide = (grant: GrantRow) => Promise<{ allowed: boolean; reason: string; decisionId: string | null }>;
+/** The policy's answer for one active grant, now. */
+export interface Verdict {
+  allowed: boolean;
+  reason: string;
+  /** The decision behind the verdict: the revocation links to it, and the grant remembers it. */
+  decisionId: string | null;
+  /** Records that decision inside the re-evaluation's transaction; never called in a dry run. */
+  record?: (trx: Database) => Promise<void>;
+}
+
+export type GrantDecide = (grant: GrantRow, now: Date) => Promise<Verdict>;
 
 export interface ReevaluationResult {
   evaluated: number;
   /** Grants revoked (or, in a dry run, that would be), with why; cascaded children included. */
   revoked: Array<{ grant_id: string; reason: string; decision_id: string | null; cascaded: boolean }>;
-  /** Grants whose decision failed: left active, counted, logged. */
+  /** Grants whose decision failed: left active (and due), counted, logged. */
   failed: Array<{ grant_id: string; error: string }>;
   dry_run: boolean;
 }
 
-/** Active grants read per page; decisions run one grant at a time between pages. */
-const PAGE_SIZE = 200;
+/**
+ * Grants per transaction. Their rows stay locked while they are decided (a few milliseconds each),
+ * which holds up an introspection of the same grant for at most that long.
+ */
+const PAGE_SIZE = 20;
 
 /**
- * Continuous authorization: asks `decide` about every active grant the filter picks and revokes
- * those it no longer allows, with the decision's reason and id (a new policy version passes no
- * filter; a signal about a workload or subject passes one). A decision that throws leaves its grant
- * active: a broken policy engine must not become a kill switch. The revocation itself is conditional,
- * so a grant that expired or was revoked meanwhile is left alone.
+ * Continuous authorization: asks `decide` about every active grant the filter picks, records each
+ * decision with the grant's re-evaluation mark, and revokes (with children) those no longer allowed,
+ * linked to the decision that refused them. Each page is one transaction over rows locked FOR UPDATE,
+ * and the due sweep skips rows another replica holds: of several replicas (and the signal hook) each
+ * grant is decided once and gets one decision, one end and one event. A decision that throws leaves
+ * its grant active and due: a broken policy engine must not become a kill switch. A dry run locks,
+ * records and revokes nothing.
  */
 export async function reevaluateActiveGrants(
   deps: { db: Database; log?: Logger },
@@ -44,40 +59,61 @@ export async function reevaluateActiveGrants(
   const result: ReevaluationResult = { evaluated: 0, revoked: [], failed: [], dry_run: options.dryRun ?? false };
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    let q = deps.db.selectFrom('grants').selectAll().where('status', '=', 'active').where('expires_at', '>', now).where('id', '>', after);
-    if (filter.workloadId !== undefined) q = q.where('workload_id', '=', filter.workloadId);
-    if (filter.subject !== undefined) q = q.where((eb) => eb(eb.ref('identity', '->>').key('subject'), '=', filter.subject!));
-    if (filter.signalSubject !== undefined) {
-      const used = JSON.stringify([{ subject: filter.signalSubject }]);
-      q = q.where(sql<boolean>`exists (select 1 from decisions d where d.id = grants.decision_id and d.signals->'used' @> ${used}::jsonb)`);
-    }
-    const page = await q.orderBy('id').limit(PAGE_SIZE).execute();
-    for (const grant of page) {
-      result.evaluated++;
-      let verdict;
-      try {
-        verdict = await decide(grant);
-      } catch (err) {
-        result.failed.push({ grant_id: grant.id, error: (err as Error).message });
-        deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, 're-evaluation failed; grant left active');
-        continue;
-      }
-      if (verdict.allowed) continue;
-      if (result.dry_run) {
-        result.revoked.push({ grant_id: grant.id, reason: verdict.reason, decision_id: verdict.decisionId, cascaded: false });
-        continue;
-      }
-      const revoked = await revokeGrants(
-        deps.db,
-        { grantIds: [grant.id] },
-        { actor: options.actor ?? 'policy:reevaluation', reason: verdict.reason, decisionId: verdict.decisionId },
-        now,
-      );
-      for (const g of revoked) {
-        result.revoked.push({ grant_id: g.id, reason: g.end_reason ?? verdict.reason, decision_id: g.end_decision_id, cascaded: g.id !== grant.id });
-      }
-    }
+    const page = result.dry_run
+      ? await decidePage(deps, deps.db, filter, decide, now, after, result, options)
+      : await retryOnDeadlock(() => deps.db.transaction().execute((trx) => decidePage(deps, trx, filter, decide, now, after, result, options)));
     if (page.length < PAGE_SIZE) return result;
     after = page[page.length - 1]!.id;
   }
+}
+
+async function decidePage(
+  deps: { log?: Logger },
+  db: Database,
+  filter: ReevaluationFilter,
+  decide: GrantDecide,
+  now: Date,
+  after: string,
+  result: ReevaluationResult,
+  options: { dryRun?: boolean; actor?: string },
+): Promise<GrantRow[]> {
+  const lock = result.dry_run ? sql`` : filter.due ? sql`for update of g skip locked` : sql`for update of g`;
+  const { rows: page } = await sql<GrantRow>`
+    select g.* from grants g
+    where g.status = 'active' and g.expires_at > ${now} and g.id > ${after}
+      ${filter.workloadId !== undefined ? sql`and g.workload_id = ${filter.workloadId}` : sql``}
+      ${filter.due ? sql`and ${dueCondition(filter.due, now)}` : sql``}
+    order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
+  const revoked: ReevaluationResult['revoked'] = [];
+  const failed: ReevaluationResult['failed'] = [];
+  for (const grant of page) {
+    let verdict: Verdict;
+    try {
+      verdict = await decide(grant, now);
+    } catch (err) {
+      failed.push({ grant_id: grant.id, error: (err as Error).message });
+      deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, 're-evaluation failed; grant left active');
+      continue;
+    }
+    if (result.dry_run) {
+      if (!verdict.allowed) revoked.push({ grant_id: grant.id, reason: verdict.reason, decision_id: verdict.decisionId, cascaded: false });
+      continue;
+    }
+    await verdict.record?.(db);
+    await db
+      .updateTable('grants')
+      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId }) })
+      .where('id', '=', grant.id)
+      .execute();
+    if (verdict.allowed) continue;
+    const end = { status: 'revoked' as const, by: options.actor ?? 'policy:reevaluation', reason: verdict.reason, at: now, decisionId: verdict.decisionId };
+    for (const g of await endGrantsInTransaction(db, { grantIds: [grant.id] }, end, { cascade: true })) {
+      revoked.push({ grant_id: g.id, reason: g.end_reason ?? verdict.reason, decision_id: g.end_decision_id, cascaded: g.id !== grant.id });
+    }
+  }
+  // Added at the end of the page, so a page aborted midway (and retried) is not counted twice.
+  result.evaluated += page.length;
+  result.revoked.push(...revoked);
+  result.failed.push(...failed);
+  return page;
 }

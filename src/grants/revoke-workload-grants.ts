@@ -1,7 +1,5 @@
 import type { Database } from '../db/database.js';
-import { endActiveGrants } from './grant.repository.js';
-import { recordGrantsEnded } from './grant-events.js';
-import { END_BATCH_SIZE } from './end-grants.js';
+import { endGrantsInTransaction } from './end-grants.js';
 
 /**
  * Ends every active grant of a workload (and their delegated children) as revoked, inside the caller's
@@ -10,11 +8,5 @@ import { END_BATCH_SIZE } from './end-grants.js';
  */
 export async function revokeActiveGrantsOfWorkload(trx: Database, workloadId: string, actor: string, reason: string, now: Date): Promise<string[]> {
   const end = { status: 'revoked' as const, by: actor, reason, at: now, decisionId: null };
-  const ids: string[] = [];
-  for (;;) {
-    const rows = await endActiveGrants(trx, { workloadId }, end, { cascade: true, limit: END_BATCH_SIZE, skipLocked: false });
-    await recordGrantsEnded(trx, rows, now);
-    ids.push(...rows.map((r) => r.id));
-    if (rows.length === 0) return ids;
-  }
+  return (await endGrantsInTransaction(trx, { workloadId }, end, { cascade: true })).map((r) => r.id);
 }

@@ -5,6 +5,7 @@ import { authContext, type Deps } from '../deps.js';
 import { authenticateWorkload } from '../identity/authenticate.js';
 import { completeGrant, requestGrant, type IssuedGrant } from '../grants/grant.service.js';
 import { verifyOwnAccessToken } from '../grants/own-token.js';
+import { delegateGrant } from '../grants/delegation.js';
 import { authenticationFailed, notFound } from '../lib/errors.js';
 import { parseOrThrow } from '../lib/validation.js';
 import { bearerToken } from './bearer.js';
@@ -15,6 +16,17 @@ const grantBody = z.strictObject({
   params: z.record(z.string(), z.unknown()).default({}),
   purpose: z.string().max(1024).optional(),
   ttl_seconds: z.number().int().positive().optional(),
+});
+
+/** A narrower child of the grant whose access token is the bearer (see delegateGrant). */
+const delegateBody = z.strictObject({
+  task: z.string().min(1).max(128).optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  scopes: z.array(z.string().min(1).max(256)).max(64).optional(),
+  purpose: z.string().max(1024).optional(),
+  ttl_seconds: z.number().int().positive().optional(),
+  /** The identity token of the workload (a tool) that will act with the child. */
+  actor_token: z.string().min(1).max(16_384).optional(),
 });
 
 /** The JSON shape of a minted grant, shared by every endpoint that mints. */
@@ -37,7 +49,7 @@ export const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-sto
 
 const uuid = z.uuid();
 
-/** Workload endpoints: ask for a grant, end one. */
+/** Workload endpoints: ask for a grant, delegate a narrower one, end one. */
 export function grantRoutes(deps: Deps): Router {
   const r = Router();
   r.post('/v1/grants', async (req, res) => {
@@ -56,6 +68,25 @@ export function grantRoutes(deps: Deps): Router {
       return;
     }
     noStore(res).status(201).json(grantResponse(outcome));
+  });
+
+  r.post('/v1/grants/:id/delegate', async (req, res) => {
+    const id = req.params.id;
+    if (!uuid.safeParse(id).success) throw notFound('Grant');
+    const body = parseOrThrow(delegateBody, req.body ?? {}, 'The delegation request');
+    const actor = body.actor_token ? await authenticateWorkload(body.actor_token, authContext(deps)) : undefined;
+    const issued = await delegateGrant(deps, {
+      subjectToken: bearerToken(req),
+      grantId: id,
+      actor,
+      task: body.task,
+      params: body.params,
+      scopes: body.scopes,
+      ttlSeconds: body.ttl_seconds,
+      purpose: body.purpose,
+      requestId: res.locals.requestId as string,
+    });
+    noStore(res).status(201).json({ ...grantResponse(issued), parent_id: id });
   });
 
   r.post('/v1/grants/:id/complete', async (req, res) => {

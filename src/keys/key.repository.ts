@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { KeyStatus } from './key.table.js';
+import { recordAudit } from '../audit/audit-outbox.js';
 
 export interface StoredKey {
   kid: string;
@@ -25,10 +26,11 @@ export async function listPublishedKeys(db: Database, now: Date): Promise<Stored
     .execute();
 }
 
-/** Inserts a new key in `status`; `current` fails on the one-current unique index if another replica won. */
+/** Inserts a new key in `status` (and audits it); `current` fails on the one-current unique index if another replica won. */
 export async function insertKey(
   db: Database,
   key: { kid: string; public_jwk: Record<string, unknown>; private_key_enc: string; status: KeyStatus },
+  by: KeyChange,
   now: Date,
 ): Promise<void> {
   await db
@@ -43,6 +45,7 @@ export async function insertKey(
       activated_at: key.status === 'current' ? now : null,
     })
     .execute();
+  await auditKeyState(db, key.kid, key.status, by, now);
 }
 
 /** Runs `fn` holding the key-management advisory lock, so replicas never race to create or rotate keys. */
@@ -64,11 +67,26 @@ export async function listKeysForUpdate(trx: Database): Promise<Array<StoredKey 
     .execute();
 }
 
-/** Moves a key to a new state; `retired` and `revoked` are only reached from `next`/`current`. */
+/** Who changed a key's state and why, for its audit event. */
+export interface KeyChange {
+  actor: string;
+  reason: string;
+}
+
+/**
+ * Stages the audit event of a key entering `status`, in the transaction that changed it: rotations and
+ * emergency revocations are security events of their own, whoever asked for them.
+ */
+export async function auditKeyState(trx: Database, kid: string, status: KeyStatus, by: KeyChange, now: Date, data: Record<string, unknown> = {}): Promise<void> {
+  await recordAudit(trx, { actor: by.actor, action: `signing_key.${status}`, outcome: 'success', target_type: 'signing_key', target_id: kid, data: { reason: by.reason, ...data } }, now);
+}
+
+/** Moves a key to a new state (and audits it); `retired` and `revoked` are only reached from `next`/`current`. */
 export async function setKeyStatus(
   trx: Database,
   kid: string,
   change: { status: 'current' } | { status: 'retired'; publishUntil: Date } | { status: 'revoked' },
+  by: KeyChange,
   now: Date,
 ): Promise<void> {
   const set =
@@ -78,6 +96,7 @@ export async function setKeyStatus(
         ? { status: 'retired' as const, retired_at: now, publish_until: change.publishUntil }
         : { status: 'revoked' as const, retired_at: now, publish_until: null };
   await trx.updateTable('signing_keys').set(set).where('kid', '=', kid).execute();
+  await auditKeyState(trx, kid, change.status, by, now, change.status === 'retired' ? { publish_until: change.publishUntil.toISOString() } : {});
 }
 
 /**

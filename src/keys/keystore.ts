@@ -3,7 +3,7 @@ import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { Database } from '../db/database.js';
 import type { Clock } from '../lib/clock.js';
 import type { Kek } from './kek.js';
-import { insertKey, listPublishedKeys, withKeyLock, type StoredKey } from './key.repository.js';
+import { insertKey, listPublishedKeys, withKeyLock, type KeyChange, type StoredKey } from './key.repository.js';
 import { signEs256 } from './jws.js';
 import { revokeKey, rotateKeys, type RotationStep, type RotationTiming } from './rotation.js';
 
@@ -46,7 +46,7 @@ export class KeyStore {
     await withKeyLock(this.db, async (trx) => {
       const keys = await listPublishedKeys(trx, this.clock.now());
       if (!keys.some((k) => k.status === 'current')) {
-        await insertKey(trx, { ...(await generateSigningKey(this.kek)), status: 'current' }, this.clock.now());
+        await insertKey(trx, { ...(await generateSigningKey(this.kek)), status: 'current' }, { actor: 'system:startup', reason: 'no current signing key' }, this.clock.now());
       }
     });
     await this.refresh();
@@ -60,8 +60,8 @@ export class KeyStore {
   }
 
   /** Emergency revocation of one key (see revokeKey); this replica stops using it at once. */
-  async revoke(kid: string, now: Date): Promise<{ changed: boolean; found: boolean }> {
-    const result = await revokeKey(this.db, this.kek, kid, now);
+  async revoke(kid: string, by: KeyChange, now: Date): Promise<{ changed: boolean; found: boolean }> {
+    const result = await revokeKey(this.db, this.kek, kid, by, now);
     await this.refresh();
     return result;
   }

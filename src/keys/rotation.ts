@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.js';
 import type { Kek } from './kek.js';
 import { generateSigningKey } from './keystore.js';
-import { extendRetiredKeys, insertKey, lastExpiryOfKey, listKeysForUpdate, setKeyStatus, withKeyLock } from './key.repository.js';
+import { extendRetiredKeys, insertKey, lastExpiryOfKey, listKeysForUpdate, setKeyStatus, withKeyLock, type KeyChange } from './key.repository.js';
 
 /** How long a key signs before the next one takes over. */
 export const KEY_ROTATION_INTERVAL_SECONDS = 24 * 3600;
@@ -31,6 +31,9 @@ export const DEFAULT_ROTATION: RotationTiming = {
 
 export type RotationStep = 'next_created' | 'rotated' | 'none';
 
+/** Rotation is the scheduler's routine, not anyone's decision. */
+const ROTATION: KeyChange = { actor: 'system:rotation', reason: 'scheduled rotation' };
+
 /**
  * One rotation step, under the key lock (one replica at a time): publish a next key if there is none;
  * when the current key is due and the next one has been published long enough, retire the current key
@@ -43,16 +46,16 @@ export async function rotateKeys(db: Database, kek: Kek, now: Date, t: RotationT
     const current = keys.find((k) => k.status === 'current');
     const next = keys.find((k) => k.status === 'next');
     if (!next) {
-      await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'next' }, now);
+      await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'next' }, ROTATION, now);
       return 'next_created';
     }
     const ms = (s: number) => s * 1000;
     const due = !current || (current.activated_at ?? current.created_at).getTime() + ms(t.intervalSeconds) <= now.getTime();
     const published = next.created_at.getTime() + ms(t.leadSeconds) <= now.getTime();
     if (!due || !published) return 'none';
-    if (current) await setKeyStatus(trx, current.kid, { status: 'retired', publishUntil: await publishUntil(trx, current.kid, now, t) }, now);
-    await setKeyStatus(trx, next.kid, { status: 'current' }, now);
-    await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'next' }, now);
+    if (current) await setKeyStatus(trx, current.kid, { status: 'retired', publishUntil: await publishUntil(trx, current.kid, now, t) }, ROTATION, now);
+    await setKeyStatus(trx, next.kid, { status: 'current' }, ROTATION, now);
+    await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'next' }, ROTATION, now);
     return 'rotated';
   });
 }
@@ -67,7 +70,7 @@ async function publishUntil(trx: Database, kid: string, now: Date, t: RotationTi
  * there is none) signs from now on, without waiting for its lead time: a compromised key is worse than
  * verifiers refetching JWKS on an unknown kid. Returns whether the key changed state.
  */
-export async function revokeKey(db: Database, kek: Kek, kid: string, now: Date): Promise<{ changed: boolean; found: boolean }> {
+export async function revokeKey(db: Database, kek: Kek, kid: string, by: KeyChange, now: Date): Promise<{ changed: boolean; found: boolean }> {
   return withKeyLock(db, async (trx) => {
     const keys = await listKeysForUpdate(trx);
     const key = keys.find((k) => k.kid === kid);
@@ -75,11 +78,12 @@ export async function revokeKey(db: Database, kek: Kek, kid: string, now: Date):
       const revoked = await trx.selectFrom('signing_keys').select('kid').where('kid', '=', kid).executeTakeFirst();
       return { changed: false, found: !!revoked };
     }
-    await setKeyStatus(trx, kid, { status: 'revoked' }, now);
+    await setKeyStatus(trx, kid, { status: 'revoked' }, by, now);
     if (key.status === 'current') {
+      const replaces = { actor: by.actor, reason: `replaces revoked key ${kid}` };
       const next = keys.find((k) => k.status === 'next');
-      if (next) await setKeyStatus(trx, next.kid, { status: 'current' }, now);
-      else await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'current' }, now);
+      if (next) await setKeyStatus(trx, next.kid, { status: 'current' }, replaces, now);
+      else await insertKey(trx, { ...(await generateSigningKey(kek)), status: 'current' }, replaces, now);
     }
     return { changed: true, found: true };
   });

@@ -1,6 +1,7 @@
 /**
  * A small Prometheus metrics registry (text exposition format 0.0.4): counters and histograms with
- * labels. Written here rather than taken as a dependency because the broker needs only these two.
+ * labels, and unlabelled gauges. Written here rather than taken as a dependency because the broker
+ * needs only these three.
  */
 
 export type Labels = Record<string, string>;
@@ -45,6 +46,29 @@ export class Counter implements Metric {
       `# TYPE ${this.name} counter`,
       ...[...this.#values.values()].map((e) => `${this.name}${labelText(e.labels)} ${e.value}`),
     ];
+  }
+}
+
+/** A value that goes up and down, set from its source of truth (e.g. the database) when scraped. */
+export class Gauge implements Metric {
+  #value: number | undefined;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  /** The value now; undefined when it could not be read, and then the gauge is left out of the scrape. */
+  set(value: number | undefined): void {
+    this.#value = value;
+  }
+
+  get(): number | undefined {
+    return this.#value;
+  }
+
+  render(): string[] {
+    if (this.#value === undefined) return [];
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, `${this.name} ${this.#value}`];
   }
 }
 
@@ -93,6 +117,10 @@ export class MetricsRegistry {
 
   counter(name: string, help: string): Counter {
     return this.#register(name, new Counter(name, help));
+  }
+
+  gauge(name: string, help: string): Gauge {
+    return this.#register(name, new Gauge(name, help));
   }
 
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {

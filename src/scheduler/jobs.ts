@@ -3,14 +3,14 @@ import { publishStatusList } from '../grants/status-list.service.js';
 import { deliverWebhooks } from '../events/deliver-webhooks.job.js';
 import { purgeExpired } from './jobs/purge.job.js';
 import type { Job } from './job.js';
-import { reevaluateStaleGrants } from '../decisions/reevaluation.js';
+import { reevaluateDueGrants } from '../decisions/reevaluation.js';
 import { expireApprovals } from '../approvals/expire-approvals.job.js';
 import { deliverApprovalWebhooks } from '../approvals/deliver-approval-webhooks.job.js';
 
 /**
  * The broker's jobs and their cadence (node-cron, with seconds). Every job is idempotent and safe on
  * every replica at once, so each replica schedules all of them; Postgres row locks share the work.
- * Signal arrival re-evaluates at once (in the ingest path); stale signals are swept here.
+ * Signal arrival re-evaluates at once (in the ingest path); the re-evaluation sweep makes it durable.
  */
 export const JOBS: readonly Job[] = [
   // Tokens stop verifying at exp by themselves; the sweep is for events, status list and lag.
@@ -29,7 +29,9 @@ export const JOBS: readonly Job[] = [
     schedule: '0 * * * * *',
     run: async (deps, now) => ({ processed: (await deps.keys.rotate(now)) === 'none' ? 0 : 1 }),
   },
-  { name: 'purge', schedule: '0 17 * * * *', run: (deps, now) => purgeExpired(deps, now) },
-  // A signal a grant relied on that went stale is absent now; policy may refuse what it allowed.
-  { name: 'reevaluate-stale', schedule: '*/15 * * * * *', run: (deps, now) => reevaluateStaleGrants(deps, now) },
+  // Often enough that each kind's delete stays small (the replay cache fills with every assertion mint).
+  { name: 'purge', schedule: '17 */5 * * * *', run: (deps, now) => purgeExpired(deps, now) },
+  // Grants judged on signals that changed, went stale or expired since: policy may refuse what it
+  // allowed. The signal hook does this at once; this sweep is what makes it certain.
+  { name: 'reevaluate-grants', schedule: '*/5 * * * * *', run: (deps, now) => reevaluateDueGrants(deps, now) },
 ];

@@ -1,6 +1,6 @@
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { VerificationError } from './errors.js';
-import { decodeStatusList, statusAt, type StatusList } from './status-list.js';
+import { decodeStatusList, statusAt, statusListSize, type StatusList } from './status-list.js';
 
 /** Where a token's status lives: the `status.status_list` claim. */
 export interface StatusReference {
@@ -26,6 +26,8 @@ const STATUS_FETCH_TIMEOUT_MS = 5_000;
 interface CachedList {
   list: StatusList;
   expiresAtMs: number;
+  /** Fetched because a token's index was past the end of the list before: it gets no second refetch. */
+  forRange?: boolean;
 }
 
 /**
@@ -63,13 +65,14 @@ export function createStatusListClient(options: StatusListClientOptions) {
     return { list, expiresAtMs };
   }
 
-  function fresh(uri: string): Promise<CachedList> {
+  function fresh(uri: string, forRange = false): Promise<CachedList> {
     let inFlight = pending.get(uri);
     if (!inFlight) {
       inFlight = load(uri)
         .then((entry) => {
-          cache.set(uri, entry);
-          return entry;
+          const kept = { ...entry, forRange };
+          cache.set(uri, kept);
+          return kept;
         })
         .finally(() => pending.delete(uri));
       pending.set(uri, inFlight);
@@ -77,17 +80,29 @@ export function createStatusListClient(options: StatusListClientOptions) {
     return inFlight;
   }
 
+  async function fetched(uri: string, forRange: boolean): Promise<CachedList> {
+    try {
+      return await fresh(uri, forRange);
+    } catch (cause) {
+      throw new VerificationError('status_unavailable', 'token status could not be checked', { cause });
+    }
+  }
+
   return {
-    /** The status value at `ref.idx`, from cache when still fresh by the injected clock. */
+    /**
+     * The status value at `ref.idx`, from cache when still fresh by the injected clock. A token minted
+     * after the cached list was published can have an index past its end: the list is fetched once
+     * more (one fetch for every verification that needs it), and only then does the check fail closed.
+     */
     async statusOf(ref: StatusReference): Promise<number> {
       let entry = cache.get(ref.uri);
+      let loadedNow = false;
       if (!entry || options.now().getTime() >= entry.expiresAtMs) {
-        try {
-          entry = await fresh(ref.uri);
-        } catch (cause) {
-          throw new VerificationError('status_unavailable', 'token status could not be checked', { cause });
-        }
+        entry = await fetched(ref.uri, false);
+        loadedNow = true;
       }
+      const outside = !Number.isSafeInteger(ref.idx) || ref.idx >= statusListSize(entry.list);
+      if (outside && !loadedNow && !entry.forRange) entry = await fetched(ref.uri, true);
       try {
         return statusAt(entry.list, ref.idx);
       } catch (cause) {

@@ -3,11 +3,16 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jos
 import { post } from '../support/broker.js';
 import { createVerifier, VerificationError } from '../../src/verify/index.js';
 import { reevaluateActiveGrants } from '../../src/grants/reevaluate.js';
+import { expireGrants } from '../../src/grants/expire-grants.job.js';
+import { revokeGrants } from '../../src/grants/revocation.service.js';
 import { publishStatusList, STATUS_LIST_TTL_SECONDS } from '../../src/grants/status-list.service.js';
 import { deliverWebhooks, MAX_ATTEMPTS, backoffSeconds } from '../../src/events/deliver-webhooks.job.js';
 import { webhookFailed } from '../../src/events/webhook.metrics.js';
 import { CAEP_SESSION_REVOKED } from '../../src/grants/grant-events.js';
 import { startLifecycleBroker, startReceiver, type Lifecycle } from './support.js';
+import { sql } from 'kysely';
+import { decodeStatusList, statusAt } from '../../src/verify/status-list.js';
+import { StatusIndexAllocator } from '../../src/grants/status-index.js';
 
 let t: Lifecycle;
 let rs: { client_id: string; client_secret: string };
@@ -123,10 +128,61 @@ describe('Token Status List', () => {
     expect((err as VerificationError).code).toBe('token_revoked');
   });
 
+  it('ended grants leave the list once their tokens have expired (plus a margin)', async () => {
+    const g = await t.mintDeploy(60);
+    const idx = (decodeJwt(g.token) as { status: { status_list: { idx: number } } }).status.status_list.idx;
+    await t.admin(`/grants/${g.id}/revoke`, { reason: 'status list test' });
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(1);
+    t.broker.clock.advance(60 + 299);
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(1);
+    t.broker.clock.advance(2);
+    expect(statusOf(await publishStatusList(t.broker.deps, now()), idx)).toBe(0);
+  });
+
+  it('past 16,384 grants, a token minted after the last publish is inside the list its verifier holds', async () => {
+    await jumpStatusIndexes(20_000);
+    await publishStatusList(t.broker.deps, now());
+    // Minted after the publish: the stored list (fresh, so served as is) must already cover its index.
+    const g = await t.mintDeploy();
+    const verifier = createVerifier({ issuer: t.broker.url, audience: 'https://deploy.example', now });
+    await expect(verifier.verify(g.token)).resolves.toMatchObject({ jti: g.id });
+
+    // A verifier's cached list predates a much later index: it fetches once more instead of failing.
+    await jumpStatusIndexes(1_000_000);
+    const later = await t.mintDeploy();
+    t.broker.clock.advance(1);
+    await publishStatusList(t.broker.deps, now());
+    await expect(verifier.verify(later.token)).resolves.toMatchObject({ jti: later.id });
+  });
+
+  it('republishes a stale list once for a burst of requests, and never replaces a newer list', async () => {
+    t.broker.clock.advance(11);
+    const uri = `${t.broker.url}/v1/status-lists/1`;
+    const bodies = await Promise.all(Array.from({ length: 20 }, () => fetch(uri).then((r) => r.text())));
+    // ES256 signatures are randomised: twenty publishes would give twenty different tokens.
+    expect(new Set(bodies).size).toBe(1);
+    const later = new Date(now().getTime() + 5_000);
+    const newer = await publishStatusList(t.broker.deps, later);
+    await publishStatusList(t.broker.deps, now());
+    const stored = await t.broker.database.db.selectFrom('status_lists').select(['token', 'issued_at']).executeTakeFirstOrThrow();
+    expect(stored).toEqual({ token: newer.token, issued_at: later });
+  });
+
   it('answers 404 for an unknown list', async () => {
     expect((await fetch(`${t.broker.url}/v1/status-lists/2`)).status).toBe(404);
   });
 });
+
+/** The status at `idx` in a Status List Token the broker published. */
+function statusOf(published: { token: string }, idx: number): number {
+  return statusAt(decodeStatusList((decodeJwt(published.token) as { status_list: { bits: number; lst: string } }).status_list), idx);
+}
+
+/** Moves the index sequence on, as `n` earlier grants would have, and makes the broker draw from it afresh. */
+async function jumpStatusIndexes(n: number): Promise<void> {
+  await sql`select setval('grant_status_idx_seq', ${n})`.execute(t.broker.database.db);
+  t.broker.deps.statusIndexes = new StatusIndexAllocator(t.broker.deps.db);
+}
 
 describe('webhooks: CAEP session-revoked SETs', () => {
   it('delivers a signed SET for each revoked grant, verifiable with the broker JWKS', async () => {
@@ -187,6 +243,42 @@ describe('webhooks: CAEP session-revoked SETs', () => {
   });
 });
 
+describe('webhooks: a backlog', () => {
+  it('is delivered batch after batch in one run, revocations before expiries', async () => {
+    await t.broker.database.db.updateTable('webhook_subscriptions').set({ disabled_at: now() }).where('disabled_at', 'is', null).execute();
+    await expireGrants(t.broker.deps, now());
+    const receiver = await startReceiver();
+    try {
+      await t.admin('/webhooks', { url: receiver.url, audience: 'https://siem.example' });
+      const expiring = await insertGrants(60, new Date(now().getTime() - 1_000));
+      const live = await insertGrants(60, new Date(now().getTime() + 600_000));
+      expect((await expireGrants(t.broker.deps, now())).detail).toMatchObject({ expired: expiring.length });
+      expect(await revokeGrants(t.broker.deps.db, { grantIds: live }, { actor: 'admin:test', reason: 'backlog' }, now())).toHaveLength(60);
+      // The expiries were queued first; the run still sends the revocations first, and all 120 in one go.
+      const run = await deliverWebhooks(t.broker.deps, now());
+      expect(run).toMatchObject({ processed: 120, detail: { delivered: 120 } });
+      const statuses = receiver.received.map((jwt) => ((decodeJwt(jwt).events as Record<string, { tessera_grant: { status: string } }>)[CAEP_SESSION_REVOKED]!).tessera_grant.status);
+      expect(statuses).toHaveLength(120);
+      expect(statuses.slice(0, 50)).toEqual(Array(50).fill('revoked'));
+      // Batches of 50: the first holds only revocations, the second the last 10 and 40 expiries.
+      expect(statuses.slice(100)).toEqual(Array(20).fill('expired'));
+      expect(statuses.filter((x) => x === 'revoked')).toHaveLength(60);
+    } finally {
+      await t.broker.database.db.updateTable('webhook_subscriptions').set({ disabled_at: now() }).where('disabled_at', 'is', null).execute();
+      await receiver.close();
+    }
+  });
+});
+
+/** Inserts `n` active grants of api-deploy expiring at `exp` (no token needed for events); returns their ids. */
+async function insertGrants(n: number, exp: Date): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    insert into grants (id, workload_id, task, params, scopes, audience, issued_at, expires_at, status, kid, token_sha256, identity)
+    select gen_random_uuid(), 'api-deploy', 'deploy-prod', '{}', '{deploy:write}', 'https://deploy.example', ${now()}, ${exp}, 'active', 'k', md5(random()::text), '{}'
+    from generate_series(1, ${n}) returning id`.execute(t.broker.database.db);
+  return rows.map((r) => r.id);
+}
+
 describe('/metrics', () => {
   it('exposes lifecycle counters in Prometheus text format', async () => {
     const res = await fetch(`${t.broker.url}/metrics`);
@@ -196,6 +288,12 @@ describe('/metrics', () => {
     expect(text).toMatch(/tessera_grants_ended_total\{initiating_entity="admin",status="revoked"\} \d+/);
     expect(text).toContain('# TYPE tessera_grant_expiry_lag_seconds histogram');
     expect(text).toMatch(/tessera_webhook_deliveries_failed_total \d+/);
+    // Undeliverable and waiting deliveries come from the database: every replica's, and any restart's.
+    expect(text).toContain('# TYPE tessera_webhook_deliveries_undeliverable gauge\ntessera_webhook_deliveries_undeliverable 1\n');
+    await sql`update webhook_deliveries set status = 'failed' where id = (select id from webhook_deliveries where status = 'delivered' limit 1)`.execute(t.broker.database.db);
+    const after = await (await fetch(`${t.broker.url}/metrics`)).text();
+    expect(after).toContain('\ntessera_webhook_deliveries_undeliverable 2\n');
+    expect(after).toContain('\ntessera_webhook_deliveries_pending 0\n');
     expect(text).toContain('# TYPE tessera_job_runs_total counter');
   });
 });

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { post } from '../support/broker.js';
 import { expireGrants } from '../../src/grants/expire-grants.job.js';
 import { revokeGrants } from '../../src/grants/revocation.service.js';
 import { expiryLag, grantsEnded } from '../../src/grants/grant.metrics.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
+import { testConfig } from '../support/fixtures.js';
 
 let t: Lifecycle;
 beforeAll(async () => {
@@ -29,6 +31,24 @@ describe('expiry and completion', () => {
     expect(expiryLag.snapshot().max).toBeGreaterThanOrEqual(3);
     expect((await expireGrants(t.broker.deps, now())).processed).toBe(0);
     expect(await t.eventsFor(g.id)).toBe(1);
+  });
+
+  it('takes the clock per batch: a later batch records a later end and a larger lag', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await t.mintDeploy(60)).id);
+    t.broker.clock.advance(61);
+    const at = now();
+    // A clock that moves one second per read stands in for batches that each take a second.
+    let reads = 0;
+    const slow = { now: () => new Date(at.getTime() + 1000 * reads++) };
+    const before = expiryLag.snapshot();
+    expect((await expireGrants({ db: t.broker.deps.db, clock: slow }, at, 1)).processed).toBe(3);
+    const rows = await t.broker.database.db.selectFrom('grants').select(['id', 'ended_at']).where('id', 'in', ids).orderBy('ended_at').execute();
+    expect(rows.map((r) => r.ended_at!.getTime() - at.getTime())).toEqual([1000, 2000, 3000]);
+    const lag = expiryLag.snapshot();
+    expect(lag.count - before.count).toBe(3);
+    // Lags of 2, 3 and 4 s (each grant expired 1 s before `at`); the first batch alone would say 2, 2, 2.
+    expect(lag.sum - before.sum).toBeCloseTo(9, 1);
   });
 
   it('completes a grant once, with one event', async () => {
@@ -65,6 +85,41 @@ describe('admin revocation', () => {
     expect(res.body.revoked.sort()).toEqual([parent.id, child, grandchild].sort());
     expect(await t.grant(grandchild)).toMatchObject({ status: 'revoked', end_reason: 'parent grant ended: compromised agent' });
     for (const id of [parent.id, child, grandchild]) expect(await t.eventsFor(id)).toBe(1);
+  });
+
+  it('overlapping cascades running at once end each grant once, without a deadlock surfacing', async () => {
+    // A tree of 1 + 4 + 16 grants; ten revocations pick overlapping subtrees and race.
+    const root = await t.mintDeploy();
+    const level1 = await Promise.all([1, 2, 3, 4].map(() => insertChild(root.id)));
+    const level2 = (await Promise.all(level1.map((c) => Promise.all([1, 2, 3, 4].map(() => insertChild(c)))))).flat();
+    const all = [root.id, ...level1, ...level2];
+    const picks = Array.from({ length: 10 }, (_, i) => [all[(i * 7) % all.length]!, all[(i * 3 + 5) % all.length]!, ...(i % 3 === 0 ? [root.id] : [])]);
+    const results = await Promise.all(picks.map((ids) => revokeGrants(t.broker.deps.db, { grantIds: ids }, { actor: 'admin:test', reason: 'race' }, now())));
+    const ended = results.flat().map((g) => g.id);
+    expect(ended.sort()).toEqual([...all].sort());
+    for (const id of all) expect(await t.eventsFor(id)).toBe(1);
+  });
+
+  it('a cascade Postgres aborts to break a deadlock runs again and ends the tree once', async () => {
+    const parent = await t.mintDeploy();
+    const child = await insertChild(parent.id);
+    // Another session holds the child; the cascade locks the parent, then waits for the child.
+    const other = new pg.Client({ connectionString: t.broker.database.url });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query('select id from grants where id = $1 for update', [child]);
+      const cascade = revokeGrants(t.broker.deps.db, { grantIds: [parent.id] }, { actor: 'admin:test', reason: 'deadlock' }, now());
+      await waitForLockWaiters(1);
+      // Now the other session wants the parent: a cycle. The cascade waited first, so it is the victim.
+      const otherUpdate = other.query('update grants set use_count = use_count where id = $1', [parent.id]);
+      await otherUpdate;
+      await other.query('commit');
+      expect((await cascade).map((g) => g.id).sort()).toEqual([parent.id, child].sort());
+    } finally {
+      await other.end();
+    }
+    for (const id of [parent.id, child]) expect(await t.eventsFor(id)).toBe(1);
   });
 
   it('bulk-revokes by task, by issuer and by workload, leaving the others', async () => {
@@ -106,6 +161,40 @@ describe('admin revocation', () => {
   });
 });
 
+describe('configuration versions end the grants they take away', () => {
+  it('retiring or suspending a workload, or deleting a task or an issuer, revokes their active grants', async () => {
+    const doc = testConfig(t.ci, t.agent.jwk);
+    const apply = async (d: object) => expect((await t.admin('/config', d)).status).toBe(201);
+    const withWorkload = (status: string) => ({ ...doc, workloads: doc.workloads.map((w) => (w.id === 'api-deploy' ? { ...w, status } : w)) });
+
+    for (const status of ['retired', 'suspended']) {
+      const g = await t.mintDeploy();
+      await apply(withWorkload(status));
+      expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', ended_by: 'admin:bootstrap', end_reason: `workload ${status}` });
+      expect(await t.eventsFor(g.id)).toBe(1);
+      await apply(doc);
+    }
+
+    const refund = await t.mintRefund();
+    const deploy = await t.mintDeploy();
+    const child = await insertChild(refund.id);
+    await apply({ ...doc, tasks: doc.tasks.filter((k) => k.name !== 'refund-payment') });
+    expect(await t.grant(refund.id)).toMatchObject({ status: 'revoked', end_reason: 'task removed' });
+    expect(await t.grant(child)).toMatchObject({ status: 'revoked', end_reason: 'task removed' });
+    expect(await t.eventsFor(child)).toBe(1);
+    expect((await t.grant(deploy.id)).status).toBe('active');
+    await apply(doc);
+
+    // The same workloads, now proven by another issuer: a grant proven by the deleted one ends.
+    const moved = { ...doc, issuers: doc.issuers.map((i) => ({ ...i, id: 'ci-2' })), workloads: doc.workloads.map((w) => (w.bindings ? { ...w, bindings: w.bindings.map((b) => ({ ...b, issuer: 'ci-2' })) } : w)) };
+    const agentGrant = await t.mintRefund();
+    await apply(moved);
+    expect(await t.grant(deploy.id)).toMatchObject({ status: 'revoked', end_reason: 'issuer removed' });
+    expect((await t.grant(agentGrant.id)).status).toBe('active');
+    await apply(doc);
+  });
+});
+
 describe('POST /oauth2/revoke (RFC 7009)', () => {
   it('lets the holder revoke its token, and answers 200 for anything else', async () => {
     const g = await t.mintDeploy();
@@ -121,21 +210,32 @@ describe('POST /oauth2/revoke (RFC 7009)', () => {
 });
 
 describe('concurrent revocation and expiry', () => {
-  it('ends each grant once, in one final state, with one event', async () => {
+  it('ends each grant once, in exactly one final state, with one event and one audit event', async () => {
+    // Grants of earlier tests that would expire by then are swept now, so the race counts only these.
+    await expireGrants(t.broker.deps, new Date(now().getTime() + 61_000));
     const ids = await Promise.all(Array.from({ length: 30 }, () => t.mintDeploy(60).then((g) => g.id)));
     t.broker.clock.advance(61);
     const at = now();
-    const results = await Promise.all([
+    const [expiredA, revokedA, expiredB, revokedB] = await Promise.all([
       expireGrants(t.broker.deps, at),
       revokeGrants(t.broker.deps.db, { workloadId: 'api-deploy' }, { actor: 'admin:test', reason: 'race' }, at),
       expireGrants(t.broker.deps, at),
       revokeGrants(t.broker.deps.db, { grantIds: ids }, { actor: 'admin:test', reason: 'race' }, at),
     ]);
-    const changed = (results[0] as { processed: number }).processed + (results[1] as unknown[]).length + (results[2] as { processed: number }).processed + (results[3] as unknown[]).length;
-    expect(changed).toBeGreaterThanOrEqual(30);
-    for (const id of ids) {
-      expect(['expired', 'revoked']).toContain((await t.grant(id)).status);
-      expect(await t.eventsFor(id)).toBe(1);
+    const final = await t.broker.database.db.selectFrom('grants').select(['id', 'status']).where('id', 'in', ids).execute();
+    const inState = (status: string) => final.filter((g) => g.status === status).map((g) => g.id).sort();
+    const revokedHere = [...revokedA, ...revokedB].map((g) => g.id).filter((id) => ids.includes(id)).sort();
+    expect(inState('expired').length + inState('revoked').length).toBe(30);
+    expect(expiredA.processed + expiredB.processed).toBe(inState('expired').length);
+    // Each revoked grant was changed by exactly one of the two revocations.
+    expect(revokedHere).toEqual(inState('revoked'));
+    await t.broker.deps.audit.flush();
+    await t.broker.deps.audit.flush();
+    for (const g of final) {
+      const events = await t.broker.database.db.selectFrom('security_events').select('data').where('grant_id', '=', g.id).execute();
+      expect(events.map((e) => (e.data as { status: string }).status)).toEqual([g.status]);
+      const audit = await t.broker.database.db.selectFrom('audit_events').select('action').where('target_id', '=', g.id).where('action', 'like', 'grant.%').where('action', '<>', 'grant.minted').execute();
+      expect(audit.map((a) => a.action)).toEqual([`grant.${g.status}`]);
     }
   });
 });
@@ -152,4 +252,14 @@ async function insertChild(parentId: string): Promise<string> {
 async function activeCount(): Promise<number> {
   const r = await t.broker.database.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).where('status', '=', 'active').executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** Waits (polling Postgres, not the clock) until this many sessions of the test database wait for a lock. */
+async function waitForLockWaiters(n: number): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: string }>`
+      select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(t.broker.database.db);
+    if (Number(rows[0]!.n) >= n) return;
+    await new Promise((r) => setImmediate(r));
+  }
 }

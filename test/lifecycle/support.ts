@@ -20,12 +20,18 @@ export interface Lifecycle {
   close(): Promise<void>;
 }
 
-/** A broker with the scheduler off (tests run jobs by hand at the ManualClock's time). */
-export async function startLifecycleBroker(options: { database?: TestDatabase } = {}): Promise<Lifecycle> {
+type Config = ReturnType<typeof testConfig>;
+
+/**
+ * A broker with the scheduler off (tests run jobs by hand at the ManualClock's time); `configure`
+ * extends the shared test registry (more tasks, signal types, policies).
+ */
+export async function startLifecycleBroker(options: { database?: TestDatabase; configure?: (c: Config) => Record<string, unknown[]> } = {}): Promise<Lifecycle> {
   const clock = new ManualClock();
   const ci = await startFakeIssuer({ now: () => clock.now() });
   const agent = await agentKey();
-  const broker = await startTestBroker(testConfig(ci, agent.jwk), { scheduler: false, clock, ...options });
+  const base = testConfig(ci, agent.jwk);
+  const broker = await startTestBroker(options.configure?.(base) ?? base, { scheduler: false, clock, database: options.database });
   const nowS = () => Math.floor(broker.clock.now().getTime() / 1000);
   const mint = async (identity: string, body: unknown) => {
     const res = await post(`${broker.url}/v1/grants`, body, { authorization: `Bearer ${identity}` });

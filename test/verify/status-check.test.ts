@@ -118,4 +118,19 @@ describe('verify: token status list', () => {
     await broker.publishStatusList(key, path, [0]);
     expect(await codeOf(verifier().verify(await tokenAt(8)))).toBe('status_unavailable');
   });
+
+  it('refetches once, for all waiting verifications, when a token index is past the end of the cached list', async () => {
+    // One byte: entries 0-7. The broker then mints past it and publishes a longer list.
+    await broker.publishStatusList(key, path, [0]);
+    const v = verifier();
+    await v.verify(await tokenAt(0));
+    await broker.publishStatusList(key, path, [...Array(15).fill(0), 1, 0]);
+    const [fresh, revoked] = [await tokenAt(16), await tokenAt(15)];
+    await Promise.all(Array.from({ length: 10 }, () => v.verify(fresh)));
+    expect(broker.requests.status).toBe(2);
+    expect(await codeOf(v.verify(revoked))).toBe('token_revoked');
+    // Still outside the list just fetched for it: fail closed, no third fetch before the ttl.
+    expect(await codeOf(v.verify(await tokenAt(64)))).toBe('status_unavailable');
+    expect(broker.requests.status).toBe(2);
+  });
 });

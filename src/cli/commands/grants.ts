@@ -4,9 +4,10 @@ import { formatFields, formatTable } from '../table.js';
 
 type Grant = Record<string, unknown>;
 
-const common = `  --json               print the broker's JSON answer instead of a table
-  --admin-key <key>    a viewer key or above (env TESSERA_ADMIN_KEY, or ./data/admin-key in demo mode)
+const commonFor = (role: string) => `  --json               print the broker's JSON answer instead of a table
+  --admin-key <key>    ${role} (env TESSERA_ADMIN_KEY, or ./data/admin-key in demo mode)
   --broker <url>       broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)`;
+const common = commonFor('a viewer key or above');
 
 const list: Command = {
   name: 'grants list',
@@ -80,4 +81,35 @@ ${common}`,
   },
 };
 
-export const grantsCommands: CommandGroup = { name: 'grants', summary: 'list and show grants (admin)', commands: [list, show] };
+const revoke: Command = {
+  name: 'grants revoke',
+  summary: 'revoke one grant and its delegated children',
+  usage: `Usage: tessera grants revoke <grant-id> --reason <text> [options]
+
+Revokes one grant and every grant delegated from it. Revoking a grant that has already ended changes
+nothing and says so.
+
+Options:
+  --reason <text>      why (required): recorded on the grant, its children and the audit trail
+${commonFor('an operator key or above')}`,
+  options: { ...adminOptions, reason: { type: 'string' } },
+  allowPositionals: true,
+  async run(v, positionals) {
+    if (positionals.length !== 1) throw new UsageError('give exactly one grant id');
+    if (!v.reason) throw new UsageError('--reason is required: say why, it is recorded');
+    const r = await adminRequest(v, 'POST', `/grants/${segment(positionals[0]!)}/revoke`, { reason: v.reason });
+    const revoked = r.revoked as string[];
+    output(v, r, () =>
+      formatFields([
+        ['grant', r.grant_id],
+        ['status', r.status],
+        ['ended by', r.ended_by],
+        ['changed', r.changed ? 'yes' : 'no (it had already ended)'],
+        ['revoked', revoked.length ? revoked.join(' ') : '(none)'],
+      ]),
+    );
+    return 0;
+  },
+};
+
+export const grantsCommands: CommandGroup = { name: 'grants', summary: 'list and show grants; revoke one (admin)', commands: [list, show, revoke] };

@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { post } from '../support/broker.js';
+import { sha256Hex } from '../../src/lib/hash.js';
+import { insertSignals } from '../../src/signals/signal.repository.js';
+import { reevaluateDueGrants, reevaluateForSignals } from '../../src/decisions/reevaluation.js';
+import { startLifecycleBroker, type Lifecycle } from './support.js';
+import { testConfig } from '../support/fixtures.js';
+
+const SOURCE_KEY = 'posture-source-key-for-tests-0123456789';
+const POLICIES = `@id("all") permit (principal, action, resource);
+@id("runner") @reason("the runner is not attested as trusted")
+forbid (principal, action == Action::"deploy-prod", resource) unless { context.signals has runner_trust && context.signals.runner_trust == "trusted" };
+@id("host") @reason("the host is compromised")
+forbid (principal, action == Action::"deploy-prod", resource) when { context.signals has host_posture && context.signals.host_posture == "compromised" };`;
+
+/** The shared test registry plus the signal types, their source, and `policies`. */
+const configure = (policies: string) => (c: ReturnType<typeof testConfig>) => ({
+  ...c,
+  signal_types: [
+    { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['posture'], max_age_seconds: 900 },
+    { name: 'host_posture', description: 'EDR verdict', reason: 'a compromised host leaks credentials', subject_kind: 'host', subject_claim: 'runner_name', value: { type: 'string' }, sources: ['posture'], max_age_seconds: 900 },
+  ],
+  signal_sources: [{ id: 'posture', api_key_sha256: sha256Hex(SOURCE_KEY) }],
+  policies: [{ file: 'all.cedar', text: policies }],
+});
+
+let t: Lifecycle;
+let rs: { client_id: string; client_secret: string };
+beforeAll(async () => {
+  t = await startLifecycleBroker({ configure: configure(POLICIES) });
+  rs = (await t.admin('/resource-servers', { name: 'deployer', audiences: ['https://deploy.example'] })).body as typeof rs;
+});
+afterAll(async () => t.close());
+// Each test starts with a trusted runner and no grant left active, a minute after the last.
+beforeEach(async () => {
+  t.broker.clock.advance(60);
+  await t.admin('/revocations', { all: true, reason: 'next test' });
+  expect((await signal('runner_trust', 'api-deploy', 'trusted')).status).toBe(202);
+});
+
+const now = () => t.broker.clock.now();
+const db = () => t.broker.database.db;
+const signal = (type: string, subject: string, value: string, extra: Record<string, string> = {}) =>
+  post(`${t.broker.url}/v1/signals`, { signals: [{ type, subject, value, observed_at: now().toISOString(), ...extra }] }, { authorization: `Bearer ${SOURCE_KEY}` });
+const deploy = async (claims: Record<string, unknown> = {}) => {
+  const res = await post(`${t.broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${await t.ci.token(claims)}` });
+  expect(res.status).toBe(201);
+  return { id: res.body.grant_id as string, token: res.body.access_token as string };
+};
+const introspect = async (token: string) =>
+  (await post(`${t.broker.url}/oauth2/introspect`, { token }, { authorization: `Basic ${Buffer.from(`${rs.client_id}:${rs.client_secret}`).toString('base64')}` }, true)).body;
+const reevaluations = (grantId: string) => db().selectFrom('decisions').selectAll().where('grant_id', '=', grantId).where('kind', '=', 'reevaluation').execute();
+
+/** Runs `fn` as a broker whose signal hook never ran (it crashed, or the signal raced a mint). */
+async function withoutHook<T>(fn: () => Promise<T>): Promise<T> {
+  const hook = t.broker.deps.onSignals;
+  t.broker.deps.onSignals = undefined;
+  try {
+    return await fn();
+  } finally {
+    t.broker.deps.onSignals = hook;
+  }
+}
+
+describe('the re-evaluation sweep (durable)', () => {
+  it('revokes a grant whose signal changed even though the hook never ran', async () => {
+    const g = await deploy();
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+    expect((await t.grant(g.id)).status).toBe('active');
+    const run = await reevaluateDueGrants(t.broker.deps, now());
+    expect(run.detail).toMatchObject({ evaluated: 1, revoked: 1 });
+    const grant = await t.grant(g.id);
+    expect(grant).toMatchObject({ status: 'revoked', ended_by: 'policy:reevaluation', end_reason: 're-evaluation: the runner is not attested as trusted' });
+    const [refusal] = await reevaluations(g.id);
+    expect(refusal).toMatchObject({ id: grant.end_decision_id, outcome: 'deny', request: { reevaluation_of: g.id } });
+    expect(await introspect(g.token)).toEqual({ active: false });
+  });
+
+  it('catches a signal stored at the very instant a grant was minted, after the hook had looked', async () => {
+    const g = await deploy();
+    // The hook ran for this subject before the grant existed: it found nothing to re-decide.
+    await insertSignals(db(), [{ type: 'runner_trust', subject: 'api-deploy', value: 'untrusted', source: 'posture', observed_at: now(), expires_at: null }], now());
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail.revoked).toBe(1);
+    expect((await t.grant(g.id)).status).toBe('revoked');
+  });
+
+  it('re-decides a grant once per signal change, not on every run', async () => {
+    const g = await deploy();
+    t.broker.clock.advance(10);
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 1, revoked: 0 });
+    t.broker.clock.advance(15);
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 0 });
+    const [kept] = await reevaluations(g.id);
+    expect(kept).toMatchObject({ outcome: 'allow' });
+    expect(await db().selectFrom('grants').select('reevaluation_decision_id').where('id', '=', g.id).executeTakeFirstOrThrow()).toEqual({ reevaluation_decision_id: kept!.id });
+    expect(await reevaluations(g.id)).toHaveLength(1);
+  });
+
+  it('treats a signal past its own expires_at as stale', async () => {
+    await signal('runner_trust', 'api-deploy', 'trusted', { expires_at: new Date(now().getTime() + 60_000).toISOString() });
+    const g = await deploy();
+    t.broker.clock.advance(59);
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail.evaluated).toBe(0);
+    t.broker.clock.advance(2);
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail.revoked).toBe(1);
+    expect((await t.grant(g.id)).status).toBe('revoked');
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail.evaluated).toBe(0);
+  });
+
+  it('several replicas sweeping at once decide each grant once: one decision, one end, one event', async () => {
+    const grants = await Promise.all(Array.from({ length: 30 }, () => deploy()));
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+    const runs = await Promise.all([1, 2, 3].map(() => reevaluateDueGrants(t.broker.deps, now())));
+    expect(runs.reduce((n, r) => n + r.detail.revoked!, 0)).toBe(30);
+    expect(runs.reduce((n, r) => n + r.detail.evaluated!, 0)).toBe(30);
+    for (const g of grants) {
+      expect(await reevaluations(g.id)).toHaveLength(1);
+      expect(await t.eventsFor(g.id)).toBe(1);
+    }
+  });
+});
+
+describe('host signals', () => {
+  it('a compromised host revokes the grant of the runner it names within one run; the decision is linked', async () => {
+    const onHost = await deploy({ runner_name: 'runner-7' });
+    const elsewhere = await deploy({ runner_name: 'runner-8' });
+    await withoutHook(() => signal('host_posture', 'runner-7', 'compromised'));
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ revoked: 1 });
+    const grant = await t.grant(onHost.id);
+    expect(grant).toMatchObject({ status: 'revoked', end_reason: 're-evaluation: the host is compromised' });
+    const [refusal] = await reevaluations(onHost.id);
+    expect(refusal!.id).toBe(grant.end_decision_id);
+    expect((refusal!.signals as { used: Array<{ type: string; subject: string; value: string }> }).used).toContainEqual(expect.objectContaining({ type: 'host_posture', subject: 'runner-7', value: 'compromised' }));
+    expect(await introspect(onHost.token)).toEqual({ active: false });
+    expect((await t.grant(elsewhere.id)).status).toBe('active');
+  });
+
+  it('through POST /v1/signals the hook revokes at once', async () => {
+    const g = await deploy({ runner_name: 'runner-9' });
+    expect((await signal('host_posture', 'runner-9', 'compromised')).status).toBe(202);
+    // The ingest path may call the hook after answering: run it as it would (a no-op if it ran already).
+    const r = await reevaluateForSignals(t.broker.deps, [{ type: 'host_posture', subject: 'runner-9', value: 'compromised', source: 'posture', observed_at: now(), expires_at: null }]);
+    expect(r.failed).toEqual([]);
+    expect((await t.grant(g.id)).status).toBe('revoked');
+    expect(await introspect(g.token)).toEqual({ active: false });
+  });
+});
+
+describe('re-evaluating every grant under a new policy version', () => {
+  it('the dry run (tessera apply --reevaluate) shows what would be revoked and records nothing', async () => {
+    const g = await deploy();
+    const freeze = `${POLICIES}\n@id("freeze") @reason("deploy freeze") forbid (principal, action == Action::"deploy-prod", resource);`;
+    expect((await t.admin('/config', configure(freeze)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
+    await t.broker.deps.audit.flush();
+    const written = async () => ({
+      decisions: (await db().selectFrom('decisions').select('id').where('grant_id', '=', g.id).execute()).length,
+      audit: Number((await sql<{ n: string }>`select (select count(*) from audit_pending where action like 'decision.%' or action like 'grant.revoked')
+        + (select count(*) from audit_events where action like 'decision.%' or action like 'grant.revoked') as n`.execute(db())).rows[0]!.n),
+    });
+    const before = await written();
+    const preview = await t.admin('/grants:reevaluate?dry_run=true', {});
+    expect(preview.body).toMatchObject({ dry_run: true, revoked: [{ grant_id: g.id, reason: 're-evaluation: deploy freeze', cascaded: false }] });
+    expect(await written()).toEqual(before);
+    expect((await t.grant(g.id)).status).toBe('active');
+
+    const done = await t.admin('/grants:reevaluate', {});
+    expect(done.body.revoked).toEqual([expect.objectContaining({ grant_id: g.id })]);
+    expect(await t.grant(g.id)).toMatchObject({ status: 'revoked', ended_by: 'admin:bootstrap' });
+    expect((await written()).decisions).toBe(before.decisions + 1);
+    expect((await t.admin('/config', configure(POLICIES)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
+  });
+});
