@@ -3,6 +3,7 @@ import type { Database } from '../../db/database.js';
 import { sha256Hex } from '../../lib/hash.js';
 import { newId, randomSecret } from '../../lib/ids.js';
 import type { AdminRole } from './admin.table.js';
+import { recordAudit } from '../../audit/audit-outbox.js';
 
 /** Admin API keys carry a prefix so secret scanners and people recognise them. */
 export const ADMIN_KEY_PREFIX = 'tsk_';
@@ -51,14 +52,40 @@ export async function createAdminKey(
   return { id, key };
 }
 
-/** Makes sure the bootstrap key (from the environment or demo mode) is a valid admin key. */
+/** Who created (and replaces) the bootstrap key; the name it is listed under. */
+const BOOTSTRAP_ACTOR = 'system:bootstrap';
+const BOOTSTRAP_NAME = 'bootstrap';
+
+/**
+ * Makes sure the bootstrap key (from the environment or demo mode) is a valid admin key, and that it is
+ * the only one: changing the variable is how an operator rotates it, so a bootstrap key with another hash
+ * is revoked. A bootstrap key an admin revoked stays revoked (the insert does nothing for a known hash).
+ */
 export async function ensureBootstrapAdminKey(db: Database, key: string, now: Date): Promise<void> {
   const hash = sha256Hex(key);
-  await db
-    .insertInto('admin_keys')
-    .values({ id: newId(), name: 'bootstrap', role: 'admin', key_sha256: hash, created_by: 'system:bootstrap', created_at: now })
-    .onConflict((oc) => oc.column('key_sha256').doNothing())
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    // Two replicas starting with different keys must not both keep theirs.
+    await lockKeyName(trx, BOOTSTRAP_NAME);
+    const replaced = await trx
+      .updateTable('admin_keys')
+      .set({ revoked_at: now })
+      .where('created_by', '=', BOOTSTRAP_ACTOR)
+      .where('key_sha256', '<>', hash)
+      .where('revoked_at', 'is', null)
+      .returning(['id', 'name'])
+      .execute();
+    const created = await trx
+      .insertInto('admin_keys')
+      .values({ id: newId(), name: BOOTSTRAP_NAME, role: 'admin', key_sha256: hash, created_by: BOOTSTRAP_ACTOR, created_at: now })
+      .onConflict((oc) => oc.column('key_sha256').doNothing())
+      .returning(['id'])
+      .executeTakeFirst();
+    const events = [
+      ...replaced.map((k) => ({ action: 'admin_key.revoke', target_id: k.id, data: { name: k.name, reason: 'bootstrap key replaced' } })),
+      ...(created ? [{ action: 'admin_key.create', target_id: created.id, data: { name: BOOTSTRAP_NAME, role: 'admin' } }] : []),
+    ];
+    await recordAudit(trx, events.map((e) => ({ ...e, actor: BOOTSTRAP_ACTOR, outcome: 'success', target_type: 'admin_key' })), now);
+  });
 }
 
 /** An admin key as listed: everything but its hash. */
@@ -89,7 +116,7 @@ export async function findAdminKey(db: Database, id: string): Promise<AdminKeyIn
  * `admin:<name>`, so two usable keys must never share one. Serialised per name by an advisory lock.
  */
 export async function usableKeyNamed(trx: Database, name: string, now: Date): Promise<boolean> {
-  await sql`select pg_advisory_xact_lock(hashtext(${`tessera:admin-key:${name}`}))`.execute(trx);
+  await lockKeyName(trx, name);
   const row = await trx
     .selectFrom('admin_keys')
     .select('id')
@@ -98,6 +125,11 @@ export async function usableKeyNamed(trx: Database, name: string, now: Date): Pr
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** Serialises writers of keys named `name` until `trx` ends. */
+async function lockKeyName(trx: Database, name: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${`tessera:admin-key:${name}`}))`.execute(trx);
 }
 
 /** Revokes a key from now on; returns it, or undefined when it was missing or already revoked. */
