@@ -1,17 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_ROUTES, type AdminRouteName } from '../../src/http/admin/route-roles.js';
+import { ADMIN_ROUTES, type AdminRoute, type AdminRouteName } from '../../src/http/admin/route-roles.js';
 import { roleAtLeast, ROLES } from '../../src/http/admin/admin-keys.js';
 import type { AdminRole } from '../../src/http/admin/admin.table.js';
 import { testConfig } from '../support/fixtures.js';
 import { insertApproval } from '../../src/approvals/approval.repository.js';
-import { adminCall, createKey, requestDeployGrant, startAdminWorld, TEST_ADMIN_KEY, type AdminWorld } from './support.js';
+import { createApp } from '../../src/app.js';
+import { adminCall, createKey, requestDeployGrant, startAdminWorld, TEST_ADMIN_KEY, type AdminResponse, type AdminWorld } from './support.js';
 
 let world: AdminWorld;
 const keys = {} as Record<AdminRole, { id: string; key: string }>;
 let revokedKey: string;
 let expiredKey: string;
 let grantId: string;
+let decisionId: string;
 let accessToken: string;
+/** The signing key in use when the matrix starts: the one the admin's emergency revocation names. */
+let signingKid: string;
+/** A configuration version with a document, for the restore sample. */
+let restorableVersion: string;
 /** Keys the createKey sample made, one per role that may create keys; revokeKey revokes them. */
 const createdKeyIds: Partial<Record<AdminRole, string>> = {};
 /** A key nobody revokes in the matrix: the target a refused revokeKey names. */
@@ -43,6 +49,8 @@ const workloadSpec = (id: string) => ({ kind: 'service', owner: 'matrix', public
 const SAMPLES: Record<AdminRouteName, (role: AdminRole) => Sample> = {
   // An apply replaces the whole document, so it carries the seeded signal entries and policy along.
   applyConfig: () => ({ path: '/config', body: { ...testConfig(world.ci, world.agent.jwk), ...seedEntries } }),
+  listConfigVersions: () => ({ path: '/config/versions' }),
+  restoreConfigVersion: () => ({ path: `/config/versions/${restorableVersion}/restore` }),
   listWorkloads: () => ({ path: '/workloads?status=active&limit=2' }),
   getWorkload: () => ({ path: '/workloads/api-deploy' }),
   putWorkload: (role) => ({ path: `/workloads/m-${role}`, body: workloadSpec(`m-${role}`) }),
@@ -69,8 +77,19 @@ const SAMPLES: Record<AdminRouteName, (role: AdminRole) => Sample> = {
   getTask: () => ({ path: '/tasks/deploy-prod' }),
   putTask: (role) => ({ path: `/tasks/m-${role}`, body: { scopes: ['m:read'], audience: 'https://m.example', workloads: ['agent-1'] } }),
   deleteTask: (role) => ({ path: `/tasks/m-${role}` }),
+  listDecisions: () => ({ path: '/decisions?workload=api-deploy&limit=2' }),
+  getDecision: () => ({ path: `/decisions/${decisionId}` }),
+  evaluateDecision: () => ({ path: '/decisions:evaluate', body: { workload: 'api-deploy', task: 'deploy-prod', params: { service: 'api' } } }),
   listGrants: () => ({ path: '/grants?workload=api-deploy&active=true' }),
   getGrant: () => ({ path: `/grants/${grantId}` }),
+  grantTrail: () => ({ path: `/grants/${grantId}/trail` }),
+  // Revoking the same grant again answers 200 with changed: false, so every allowed role succeeds.
+  revokeGrant: () => ({ path: `/grants/${grantId}/revoke`, body: { reason: 'matrix' } }),
+  revokeGrants: () => ({ path: '/revocations', body: { task: 'refund-payment', reason: 'matrix' } }),
+  reevaluateGrants: () => ({ path: '/grants:reevaluate?dry_run=true' }),
+  verifyAudit: () => ({ path: '/audit/verify' }),
+  listAuditEvents: () => ({ path: '/audit/events?limit=5' }),
+  exportAudit: () => ({ path: `/audit/export?since=${encodeURIComponent(world.broker.clock.now().toISOString())}` }),
   createKey: (role) => ({ path: '/keys', body: { name: `m-${role}-key`, role: 'viewer' } }),
   listKeys: () => ({ path: '/keys' }),
   revokeKey: (role) => ({ path: `/keys/${createdKeyIds[role] ?? spareKeyId}/revoke`, body: { reason: 'matrix' } }),
@@ -80,6 +99,10 @@ const SAMPLES: Record<AdminRouteName, (role: AdminRole) => Sample> = {
   denyApproval: (role) => ({ path: `/approvals/${approvalIds.deny[role]}/deny`, body: { comment: 'matrix' } }),
   // Nothing listens on the discard port: deliveries to it fail and retry, which the matrix does not read.
   createApprovalWebhook: () => ({ path: '/approval-webhooks', body: { url: 'http://127.0.0.1:9/approvals' } }),
+  createWebhook: () => ({ path: '/webhooks', body: { url: 'http://127.0.0.1:9/caep' } }),
+  createResourceServer: (role) => ({ path: '/resource-servers', body: { name: `m-${role}`, audiences: ['https://deploy.example'] } }),
+  // Revoking a key already revoked answers 200 with changed: false.
+  revokeSigningKey: () => ({ path: `/signing-keys/${signingKid}/revoke`, body: { reason: 'matrix' } }),
 };
 
 /** A pending approval for api-deploy, inserted directly (the matrix tests who may decide, not how requests arise). */
@@ -120,28 +143,79 @@ beforeAll(async () => {
   const grant = await requestDeployGrant(world);
   expect(grant.status).toBe(201);
   grantId = grant.body.grant_id!;
+  decisionId = grant.body.decision_id!;
   accessToken = grant.body.access_token!;
+  signingKid = world.broker.deps.keys.currentKid;
+  restorableVersion = (await adminCall(world.broker, 'get', '/config/versions', TEST_ADMIN_KEY)).body.items[0].version as string;
   world.broker.clock.advance(2 * 86_400);
   for (const verb of ['approve', 'deny'] as const) for (const role of ROLES) approvalIds[verb][role] = await pendingApproval();
 });
 afterAll(() => world.stop());
 
+/** Where the admin's role is not the rule of thumb, and why (see route-roles.ts). */
+const ADMIN_ONLY = /^\/(keys|approval-webhooks|webhooks|resource-servers|signing-keys)/;
+
+/** The role the table should give a route, by the rule the admin plane follows. */
+function expectedRole(route: AdminRoute): AdminRole {
+  if (ADMIN_ONLY.test(route.path)) return 'admin';
+  if (route.method === 'get' || route.path === '/decisions\\:evaluate') return 'viewer';
+  if (/^\/approvals\/:id\/(approve|deny)$/.test(route.path)) return 'approver';
+  return 'operator';
+}
+
+/** The audit events one request recorded (after sealing what is staged). */
+async function auditOf(res: AdminResponse) {
+  await world.broker.deps.audit.flush();
+  const requestId = res.headers.get('x-request-id')!;
+  return world.broker.database.db.selectFrom('audit_events').select(['actor', 'action']).where('request_id', '=', requestId).execute();
+}
+
+/** Every route mounted in the app, as `method path`, found by walking express's router stacks. */
+function mountedRoutes(): string[] {
+  interface Layer {
+    rawPath?: unknown;
+    route?: { path: string; methods: Record<string, boolean> };
+    handle: { stack?: Layer[] };
+  }
+  const found: string[] = [];
+  const walk = (stack: Layer[], prefix: string) => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const m of Object.keys(layer.route.methods)) found.push(`${m} ${prefix}${layer.route.path}`);
+      } else if (layer.handle.stack) {
+        walk(layer.handle.stack, typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? `${prefix}${layer.rawPath}` : prefix);
+      }
+    }
+  };
+  walk((createApp(world.broker.deps) as unknown as { router: { stack: Layer[] } }).router.stack, '');
+  return found;
+}
+
+const ROUTES = Object.entries(ADMIN_ROUTES) as Array<[AdminRouteName, AdminRoute]>;
+
 describe('admin role matrix: every route × every credential', () => {
-  it('follows the role policy: reads need viewer, votes approver, writes operator, keys and receivers admin', () => {
-    for (const route of Object.values(ADMIN_ROUTES)) {
-      const expected = /^\/(keys|approval-webhooks)/.test(route.path)
-        ? 'admin'
-        : route.method === 'get'
-          ? 'viewer'
-          : /^\/approvals\/:id\/(approve|deny)$/.test(route.path)
-            ? 'approver'
-            : 'operator';
-      expect(`${route.method} ${route.path} ${route.role}`).toBe(`${route.method} ${route.path} ${expected}`);
+  it('the table holds every admin route the app mounts, and the app mounts every route in the table', () => {
+    const mounted = mountedRoutes();
+    const admin = mounted.filter((r) => r.split(' ')[1]!.startsWith('/v1/admin'));
+    const table = ROUTES.map(([, route]) => `${route.method} /v1/admin${route.path}`);
+    expect(admin.sort()).toEqual([...table].sort());
+    // Nothing else under /v1/admin, mounted some other way (e.g. a router at the root naming the full path).
+    expect(mounted.filter((r) => r.includes('/admin'))).toHaveLength(admin.length);
+  });
+
+  it('follows the role policy: reads need viewer, votes approver, writes operator; keys, receivers, resource servers and signing keys admin', () => {
+    for (const [, route] of ROUTES) expect(`${route.method} ${route.path} ${route.role}`).toBe(`${route.method} ${route.path} ${expectedRole(route)}`);
+  });
+
+  it('every route that changes something names the audit event it records; reads name none', () => {
+    for (const [name, route] of ROUTES) {
+      const writes = route.method !== 'get' && name !== 'evaluateDecision';
+      expect({ name, audited: route.audit !== undefined }).toEqual({ name, audited: writes });
     }
   });
 
-  for (const [name, route] of Object.entries(ADMIN_ROUTES) as Array<[AdminRouteName, (typeof ADMIN_ROUTES)[AdminRouteName]]>) {
-    it(`${route.method.toUpperCase()} ${route.path} needs ${route.role}`, async () => {
+  for (const [name, route] of ROUTES) {
+    it(`${route.method.toUpperCase()} ${route.path} needs ${route.role}${route.audit ? `, audited as ${route.audit}` : ''}`, async () => {
       for (const role of ROLES) {
         const sample = SAMPLES[name](role);
         const res = await adminCall(world.broker, route.method, sample.path, keys[role].key, sample.body);
@@ -149,6 +223,10 @@ describe('admin role matrix: every route × every credential', () => {
         expect({ role, status: res.status, ok: allowed ? res.status >= 200 && res.status < 300 : res.status === 403 }).toMatchObject({ role, ok: true });
         if (name === 'createKey' && allowed) createdKeyIds[role] = res.body.id as string;
         if (!allowed) expect(res.body).toMatchObject({ code: 'insufficient_role' });
+        const events = await auditOf(res);
+        // Exactly one event says what this admin did; consequences (grants ended, a request decided) have their own.
+        const own = events.filter((e) => e.action === route.audit);
+        expect({ role, own }).toEqual({ role, own: allowed && route.audit ? [{ actor: `admin:k-${role}`, action: route.audit }] : [] });
       }
 
       const sample = SAMPLES[name]('admin');
@@ -170,12 +248,41 @@ describe('admin role matrix: every route × every credential', () => {
   }
 
   it('refuses a low role with 403 before parsing the body (broken JSON is not a 400)', async () => {
-    for (const [name, route] of Object.entries(ADMIN_ROUTES) as Array<[AdminRouteName, (typeof ADMIN_ROUTES)[AdminRouteName]]>) {
+    for (const [name, route] of ROUTES) {
       if (!('body' in route)) continue;
       for (const role of ROLES.filter((r) => !roleAtLeast(r, route.role))) {
         const res = await adminCall(world.broker, route.method, SAMPLES[name](role).path, keys[role].key, '{"broken');
         expect({ name, role, status: res.status }).toEqual({ name, role, status: 403 });
       }
     }
+  });
+
+  it('answers an unknown admin path 401 or 404 before reading its body', async () => {
+    const huge = `{"x":"${'a'.repeat(100_000)}"}`;
+    for (const [method, path] of [['post', '/nope'], ['put', '/keys/x'], ['post', '/workloads/api-deploy'], ['delete', '/approvals/x/approve']] as const) {
+      for (const body of ['{"broken', huge]) {
+        expect({ path, status: (await adminCall(world.broker, method, path, undefined, body)).status }).toEqual({ path, status: 401 });
+        expect({ path, status: (await adminCall(world.broker, method, path, keys.viewer.key, body)).status }).toEqual({ path, status: 404 });
+      }
+    }
+    // A workload identity token is no admin credential on unknown paths either.
+    expect((await adminCall(world.broker, 'get', '/nope', await world.ci.token())).status).toBe(401);
+  });
+});
+
+describe('the kill switch', () => {
+  it('revoking every grant needs admin: an operator gets 403 and nothing is revoked', async () => {
+    const grant = await requestDeployGrant(world);
+    expect(grant.status).toBe(201);
+    const refused = await adminCall(world.broker, 'post', '/revocations', keys.operator.key, { all: true, reason: 'panic' });
+    expect(refused).toMatchObject({ status: 403, body: { code: 'insufficient_role' } });
+    expect((await adminCall(world.broker, 'get', `/grants/${grant.body.grant_id}`, keys.viewer.key)).body.status).toBe('active');
+    expect(await auditOf(refused)).toEqual([]);
+
+    const done = await adminCall(world.broker, 'post', '/revocations', keys.admin.key, { all: true, reason: 'incident 9' });
+    expect(done.status).toBe(200);
+    expect(done.body.revoked).toBeGreaterThanOrEqual(1);
+    expect((await adminCall(world.broker, 'get', `/grants/${grant.body.grant_id}`, keys.viewer.key)).body).toMatchObject({ status: 'revoked', ended_by: 'admin:k-admin' });
+    expect((await auditOf(done)).filter((e) => e.action === 'grants.revoke')).toEqual([{ actor: 'admin:k-admin', action: 'grants.revoke' }]);
   });
 });

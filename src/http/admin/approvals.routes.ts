@@ -81,7 +81,7 @@ export function adminApprovalRoutes(deps: Deps): Router {
 
   mountAdminRoute(r, deps, ADMIN_ROUTES.createApprovalWebhook, async (req, res) => {
     const { url } = parseOrThrow(webhookBody, req.body, 'The approval webhook');
-    const created = await adminWrite(deps, res, { action: 'approval_webhook.create', target_type: 'approval_webhook', target_id: '' }, async (trx, actor) => {
+    const created = await adminWrite(deps, res, { action: ADMIN_ROUTES.createApprovalWebhook.audit, target_type: 'approval_webhook', target_id: '' }, async (trx, actor) => {
       const hook = await createApprovalWebhook(trx, deps.kek, { url, createdBy: actor }, deps.clock.now());
       return { result: hook, data: { url }, target_id: hook.id };
     });

@@ -6,8 +6,8 @@ import { listDecisions } from '../../decisions/decision-query.js';
 import { evaluateWhatIf } from '../../decisions/what-if.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { requireRole } from './admin-auth.js';
-import { jsonBody } from '../body.js';
+import { mountAdminRoute } from './admin-route.js';
+import { ADMIN_ROUTES } from './route-roles.js';
 
 const listQuery = z.strictObject({
   workload: z.string().optional(),
@@ -43,17 +43,17 @@ export function decisionView(d: DecisionRow) {
 /** Decisions: list, read in full, and evaluate hypothetically. */
 export function decisionRoutes(deps: Deps): Router {
   const r = Router();
-  r.get('/decisions', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.listDecisions, async (req, res) => {
     const q = parseOrThrow(listQuery, req.query, 'The query');
     const page = await listDecisions(deps.db, q);
     res.json({ items: page.items.map(decisionView), next_cursor: page.nextCursor });
   });
-  r.get('/decisions/:id', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.getDecision, async (req, res) => {
     const d = z.uuid().safeParse(req.params.id).success ? await findDecision(deps.db, String(req.params.id)) : undefined;
     if (!d) throw notFound('Decision');
     res.json(decisionView(d));
   });
-  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.evaluateDecision, (req, res) => {
     res.json(evaluateWhatIf(deps.registry.snapshot, req.body));
   });
   return r;

@@ -43,7 +43,7 @@ export function keyRoutes(deps: Deps): Router {
     const body = parseOrThrow(createBody, req.body, 'The key request');
     const now = deps.clock.now();
     const expiresAt = body.expires_in_days ? new Date(now.getTime() + body.expires_in_days * DAY_MS) : null;
-    const created = await adminWrite(deps, res, { action: 'admin_key.create', target_type: 'admin_key', target_id: body.name }, async (trx, actor) => {
+    const created = await adminWrite(deps, res, { action: ADMIN_ROUTES.createKey.audit, target_type: 'admin_key', target_id: body.name }, async (trx, actor) => {
       if (await usableKeyNamed(trx, body.name, now)) throw conflict(`A usable key named ${body.name} exists; pick another name or revoke it first.`);
       const { id, key } = await createAdminKey(trx, { name: body.name, role: body.role, createdBy: actor, expiresAt }, now);
       const info = (await findAdminKey(trx, id))!;
@@ -64,7 +64,7 @@ export function keyRoutes(deps: Deps): Router {
     // Revoking the key in use would lock this admin out mid-session; another admin key must do it.
     if (id === adminOf(res).id) throw conflict('This is the key making the request; revoke it with another admin key.');
     const now = deps.clock.now();
-    const revoked = await adminWrite(deps, res, { action: 'admin_key.revoke', target_type: 'admin_key', target_id: id }, async (trx) => {
+    const revoked = await adminWrite(deps, res, { action: ADMIN_ROUTES.revokeKey.audit, target_type: 'admin_key', target_id: id }, async (trx) => {
       const k = await revokeAdminKey(trx, id, now);
       if (!k) throw (await findAdminKey(trx, id)) ? conflict('The key is already revoked.') : notFound('Admin key');
       return { result: k, data: { name: k.name, role: k.role, reason: body.reason ?? null } };

@@ -10,7 +10,7 @@ import { parseOrThrow } from '../../lib/validation.js';
 import { registryWrite } from './registry-write.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
-import { ADMIN_ROUTES, type AdminRoute } from './route-roles.js';
+import { ADMIN_ROUTES, type AdminRoute, type AdminWriteRoute } from './route-roles.js';
 import { specFromPut } from './spec-body.js';
 
 const listQuery = z.strictObject(pageQuery);
@@ -21,7 +21,7 @@ interface EntryApi {
   noun: 'issuer' | 'task';
   keyField: 'id' | 'name';
   schema: z.ZodType;
-  routes: { list: AdminRoute; get: AdminRoute; put: AdminRoute; del: AdminRoute };
+  routes: { list: AdminRoute; get: AdminRoute; put: AdminWriteRoute; del: AdminWriteRoute };
   /** Refuses a spec the registry could not compile (which would stop every replica's reload). */
   check?(spec: unknown): void;
   /** Refuses a delete that would leave the registry inconsistent. */
@@ -86,7 +86,7 @@ export function registryEntryRoutes(deps: Deps): Router {
       api.check?.(spec);
       const key = String(req.params.id);
       const now = deps.clock.now();
-      const created = await registryWrite(deps, res, { action: `${api.noun}.put`, target_type: api.noun, target_id: key }, async (trx) => {
+      const created = await registryWrite(deps, res, { action: api.routes.put.audit, target_type: api.noun, target_id: key }, async (trx) => {
         const result = await upsertEntry(trx, api.kind, key, spec, now);
         return { result: result.created, data: { created: result.created, spec } };
       });
@@ -95,7 +95,7 @@ export function registryEntryRoutes(deps: Deps): Router {
 
     mountAdminRoute(r, deps, api.routes.del, async (req, res) => {
       const key = String(req.params.id);
-      await registryWrite(deps, res, { action: `${api.noun}.delete`, target_type: api.noun, target_id: key }, async (trx) => {
+      await registryWrite(deps, res, { action: api.routes.del.audit, target_type: api.noun, target_id: key }, async (trx) => {
         await api.beforeDelete?.(trx, key);
         if (!(await deleteEntry(trx, api.kind, key))) throw notFound(What);
         return { result: undefined };
