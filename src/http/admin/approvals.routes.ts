@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { findApproval, listApprovals, votesOf, type ApprovalRow, type VoteRow } from '../../approvals/approval.repository.js';
+import { findApproval, listApprovals, votesOf, votesOfEach, type ApprovalRow, type VoteRow } from '../../approvals/approval.repository.js';
 import { castVote } from '../../approvals/approval.service.js';
 import { createApprovalWebhook } from '../../approvals/approval-webhook.js';
 import { findDecision } from '../../decisions/decision.repository.js';
@@ -10,7 +10,7 @@ import { parseOrThrow } from '../../lib/validation.js';
 import { actorOf, adminWrite } from './admin-action.js';
 import { mountAdminRoute } from './admin-route.js';
 import { decisionView } from './decisions.routes.js';
-import { pageQuery, paginate } from './pagination.js';
+import { createdAtCursor, pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
 
 const listQuery = z.strictObject({
@@ -18,7 +18,6 @@ const listQuery = z.strictObject({
   workload: z.string().min(1).max(256).optional(),
   ...pageQuery,
 });
-const pageKey = z.strictObject({ created_at: z.iso.datetime(), id: z.uuid() });
 const voteBody = z.strictObject({ comment: z.string().trim().max(1024).optional() });
 const webhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
 const uuid = z.uuid();
@@ -58,10 +57,10 @@ export function adminApprovalRoutes(deps: Deps): Router {
   const r = Router();
   mountAdminRoute(r, deps, ADMIN_ROUTES.listApprovals, async (req, res) => {
     const q = parseOrThrow(listQuery, req.query, 'The query');
-    const page = await paginate(q, pageKey, (after, take) => listApprovals(deps.db, q, after, take), (a) => ({ created_at: a.created_at.toISOString(), id: a.id }));
-    // A list shows progress; the votes themselves are on the approval.
-    const items = await Promise.all(page.items.map(async (a) => approvalView(a, await votesOf(deps.db, a.id))));
-    res.json({ items, next_cursor: page.next_cursor });
+    const page = await paginate(q, createdAtCursor, (after, take) => listApprovals(deps.db, q, after, take), (a) => ({ created_at: a.created_at.toISOString(), id: a.id }));
+    // One query for the votes of the whole page, not one per approval.
+    const votes = await votesOfEach(deps.db, page.items.map((a) => a.id));
+    res.json({ items: page.items.map((a) => approvalView(a, votes.get(a.id) ?? [])), next_cursor: page.next_cursor });
   });
 
   mountAdminRoute(r, deps, ADMIN_ROUTES.getApproval, async (req, res) => {

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { Database } from '../../db/database.js';
-import { deleteEntry, findEntry, listEntries, upsertEntry, type EntryKind, type RegistryEntry } from '../../config/registry-entry.repository.js';
+import { deleteEntry, findEntry, listEntries, upsertEntry, type EntryFilter, type EntryKind, type RegistryEntry } from '../../config/registry-entry.repository.js';
 import { issuerSpec, taskSpec, type TaskSpec } from '../../config/spec.js';
 import { workloadsBoundTo } from '../../config/workload.repository.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
@@ -13,7 +13,6 @@ import { pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES, type AdminRoute, type AdminWriteRoute } from './route-roles.js';
 import { specFromPut } from './spec-body.js';
 
-const listQuery = z.strictObject(pageQuery);
 
 interface EntryApi {
   kind: EntryKind;
@@ -21,6 +20,9 @@ interface EntryApi {
   noun: 'issuer' | 'task';
   keyField: 'id' | 'name';
   schema: z.ZodType;
+  /** The list's filters beside limit and cursor, and how they narrow the query. */
+  filters: z.ZodRawShape;
+  filterOf(q: Record<string, string | undefined>): EntryFilter;
   routes: { list: AdminRoute; get: AdminRoute; put: AdminWriteRoute; del: AdminWriteRoute };
   /** Refuses a spec the registry could not compile (which would stop every replica's reload). */
   check?(spec: unknown): void;
@@ -34,6 +36,8 @@ const ENTRY_APIS: EntryApi[] = [
     noun: 'issuer',
     keyField: 'id',
     schema: issuerSpec,
+    filters: { kind: z.enum(['oidc', 'spiffe']).optional() },
+    filterOf: (q) => ({ spec: { kind: q.kind } }),
     routes: { list: ADMIN_ROUTES.listIssuers, get: ADMIN_ROUTES.getIssuer, put: ADMIN_ROUTES.putIssuer, del: ADMIN_ROUTES.deleteIssuer },
     async beforeDelete(trx, key) {
       const bound = await workloadsBoundTo(trx, key);
@@ -45,6 +49,8 @@ const ENTRY_APIS: EntryApi[] = [
     noun: 'task',
     keyField: 'name',
     schema: taskSpec,
+    filters: { risk: z.enum(['low', 'medium', 'high']).optional(), workload: z.string().min(1).max(256).optional() },
+    filterOf: (q) => ({ spec: { risk: q.risk }, workload: q.workload }),
     routes: { list: ADMIN_ROUTES.listTasks, get: ADMIN_ROUTES.getTask, put: ADMIN_ROUTES.putTask, del: ADMIN_ROUTES.deleteTask },
     check(spec) {
       const task = spec as TaskSpec;
@@ -68,9 +74,11 @@ export function registryEntryRoutes(deps: Deps): Router {
   const r = Router();
   for (const api of ENTRY_APIS) {
     const What = capitalised(api.noun);
+    const listQuery = z.strictObject({ ...api.filters, ...pageQuery });
     mountAdminRoute(r, deps, api.routes.list, async (req, res) => {
-      const q = parseOrThrow(listQuery, req.query, 'The query');
-      const page = await paginate(q, z.string(), (after, take) => listEntries(deps.db, api.kind, after, take), (e) => e.key);
+      const q = parseOrThrow(listQuery, req.query, 'The query') as z.infer<typeof listQuery> & Record<string, string | undefined>;
+      const filter = api.filterOf(q);
+      const page = await paginate(q, z.string(), (after, take) => listEntries(deps.db, api.kind, after, take, filter), (e) => e.key);
       res.json({ items: page.items.map((e) => entryView(api, e)), next_cursor: page.next_cursor });
     });
 
