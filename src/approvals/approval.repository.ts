@@ -35,9 +35,12 @@ export async function votesOfEach(db: Database, approvalIds: string[]): Promise<
   return byApproval;
 }
 
-/** Records a vote; false when this approver already voted on this approval (the primary key refuses a second). */
-export async function insertVote(db: Database, v: { approval_id: string; approver: string; vote: Vote; comment: string | null; at: Date }): Promise<boolean> {
-  const r = await db.insertInto('approval_votes').values(v).onConflict((oc) => oc.columns(['approval_id', 'approver']).doNothing()).executeTakeFirst();
+/**
+ * Records a vote; false when this approver or this person already voted on this approval (the primary
+ * key and the one-vote-per-person constraint refuse a second).
+ */
+export async function insertVote(db: Database, v: { approval_id: string; approver: string; person: string; vote: Vote; comment: string | null; at: Date }): Promise<boolean> {
+  const r = await db.insertInto('approval_votes').values(v).onConflict((oc) => oc.doNothing()).executeTakeFirst();
   return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
 }
 

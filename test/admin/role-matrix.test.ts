@@ -118,7 +118,8 @@ async function pendingApproval(): Promise<string> {
     purpose: null,
     decision_id: crypto.randomUUID(),
     required_approvals: 1,
-    forbid_owner: true,
+    workload_sponsor: null,
+    forbid: ['owner'],
     created_at: now,
     expires_at: new Date(now.getTime() + 3600_000),
   });

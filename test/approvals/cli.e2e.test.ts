@@ -52,7 +52,7 @@ describe('tessera token waits for a step-up; tessera approvals decides it', () =
     expect(shown.stdout).toMatch(/policies:\s+export-data-step-up/);
     const refused = await tessera(['approvals', 'approve', id, '--admin-key', w.keys.alice]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/403 The owner of workload exporter may not approve/);
+    expect(refused.stderr).toMatch(/403 The owner of workload exporter may not vote/);
     const approved = await tessera(['approvals', 'approve', id, '--comment', 'looks right', '--admin-key', w.keys.bob]);
     expect(approved.stdout).toBe(`approval ${id}: approved (1/1 approvals)\n`);
 

@@ -58,15 +58,17 @@ export function approvalConfig(exporter: AgentKey, other: AgentKey, delegatedUrl
   });
   return {
     workloads: [
-      { id: 'exporter', kind: 'service', owner: 'alice', public_keys: [exporter.jwk] },
+      { id: 'exporter', kind: 'service', owner: 'alice', sponsor: 'Dave@Example.com', public_keys: [exporter.jwk] },
       { id: 'other', kind: 'service', owner: 'data', public_keys: [other.jwk] },
     ],
     tasks: [
       task('export-data'),
       task('wipe-db', { required: 2, expires_in_seconds: 600 }),
+      // The earlier spelling of `forbid: [sponsor]`, as stored documents still carry it.
       task('rotate-key', { forbid_owner: false, auto: { webhook: delegatedUrl, timeout_ms: 500 } }),
+      task('read-audit', { forbid: ['owner'] }),
     ],
-    policies: [{ file: 'step-up.cedar', text: ['export-data', 'wipe-db', 'rotate-key'].map(stepUp).join('\n') }],
+    policies: [{ file: 'step-up.cedar', text: ['export-data', 'wipe-db', 'rotate-key', 'read-audit'].map(stepUp).join('\n') }],
   };
 }
 

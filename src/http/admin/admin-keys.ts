@@ -13,10 +13,14 @@ export const ROLES: readonly AdminRole[] = ['viewer', 'approver', 'operator', 'a
 
 export const roleAtLeast = (have: AdminRole, need: AdminRole) => ROLES.indexOf(have) >= ROLES.indexOf(need);
 
+/** Who makes an admin request: a key's holder, or a person signed in at a trusted admin IdP. */
 export interface AdminPrincipal {
   id: string;
+  /** What audit events and changed rows name the actor by: `admin:<name>`. */
   name: string;
   role: AdminRole;
+  /** The person behind the credential: whom self-approval rules compare, and who votes once. */
+  person: string;
 }
 
 /** A new random admin key; only its SHA-256 is stored. */
@@ -30,7 +34,7 @@ export async function findAdminByKey(db: Database, key: string, now: Date): Prom
   if (!key.startsWith(ADMIN_KEY_PREFIX)) return undefined;
   return db
     .selectFrom('admin_keys')
-    .select(['id', 'name', 'role'])
+    .select(['id', 'name', 'role', 'person'])
     .where('key_sha256', '=', sha256Hex(key))
     .where('revoked_at', 'is', null)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
@@ -40,14 +44,14 @@ export async function findAdminByKey(db: Database, key: string, now: Date): Prom
 /** Creates an admin key and returns the secret, which is shown once and never stored. */
 export async function createAdminKey(
   db: Database,
-  input: { name: string; role: AdminRole; createdBy: string; expiresAt?: Date | null },
+  input: { name: string; role: AdminRole; createdBy: string; person?: string | undefined; expiresAt?: Date | null },
   now: Date,
 ): Promise<{ id: string; key: string }> {
   const key = newAdminKey();
   const id = newId();
   await db
     .insertInto('admin_keys')
-    .values({ id, name: input.name, role: input.role, key_sha256: sha256Hex(key), created_by: input.createdBy, created_at: now, expires_at: input.expiresAt ?? null })
+    .values({ id, name: input.name, person: input.person ?? input.name, role: input.role, key_sha256: sha256Hex(key), created_by: input.createdBy, created_at: now, expires_at: input.expiresAt ?? null })
     .execute();
   return { id, key };
 }
@@ -76,7 +80,7 @@ export async function ensureBootstrapAdminKey(db: Database, key: string, now: Da
       .execute();
     const created = await trx
       .insertInto('admin_keys')
-      .values({ id: newId(), name: BOOTSTRAP_NAME, role: 'admin', key_sha256: hash, created_by: BOOTSTRAP_ACTOR, created_at: now })
+      .values({ id: newId(), name: BOOTSTRAP_NAME, person: BOOTSTRAP_NAME, role: 'admin', key_sha256: hash, created_by: BOOTSTRAP_ACTOR, created_at: now })
       .onConflict((oc) => oc.column('key_sha256').doNothing())
       .returning(['id'])
       .executeTakeFirst();
@@ -92,6 +96,7 @@ export async function ensureBootstrapAdminKey(db: Database, key: string, now: Da
 export interface AdminKeyInfo {
   id: string;
   name: string;
+  person: string;
   role: AdminRole;
   created_by: string;
   created_at: Date;
@@ -99,7 +104,7 @@ export interface AdminKeyInfo {
   revoked_at: Date | null;
 }
 
-const KEY_INFO = ['id', 'name', 'role', 'created_by', 'created_at', 'expires_at', 'revoked_at'] as const;
+const KEY_INFO = ['id', 'name', 'person', 'role', 'created_by', 'created_at', 'expires_at', 'revoked_at'] as const;
 
 /** Every admin key, oldest first, without hashes. */
 export async function listAdminKeys(db: Database): Promise<AdminKeyInfo[]> {

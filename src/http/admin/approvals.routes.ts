@@ -2,12 +2,14 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { findApproval, listApprovals, votesOf, votesOfEach, type ApprovalRow, type VoteRow } from '../../approvals/approval.repository.js';
-import { castVote } from '../../approvals/approval.service.js';
+import { castVote } from '../../approvals/cast-vote.js';
+import { approvalSummary } from '../../approvals/approval-summary.js';
 import { createApprovalWebhook } from '../../approvals/approval-webhook.js';
 import { findDecision } from '../../decisions/decision.repository.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { actorOf, adminWrite } from './admin-action.js';
+import { adminOf } from './admin-auth.js';
 import { mountAdminRoute } from './admin-route.js';
 import { decisionView } from './decisions.routes.js';
 import { createdAtCursor, pageQuery, paginate } from './pagination.js';
@@ -22,27 +24,17 @@ const voteBody = z.strictObject({ comment: z.string().trim().max(1024).optional(
 const webhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
 const uuid = z.uuid();
 
-/** The admin view of an approval: the action it is bound to, its progress and every vote. */
+/** The admin view of an approval: what notifications carry, and who may not vote and how it ended. */
 export function approvalView(a: ApprovalRow, votes: VoteRow[]) {
+  const { workload, ...summary } = approvalSummary(a, votes);
   return {
-    id: a.id,
-    workload_id: a.workload_id,
+    ...summary,
+    workload_id: workload,
     workload_owner: a.workload_owner,
-    task: a.task,
-    params: a.params,
-    params_sha256: a.params_sha256,
-    purpose: a.purpose,
-    status: a.status,
-    required_approvals: a.required_approvals,
-    approvals: votes.filter((v) => v.vote === 'approve').length,
-    forbid_owner: a.forbid_owner,
-    created_at: a.created_at.toISOString(),
-    expires_at: a.expires_at.toISOString(),
-    decided_at: a.decided_at?.toISOString() ?? null,
+    workload_sponsor: a.workload_sponsor,
+    forbid: a.forbid,
     redeemed_at: a.redeemed_at?.toISOString() ?? null,
     grant_id: a.grant_id,
-    decision_id: a.decision_id,
-    votes: votes.map((v) => ({ approver: v.approver, vote: v.vote, comment: v.comment, at: v.at.toISOString() })),
   };
 }
 
@@ -73,7 +65,7 @@ export function adminApprovalRoutes(deps: Deps): Router {
     mountAdminRoute(r, deps, route, async (req, res) => {
       const { comment } = parseOrThrow(voteBody, req.body ?? {}, 'The vote');
       const a = await approvalOr404(deps, String(req.params.id));
-      const voted = await castVote(deps, { approvalId: a.id, approver: actorOf(res), vote, comment: comment || null, requestId: String(res.locals.requestId ?? '') });
+      const voted = await castVote(deps, { approvalId: a.id, approver: actorOf(res), person: adminOf(res).person, vote, comment: comment || null, requestId: String(res.locals.requestId ?? '') });
       res.json(approvalView(voted.approval, voted.votes));
     });
   }
