@@ -7,13 +7,16 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedde
 import { loadKek } from './keys/kek.js';
 import { newAdminKey } from './http/admin/admin-keys.js';
 import { startBroker } from './broker.js';
+import { ADMIN_ISSUERS_VARIABLE, parseAdminIssuers } from './http/admin/admin-issuers.js';
 
 const DEMO_CONFIG_DIR = 'config/demo';
 
 async function main(): Promise<void> {
   let env;
+  let adminIssuers;
   try {
     env = parseEnv(process.env);
+    adminIssuers = parseAdminIssuers(process.env[ADMIN_ISSUERS_VARIABLE]);
   } catch (err) {
     console.error(`tessera: ${(err as Error).message}`);
     process.exit(2);
@@ -52,6 +55,7 @@ async function main(): Promise<void> {
     issuer: env.TESSERA_ISSUER,
     configDir,
     bootstrapAdminKey,
+    adminIssuers,
     poolMax: env.TESSERA_DB_POOL_MAX,
     scheduler: env.TESSERA_SCHEDULER === 'on',
   }).catch(async (err) => {
