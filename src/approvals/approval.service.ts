@@ -11,11 +11,11 @@ import { recordAudit } from '../audit/audit-outbox.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { newId } from '../lib/ids.js';
 import { TesseraError } from '../lib/errors.js';
-import { insertApproval } from './approval.repository.js';
+import { insertApproval, type ApprovalRow, type VoteRow } from './approval.repository.js';
 import { approvalSummary, pendingView, type PendingApproval } from './approval-summary.js';
 import { castVote } from './cast-vote.js';
 import { stageApprovalEvent } from './approval-webhook.js';
-import { askDelegatedApprover } from './delegated-approver.js';
+import { askDelegatedApprover, type DelegatedAnswer } from './delegated-approver.js';
 
 // What the grant flow and the workload routes use of approvals, in one place.
 export { approvalStatusFor, type PendingApproval } from './approval-summary.js';
@@ -33,7 +33,10 @@ export const paramsHash = (params: Record<string, unknown>) => sha256Hex(canonic
 /**
  * Opens an approval request for one step-up: records the step-up decision and the request bound to
  * this workload, task and parameter hash, stages its audit event and notifications, all in one
- * transaction. A task with a delegated approver webhook then asks it (within its timeout).
+ * transaction. It needs the task's `approval.required` approvals, or more where the step-up policy's
+ * `@approvals` says so. Then the delegated approvers answer, each as a vote through castVote like a
+ * person's: the `@auto_approve` policies' answer (decided with the step-up), then the task's webhook
+ * (within its timeout), while the request is still pending.
  */
 export async function requestApproval(
   deps: ApprovalDeps,
@@ -53,7 +56,7 @@ export async function requestApproval(
       params_sha256: paramsHash(r.params),
       purpose: r.purpose,
       decision_id: r.decision.id,
-      required_approvals: settings.required,
+      required_approvals: Math.max(settings.required, r.decision.requiredApprovals ?? 1),
       forbid: forbiddenVoters(settings),
       created_at: now,
       expires_at: new Date(now.getTime() + settings.expires_in_seconds * 1000),
@@ -63,18 +66,23 @@ export async function requestApproval(
     await stageApprovalEvent(trx, row.id, 'approval.requested', data, now);
     return row;
   });
-  if (settings.auto?.webhook) {
-    const answer = await askDelegatedApprover(deps, { url: settings.auto.webhook, timeoutMs: settings.auto.timeout_ms }, approval, r.decision);
-    if (answer) {
-      try {
-        const voted = await castVote(deps, { approvalId: approval.id, approver: answer.approver, person: answer.approver, vote: answer.vote, comment: answer.comment, requestId: r.record.requestId });
-        return pendingView(voted.approval, voted.votes);
-      } catch (err) {
-        // A person may have decided first; the request stands as it is.
-        if (!(err instanceof TesseraError)) throw err;
-        deps.log.warn({ approval_id: approval.id, err: err.message }, 'delegated approver vote not recorded');
-      }
+  const policy = r.decision.approver;
+  const delegated: Array<() => Promise<DelegatedAnswer | undefined>> = [
+    async () => policy && { approver: `policy:${policy.policy}`, vote: policy.vote, comment: policy.reason },
+    async () => (settings.auto?.webhook ? askDelegatedApprover(deps, { url: settings.auto.webhook, timeoutMs: settings.auto.timeout_ms }, approval, r.decision) : undefined),
+  ];
+  let current: { approval: ApprovalRow; votes: VoteRow[] } = { approval, votes: [] };
+  for (const ask of delegated) {
+    if (current.approval.status !== 'pending') break;
+    const answer = await ask();
+    if (!answer) continue;
+    try {
+      current = await castVote(deps, { approvalId: approval.id, approver: answer.approver, person: answer.approver, vote: answer.vote, comment: answer.comment, requestId: r.record.requestId });
+    } catch (err) {
+      // A person may have decided first; the request stands as it is.
+      if (!(err instanceof TesseraError)) throw err;
+      deps.log.warn({ approval_id: approval.id, approver: answer.approver, err: err.message }, 'delegated approver vote not recorded');
     }
   }
-  return pendingView(approval, []);
+  return pendingView(current.approval, current.votes);
 }

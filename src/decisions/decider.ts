@@ -2,7 +2,7 @@ import type { Database } from '../db/database.js';
 import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
 import { newId } from '../lib/ids.js';
-import { evaluate, IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from '../policy/index.js';
+import { evaluate, evaluateApprover, IDENTITY_CLAIMS, type ApproverAnswer, type BrokerSignals, type PolicyRequest, type PolicyValue } from '../policy/index.js';
 import { calendarOpen } from '../signals/calendar.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
 import { readHistory } from './history.js';
@@ -29,6 +29,10 @@ export interface Decision {
   errors: string[];
   determining: string[];
   maxTtlSeconds?: number | undefined;
+  /** On a step-up: approvals policy asks for (`@approvals`), at least; the task's setting may ask more. */
+  requiredApprovals?: number | undefined;
+  /** On a step-up: the `@auto_approve` policies' answer, cast as a vote when the approval opens. */
+  approver?: ApproverAnswer | undefined;
   policyVersion: string | null;
   configVersion: string | null;
   signals: { used: SignalUse[]; broker: BrokerSignals | null; identity: Record<string, unknown> };
@@ -86,7 +90,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
       new_params: history.newParams,
       calendars: Object.fromEntries(snap.calendars.map((c) => [c.name, calendarOpen(c, now)])),
     };
-    const result = evaluate(snap.policies, {
+    const request: PolicyRequest = {
       workload: { id: principal.workload.id, kind: principal.workload.spec.kind, owner: principal.workload.spec.owner },
       task: { name: task.spec.name, risk: task.spec.risk },
       params: params as Record<string, PolicyValue>,
@@ -94,13 +98,17 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
       identity: { issuer: principal.issuer, subject: principal.subject, token_age_seconds: principal.tokenAgeSeconds, claims: principal.claims },
       signals: signals.values,
       broker,
-    });
+    };
+    const result = evaluate(snap.policies, request);
     return done({
       outcome: result.outcome,
       reasons: result.reasons,
       errors: result.errors,
       determining: result.determining,
       maxTtlSeconds: result.maxTtlSeconds,
+      requiredApprovals: result.requiredApprovals,
+      // A delegated approver policy answers in the context the step-up was decided in.
+      approver: result.outcome === 'step_up' ? evaluateApprover(snap.policies, request) : undefined,
       signals: { used: signals.uses, broker, identity: base.signals.identity },
     });
   };

@@ -1,7 +1,7 @@
 import { statefulIsAuthorized, type CedarValueJson, type Context } from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
 import type { CompiledPolicySet } from './policy-set.js';
-import { IDENTITY_CLAIMS, type PolicyDecision, type PolicyRequest } from './policy-request.js';
+import { IDENTITY_CLAIMS, type ApproverAnswer, type PolicyDecision, type PolicyRequest } from './policy-request.js';
 
 /** Shown when Cedar denies by default: no permit applied and no forbid did either. */
 export const NO_PERMIT_REASON = 'no policy permits this request';
@@ -44,6 +44,23 @@ export function buildContext(compiled: CompiledPolicySet, request: PolicyRequest
   };
 }
 
+/** Cedar's answer for one request against one preparsed set of `compiled`. */
+function authorize(compiled: CompiledPolicySet, request: PolicyRequest, context: Context, policySetId: string) {
+  return statefulIsAuthorized({
+    principal: { type: 'Workload', id: request.workload.id },
+    action: { type: 'Action', id: request.task.name },
+    resource: { type: 'Task', id: request.task.name },
+    context,
+    entities: [
+      { uid: { type: 'Workload', id: request.workload.id }, attrs: { kind: request.workload.kind, owner: request.workload.owner }, parents: [] },
+      { uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] },
+    ],
+    preparsedSchemaName: compiled.version,
+    preparsedPolicySetId: policySetId,
+    validateRequest: true,
+  });
+}
+
 /**
  * Decides one request against a compiled (preparsed) policy set.
  *
@@ -71,19 +88,7 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
     if (err instanceof CedarValueError) return failed([err.message]);
     throw err;
   }
-  const answer = statefulIsAuthorized({
-    principal: { type: 'Workload', id: request.workload.id },
-    action: { type: 'Action', id: request.task.name },
-    resource: { type: 'Task', id: request.task.name },
-    context,
-    entities: [
-      { uid: { type: 'Workload', id: request.workload.id }, attrs: { kind: request.workload.kind, owner: request.workload.owner }, parents: [] },
-      { uid: { type: 'Task', id: request.task.name }, attrs: { risk: request.task.risk }, parents: [] },
-    ],
-    preparsedSchemaName: compiled.version,
-    preparsedPolicySetId: compiled.taskSets[request.task.name] ?? compiled.version,
-    validateRequest: true,
-  });
+  const answer = authorize(compiled, request, context, compiled.taskSets[request.task.name] ?? compiled.version);
   if (answer.type === 'failure') return failed(answer.errors.map((e) => e.message));
 
   const { decision, diagnostics } = answer.response;
@@ -101,6 +106,7 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
   }
   const stepUps = policies.filter((p) => p.stepUp);
   const ttls = policies.flatMap((p) => (p.maxTtlSeconds === undefined ? [] : [p.maxTtlSeconds]));
+  const approvals = stepUps.flatMap((p) => (p.approvals === undefined ? [] : [p.approvals]));
   const reasons = (stepUps.length ? stepUps : policies).flatMap((p) =>
     p.reason ? [p.reason] : stepUps.length ? [`step-up approval required by policy "${p.id}"`] : [],
   );
@@ -109,6 +115,29 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
     reasons,
     determining,
     ...(ttls.length ? { maxTtlSeconds: Math.min(...ttls) } : {}),
+    ...(approvals.length ? { requiredApprovals: Math.max(...approvals) } : {}),
     errors: [],
   });
+}
+
+/**
+ * Asks the task's `@auto_approve` policies about a step-up, in the same context as the decision: a
+ * permit that applies approves, a forbid that applies denies (Cedar: forbid wins). Undefined when none
+ * applies, the task has none, or evaluation failed: then people decide, as they would without them.
+ */
+export function evaluateApprover(compiled: CompiledPolicySet, request: PolicyRequest): ApproverAnswer | undefined {
+  const setId = compiled.approverSets[request.task.name];
+  if (!setId) return undefined;
+  let context: Context;
+  try {
+    context = buildContext(compiled, request);
+  } catch (err) {
+    if (err instanceof CedarValueError) return undefined;
+    throw err;
+  }
+  const answer = authorize(compiled, request, context, setId);
+  if (answer.type === 'failure' || answer.response.diagnostics.errors.length) return undefined;
+  const [first] = [...answer.response.diagnostics.reason].sort();
+  if (!first) return undefined;
+  return { vote: answer.response.decision === 'allow' ? 'approve' : 'deny', policy: first, reason: compiled.policies[first]?.reason ?? null };
 }

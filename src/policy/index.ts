@@ -3,9 +3,10 @@ export { signalTypeSpec, type SignalTypeSpec, type SignalValueSpec } from './sig
 export { generateCedarSchema, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
 export { compilePolicySet, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type PolicySetInput } from './policy-set.js';
 export type { PolicyFile } from './policy-source.js';
-export { evaluate, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
+export { evaluate, evaluateApprover, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
 export {
   IDENTITY_CLAIMS,
+  type ApproverAnswer,
   type BrokerSignals,
   type IdentityContext,
   type PolicyDecision,

@@ -31,6 +31,10 @@ export interface CompiledPolicy {
   stepUp: boolean;
   /** Absent when the policy sets no `@max_ttl`. */
   maxTtlSeconds?: number;
+  /** `@approvals("N")` on a step-up permit: how many approvals its step-up needs at least. */
+  approvals?: number;
+  /** `@auto_approve`: a delegated approver, evaluated only on a step-up, never in the decision itself. */
+  autoApprove: boolean;
 }
 
 /** A validated, preparsed policy version; evaluate() runs against it without parsing anything. */
@@ -46,6 +50,8 @@ export interface CompiledPolicySet {
   readonly taskRisks: Readonly<Record<string, string>>;
   /** Task name → id of its preparsed set (only the policies whose action scope can match it). */
   readonly taskSets: Readonly<Record<string, string>>;
+  /** Task name → id of its preparsed `@auto_approve` set, for tasks any approver policy can match. */
+  readonly approverSets: Readonly<Record<string, string>>;
   /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
   readonly warnings: readonly string[];
 }
@@ -58,7 +64,11 @@ export interface PolicySetInput extends SchemaInput {
 /** A TTL below this cannot carry a useful request; above a day is no longer "short-lived". */
 const MAX_TTL_RANGE = { min: 10, max: 86_400 } as const;
 /** Annotations that only make sense on a permit, since only permits can determine an allow. */
-const PERMIT_ONLY = ['step_up', 'max_ttl'] as const;
+const PERMIT_ONLY = ['step_up', 'max_ttl', 'approvals'] as const;
+/** Annotations of a decision that an approver policy, which decides no request, cannot carry. */
+const NOT_ON_APPROVER = ['step_up', 'max_ttl', 'approvals'] as const;
+/** `@approvals` may ask for as many approvals as a task's `approval.required` may. */
+const APPROVALS_RANGE = { min: 1, max: 10 } as const;
 
 /** Cedar caches preparsed sets per thread with no way to drop them, so each version is preparsed once. */
 const preparsed = new Set<string>();
@@ -81,6 +91,16 @@ function annotationProblems(p: SourcePolicy): string[] {
     }
   }
   if (p.annotations.reason === null) problems.push(`${where}: @reason needs a text, e.g. @reason("the change window is closed")`);
+  const approvals = p.annotations.approvals;
+  if (approvals !== undefined) {
+    const n = approvals === null || !/^\d+$/.test(approvals) ? NaN : Number(approvals);
+    if (!(n >= APPROVALS_RANGE.min && n <= APPROVALS_RANGE.max)) {
+      problems.push(`${where}: @approvals must be a whole number from ${APPROVALS_RANGE.min} to ${APPROVALS_RANGE.max}, got ${JSON.stringify(approvals)}`);
+    } else if (!('step_up' in p.annotations)) problems.push(`${where}: @approvals says how many approvals a step-up needs; put it on a @step_up permit`);
+  }
+  if ('auto_approve' in p.annotations) {
+    for (const a of NOT_ON_APPROVER) if (a in p.annotations) problems.push(`${where}: @${a} has no effect on an @auto_approve policy, which decides no request`);
+  }
   return problems;
 }
 
@@ -93,6 +113,8 @@ function compiledPolicy(p: SourcePolicy): CompiledPolicy {
     ...(p.annotations.reason ? { reason: p.annotations.reason } : {}),
     stepUp: 'step_up' in p.annotations,
     ...(ttl ? { maxTtlSeconds: Number(ttl) } : {}),
+    ...(p.annotations.approvals ? { approvals: Number(p.annotations.approvals) } : {}),
+    autoApprove: 'auto_approve' in p.annotations,
   };
 }
 
@@ -153,12 +175,18 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
   // One preparsed set per task, holding only the policies whose action scope can match it: Cedar's
   // cost grows with the policies it evaluates, and a policy scoped to another action can neither
   // apply nor err for this one, so each task's set decides exactly as the whole set would.
+  // `@auto_approve` policies are in sets of their own: they answer a step-up, and a permit among them
+  // in the decision's set would allow the very request it is meant to approve.
+  const isApprover = (p: SourcePolicy) => 'auto_approve' in p.annotations;
+  const setOf = (list: SourcePolicy[]) => ({ staticPolicies: Object.fromEntries(list.map((p) => [p.id, p.text])) });
   const taskSets = Object.fromEntries(input.tasks.map((t) => [t.name, `${version}:${t.name}`]));
+  const approversOf = (task: string) => policies.filter((p) => isApprover(p) && mayApplyTo(p.json, task));
+  const approverSets = Object.fromEntries(input.tasks.filter((t) => approversOf(t.name).length).map((t) => [t.name, `${version}:${t.name}:approver`]));
   if (!preparsed.has(version)) {
-    const results = [preparseSchema(version, schema), preparsePolicySet(version, { staticPolicies })];
+    const results = [preparseSchema(version, schema), preparsePolicySet(version, setOf(policies.filter((p) => !isApprover(p))))];
     for (const t of input.tasks) {
-      const subset = Object.fromEntries(policies.filter((p) => mayApplyTo(p.json, t.name)).map((p) => [p.id, p.text]));
-      results.push(preparsePolicySet(taskSets[t.name]!, { staticPolicies: subset }));
+      results.push(preparsePolicySet(taskSets[t.name]!, setOf(policies.filter((p) => !isApprover(p) && mayApplyTo(p.json, t.name)))));
+      if (approverSets[t.name]) results.push(preparsePolicySet(approverSets[t.name]!, setOf(approversOf(t.name))));
     }
     const failed = results.flatMap((r) => (r.type === 'failure' ? r.errors : []));
     if (failed.length) throw new PolicyValidationError(failed.map((e) => describeCedarError('preparse', e)));
@@ -174,6 +202,7 @@ export function compilePolicySet(input: PolicySetInput): CompiledPolicySet {
     calendars: [...input.calendars].sort(),
     taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
     taskSets,
+    approverSets,
     warnings,
   });
 }

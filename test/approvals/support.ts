@@ -90,13 +90,16 @@ export interface ApprovalWorld {
   close(): Promise<void>;
 }
 
-/** A broker (scheduler off: tests run jobs at the ManualClock's time) with step-up tasks and three approver keys. */
-export async function startApprovalWorld(): Promise<ApprovalWorld> {
+/**
+ * A broker (scheduler off: tests run jobs at the ManualClock's time) with step-up tasks and three
+ * approver keys; `config` replaces approvalConfig (same workloads and keys).
+ */
+export async function startApprovalWorld(config: (exporter: AgentKey, other: AgentKey, delegatedUrl: string) => Parameters<typeof startTestBroker>[0] = approvalConfig): Promise<ApprovalWorld> {
   const w = { delegatedAnswer: { status: 200, json: { decision: 'approve', comment: 'low risk' } } } as ApprovalWorld;
   w.exporter = await agentKey('exporter');
   w.other = await agentKey('other');
   w.delegated = await startReceiver(() => w.delegatedAnswer);
-  w.broker = await startTestBroker(approvalConfig(w.exporter, w.other, w.delegated.url), { scheduler: false, clock: new ManualClock() });
+  w.broker = await startTestBroker(config(w.exporter, w.other, w.delegated.url), { scheduler: false, clock: new ManualClock() });
   const url = w.broker.url;
   w.keys = {} as ApprovalWorld['keys'];
   for (const name of ['alice', 'bob', 'carol'] as const) {
