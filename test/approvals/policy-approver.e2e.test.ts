@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, TEST_ADMIN_KEY } from '../support/broker.js';
-import type { AgentKey } from '../support/fixtures.js';
-import { startApprovalWorld, type ApprovalWorld } from './support.js';
+import { startApprovalWorld, type ApprovalWorld, type WorldParts } from './support.js';
 
 const task = (name: string, approval?: Record<string, unknown>) => ({
   name,
@@ -33,7 +32,7 @@ permit (principal is Workload, action == Action::"purge", resource);
 permit (principal, action == Action::"read-only", resource);
 `;
 
-const config = (exporter: AgentKey) => ({
+const config = ({ exporter }: WorldParts) => ({
   workloads: [{ id: 'exporter', kind: 'service', owner: 'alice', public_keys: [exporter.jwk] }],
   tasks: [task('export-data'), task('wipe-db'), task('purge', { required: 3 }), task('read-only')],
   policies: [{ file: 'approvals.cedar', text: POLICIES }],
