@@ -7,13 +7,14 @@ import { grantTrail } from '../../audit/grant-trail.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { mountAdminRoute } from './admin-route.js';
+import { BIGINT_TEXT } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
 
 const since = z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional();
 const eventsQuery = z.strictObject({
   target_type: z.string().optional(),
   target_id: z.string().optional(),
-  after_seq: z.string().regex(/^\d+$/).optional(),
+  after_seq: z.string().regex(BIGINT_TEXT, 'a sequence number from next_after_seq').optional(),
   since,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });

@@ -8,6 +8,7 @@ import { reevaluateActiveGrants } from '../../grants/reevaluate.js';
 import { grantReevaluator } from '../../decisions/reevaluation.js';
 import { adminAct, adminWrite, refreshAfterWrite } from './admin-action.js';
 import { mountAdminRoute } from './admin-route.js';
+import { BIGINT_TEXT } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
 
 /** A configuration document, validated, or a 400 (with `message`) naming each problem's field. */
@@ -55,7 +56,7 @@ export function configRoutes(deps: Deps): Router {
   // Restoring re-applies an earlier document as a new version: history only grows.
   mountAdminRoute(r, deps, ADMIN_ROUTES.restoreConfigVersion, async (req, res) => {
     const version = String(req.params.version);
-    const doc = /^\d+$/.test(version) ? await readConfigVersionDocument(deps.db, version) : undefined;
+    const doc = BIGINT_TEXT.test(version) ? await readConfigVersionDocument(deps.db, version) : undefined;
     if (!doc) throw notFound('Configuration version');
     const result = await applyAudited(deps, res, ADMIN_ROUTES.restoreConfigVersion.audit, configOr400(doc, 'The stored version no longer validates.'), { restored_from: version });
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, restored_from: version, content_hash: result.contentHash });

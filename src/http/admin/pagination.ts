@@ -18,6 +18,9 @@ export const pageQuery = {
  */
 export const createdAtCursor = z.strictObject({ created_at: z.iso.datetime(), id: z.uuid() });
 
+/** A Postgres bigint (a sequence number, a version) as a decimal string: 18 digits always fit. */
+export const BIGINT_TEXT = /^\d{1,18}$/;
+
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;
