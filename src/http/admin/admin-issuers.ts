@@ -5,15 +5,13 @@ import { TesseraError } from '../../lib/errors.js';
 import { RemoteJwks } from '../../identity/remote-jwks.js';
 import type { RegistrySnapshot } from '../../config/registry.js';
 import { IDENTITY_ALGORITHMS } from '../../config/spec.js';
-import { ROLES, roleAtLeast, type AdminPrincipal } from './admin-keys.js';
+import { roleAtLeast, roleSchema, type AdminPrincipal } from './admin-keys.js';
 import type { AdminRole } from './admin.table.js';
 
 /** The environment variable that trusts human IdPs for the admin plane (a JSON array of issuers). */
 export const ADMIN_ISSUERS_VARIABLE = 'TESSERA_ADMIN_ISSUERS';
 /** A JWKS fetch that hangs must not hold an admin request: give up after this long. */
 const JWKS_FETCH_TIMEOUT_MS = 5_000;
-
-const role = z.enum(ROLES as readonly [AdminRole, ...AdminRole[]]);
 
 /**
  * One trusted human IdP: whose `iss`, which `aud` (an audience of its own for the admin plane, never
@@ -26,7 +24,7 @@ export const adminIssuerSpec = z.strictObject({
   jwks_uri: z.url(),
   audience: z.string().min(1),
   roles_claim: z.string().min(1).default('groups'),
-  roles: z.record(z.string().min(1), role).refine((m) => Object.keys(m).length > 0, 'map at least one claim value to a role'),
+  roles: z.record(z.string().min(1), roleSchema).refine((m) => Object.keys(m).length > 0, 'map at least one claim value to a role'),
   person_claim: z.string().min(1).default('email'),
   algorithms: z.array(z.enum(IDENTITY_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
   /** IdP clocks drift like CI issuers' do. */

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { z } from 'zod';
 import type { Database } from '../../db/database.js';
 import { sha256Hex } from '../../lib/hash.js';
 import { newId, randomSecret } from '../../lib/ids.js';
@@ -10,6 +11,9 @@ export const ADMIN_KEY_PREFIX = 'tsk_';
 
 /** Roles in increasing power; each includes the ones before it. */
 export const ROLES: readonly AdminRole[] = ['viewer', 'approver', 'operator', 'admin'];
+
+/** A role named in a request or a configuration. */
+export const roleSchema = z.enum(ROLES as readonly [AdminRole, ...AdminRole[]]);
 
 export const roleAtLeast = (have: AdminRole, need: AdminRole) => ROLES.indexOf(have) >= ROLES.indexOf(need);
 

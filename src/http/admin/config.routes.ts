@@ -68,7 +68,7 @@ export function configRoutes(deps: Deps): Router {
     const dryRun = req.query.dry_run === 'true';
     const result = await adminAct(deps, res, { action: ADMIN_ROUTES.reevaluateGrants.audit, target_type: 'grants', target_id: 'active' }, async (actor) => {
       const done = await reevaluateActiveGrants(deps, {}, grantReevaluator(deps), deps.clock.now(), { dryRun, actor });
-      return { result: done, data: { dry_run: dryRun, evaluated: done.evaluated, revoked: done.revoked.map((g) => g.grant_id), failed: done.failed.length } };
+      return { result: done, data: { dry_run: dryRun, evaluated: done.evaluated, revoked: done.revoked.length, failed: done.failed.length } };
     });
     res.json(result);
   });

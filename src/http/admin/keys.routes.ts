@@ -6,10 +6,9 @@ import { parseOrThrow } from '../../lib/validation.js';
 import { noStore } from '../grants.routes.js';
 import { adminWrite } from './admin-action.js';
 import { adminOf } from './admin-auth.js';
-import { createAdminKey, findAdminKey, listAdminKeys, revokeAdminKey, ROLES, usableKeyNamed, type AdminKeyInfo } from './admin-keys.js';
+import { createAdminKey, findAdminKey, listAdminKeys, revokeAdminKey, roleSchema, usableKeyNamed, type AdminKeyInfo } from './admin-keys.js';
 import { mountAdminRoute } from './admin-route.js';
 import { ADMIN_ROUTES } from './route-roles.js';
-import type { AdminRole } from './admin.table.js';
 
 /** Ten years: a key that should outlive that should be rotated instead. */
 const MAX_KEY_DAYS = 3650;
@@ -17,7 +16,7 @@ const DAY_MS = 86_400_000;
 
 const createBody = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits and . _ @ - only, at most 64'),
-  role: z.enum(ROLES as readonly [AdminRole, ...AdminRole[]]),
+  role: roleSchema,
   /** Who will hold the key (e.g. an e-mail address); default its name. Self-approval rules compare it. */
   person: z.string().trim().min(1).max(256).optional(),
   expires_in_days: z.number().int().min(1).max(MAX_KEY_DAYS).optional(),
