@@ -5,26 +5,14 @@ import { requestContext } from './http/request-context.js';
 import { wellKnownRoutes } from './http/wellknown.routes.js';
 import { oauthRoutes } from './http/oauth.routes.js';
 import { grantRoutes } from './http/grants.routes.js';
-import { configRoutes } from './http/admin/config.routes.js';
 import { signalRoutes } from './http/signals.routes.js';
-import { decisionRoutes } from './http/admin/decisions.routes.js';
-import { auditRoutes } from './http/admin/audit.routes.js';
 import { introspectRoutes } from './http/oauth-introspect.routes.js';
 import { revokeRoutes } from './http/oauth-revoke.routes.js';
 import { statusListRoutes } from './http/status-list.routes.js';
 import { metricsRoutes } from './http/metrics.routes.js';
-import { revocationRoutes } from './http/admin/revocation.routes.js';
-import { signingKeyRoutes } from './http/admin/signing-keys.routes.js';
-import { resourceServerRoutes } from './http/admin/resource-servers.routes.js';
-import { webhookRoutes } from './http/admin/webhooks.routes.js';
-import { workloadRoutes } from './http/admin/workloads.routes.js';
-import { registryEntryRoutes } from './http/admin/registry-entries.routes.js';
-import { adminGrantRoutes } from './http/admin/grants.routes.js';
-import { keyRoutes } from './http/admin/keys.routes.js';
 import { useRoutes } from './http/uses.routes.js';
 import { approvalRoutes } from './http/approvals.routes.js';
-import { adminApprovalRoutes } from './http/admin/approvals.routes.js';
-import { documentEntryRoutes } from './http/admin/document-entries.routes.js';
+import { adminRoutes } from './http/admin/admin.routes.js';
 import { notFound } from './lib/errors.js';
 import { jsonBody } from './http/body.js';
 
@@ -43,21 +31,10 @@ export function createApp(deps: Deps): express.Express {
   app.use(revokeRoutes(deps));
   app.use(statusListRoutes(deps));
   app.use(metricsRoutes(deps));
-  // Admin routes authenticate and check the role before they parse a body of their own.
-  app.use('/v1/admin', configRoutes(deps));
-  app.use('/v1/admin', decisionRoutes(deps));
-  app.use('/v1/admin', auditRoutes(deps));
+  // Admin routes authenticate and check the role before they parse a body of their own; unknown admin
+  // paths end there too, never reaching the workload body parser below.
+  app.use('/v1/admin', adminRoutes(deps));
   app.use(signalRoutes(deps));
-  app.use('/v1/admin', revocationRoutes(deps));
-  app.use('/v1/admin', signingKeyRoutes(deps));
-  app.use('/v1/admin', resourceServerRoutes(deps));
-  app.use('/v1/admin', webhookRoutes(deps));
-  app.use('/v1/admin', workloadRoutes(deps));
-  app.use('/v1/admin', registryEntryRoutes(deps));
-  app.use('/v1/admin', adminGrantRoutes(deps));
-  app.use('/v1/admin', keyRoutes(deps));
-  app.use('/v1/admin', adminApprovalRoutes(deps));
-  app.use('/v1/admin', documentEntryRoutes(deps));
   app.use(useRoutes(deps));
   app.use('/v1', jsonBody(BODY_LIMIT));
   app.use(grantRoutes(deps));

@@ -13,6 +13,7 @@ import type { Kek } from './keys/kek.js';
 import { IssuerKeys } from './identity/issuer-keys.js';
 import { policyDecider } from './decisions/decider.js';
 import { ensureBootstrapAdminKey } from './http/admin/admin-keys.js';
+import { AdminIssuers, type AdminIssuerSpec } from './http/admin/admin-issuers.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
@@ -40,6 +41,8 @@ export interface BrokerOptions {
   configDir?: string;
   config?: ConfigDocument;
   bootstrapAdminKey?: string;
+  /** Human IdPs trusted for admin logins (TESSERA_ADMIN_ISSUERS). */
+  adminIssuers?: AdminIssuerSpec[];
   poolMax?: number;
   /** Run the lifecycle jobs on this replica (default true); tests that drive jobs by hand turn it off. */
   scheduler?: boolean;
@@ -92,6 +95,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     kek: o.kek,
     audit,
     issuerKeys: new IssuerKeys(clock, (issuer, err) => log.warn({ issuer, err: err.message }, 'issuer JWKS fetch failed')),
+    adminIssuers: new AdminIssuers(o.adminIssuers ?? [], clock),
     requests,
     statusIndexes: new StatusIndexAllocator(db),
     decide: policyDecider(db, () => registry.snapshot, requests),

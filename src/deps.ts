@@ -11,6 +11,7 @@ import type { AuditSealer } from './audit/sealer.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
 import type { AuthenticationContext } from './identity/authenticate.js';
 import type { Kek } from './keys/kek.js';
+import type { AdminIssuers } from './http/admin/admin-issuers.js';
 
 /** Everything the HTTP app and the scheduler need, built once by main (or a test) and passed down. */
 export interface Deps {
@@ -31,6 +32,8 @@ export interface Deps {
   issuer: string;
   /** Chains staged audit events; `flush()` before reading the trail. */
   audit: AuditSealer;
+  /** Trusted human IdPs whose JWTs authenticate admins beside admin keys (none unless configured). */
+  adminIssuers: AdminIssuers;
   /** Called after a signal batch is stored and answered, off the request (continuous re-evaluation hooks in here; see signals/follow-up.ts). */
   onSignals?: (signals: NewSignal[]) => Promise<void>;
 }

@@ -8,14 +8,17 @@ import { loadKek } from './keys/kek.js';
 import { newAdminKey } from './http/admin/admin-keys.js';
 import { startBroker, type Broker } from './broker.js';
 import { ConfigError } from './config/load-folder.js';
+import { ADMIN_ISSUERS_VARIABLE, parseAdminIssuers } from './http/admin/admin-issuers.js';
 
 const DEMO_CONFIG_DIR = 'config/demo';
 const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 async function main(): Promise<void> {
   let env;
+  let adminIssuers;
   try {
     env = parseEnv(process.env);
+    adminIssuers = parseAdminIssuers(process.env[ADMIN_ISSUERS_VARIABLE]);
   } catch (err) {
     console.error(`tessera: ${(err as Error).message}`);
     process.exit(2);
@@ -72,6 +75,7 @@ async function main(): Promise<void> {
     issuer: env.TESSERA_ISSUER,
     configDir,
     bootstrapAdminKey,
+    adminIssuers,
     poolMax: env.TESSERA_DB_POOL_MAX,
     scheduler: env.TESSERA_SCHEDULER === 'on',
   }).catch(async (err) => {

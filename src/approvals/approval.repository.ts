@@ -26,9 +26,21 @@ export async function votesOf(db: Database, approvalId: string): Promise<VoteRow
   return db.selectFrom('approval_votes').selectAll().where('approval_id', '=', approvalId).orderBy('at').orderBy('approver').execute();
 }
 
-/** Records a vote; false when this approver already voted on this approval (the primary key refuses a second). */
-export async function insertVote(db: Database, v: { approval_id: string; approver: string; vote: Vote; comment: string | null; at: Date }): Promise<boolean> {
-  const r = await db.insertInto('approval_votes').values(v).onConflict((oc) => oc.columns(['approval_id', 'approver']).doNothing()).executeTakeFirst();
+/** Votes on each of several approvals, oldest first, in one query: approval id → its votes. */
+export async function votesOfEach(db: Database, approvalIds: string[]): Promise<Map<string, VoteRow[]>> {
+  const byApproval = new Map<string, VoteRow[]>(approvalIds.map((id) => [id, []]));
+  if (!approvalIds.length) return byApproval;
+  const rows = await db.selectFrom('approval_votes').selectAll().where('approval_id', 'in', approvalIds).orderBy('at').orderBy('approver').execute();
+  for (const v of rows) byApproval.get(v.approval_id)!.push(v);
+  return byApproval;
+}
+
+/**
+ * Records a vote; false when this approver or this person already voted on this approval (the primary
+ * key and the one-vote-per-person constraint refuse a second).
+ */
+export async function insertVote(db: Database, v: { approval_id: string; approver: string; person: string; vote: Vote; comment: string | null; at: Date }): Promise<boolean> {
+  const r = await db.insertInto('approval_votes').values(v).onConflict((oc) => oc.doNothing()).executeTakeFirst();
   return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
 }
 

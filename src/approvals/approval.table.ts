@@ -2,6 +2,7 @@ import type { ColumnType, Generated } from 'kysely';
 
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'redeemed';
 export type Vote = 'approve' | 'deny';
+export type ApprovalForbid = 'owner' | 'sponsor';
 
 type Json<T = unknown> = ColumnType<T, string, string>;
 
@@ -10,6 +11,8 @@ export interface ApprovalTables {
     id: string;
     workload_id: string;
     workload_owner: string;
+    /** The workload's sponsor when it asked, if it names one. */
+    workload_sponsor: string | null;
     task: string;
     params: Json<Record<string, unknown>>;
     params_sha256: string;
@@ -17,7 +20,8 @@ export interface ApprovalTables {
     decision_id: string;
     status: ApprovalStatus;
     required_approvals: number;
-    forbid_owner: boolean;
+    /** Whose votes the task refuses on this request: the workload's `owner`, its `sponsor`. */
+    forbid: ApprovalForbid[];
     created_at: Date;
     expires_at: Date;
     decided_at: Date | null;
@@ -27,6 +31,8 @@ export interface ApprovalTables {
   approval_votes: {
     approval_id: string;
     approver: string;
+    /** Who voted, lowercased: one vote per person, whichever key or login they used. */
+    person: string;
     vote: Vote;
     comment: string | null;
     at: Date;

@@ -2,7 +2,7 @@ import type { Database } from '../db/database.js';
 import type { JobResult } from '../scheduler/job.js';
 import { recordAudit } from '../audit/audit-outbox.js';
 import { expireDueApprovals, votesOf } from './approval.repository.js';
-import { approvalSummary } from './approval.service.js';
+import { approvalSummary } from './approval-summary.js';
 import { stageApprovalEvent } from './approval-webhook.js';
 
 /** Approvals expired per transaction: small enough to keep locks brief, large enough for a backlog. */

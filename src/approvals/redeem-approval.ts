@@ -1,22 +1,39 @@
 import type { Principal } from '../identity/authenticate.js';
 import type { Decision } from '../decisions/decider.js';
-import { identitySummary } from '../decisions/decider.js';
-import { findDecision } from '../decisions/decision.repository.js';
+import { findDecision, recordDecision, type DecisionRow } from '../decisions/decision.repository.js';
 import { recordAudit } from '../audit/audit-outbox.js';
-import { conflict, notFound, TesseraError } from '../lib/errors.js';
-import { newId } from '../lib/ids.js';
+import { epochSeconds } from '../lib/clock.js';
+import { conflict, forbidden, notFound, TesseraError } from '../lib/errors.js';
 import { parseTaskParams, taskNamed, type GrantDeps, type IssuedGrant } from '../grants/grant.service.js';
 import { mintGrant } from '../grants/mint-grant.js';
-import { changeApprovalStatus, findApproval, votesOf } from './approval.repository.js';
+import { changeApprovalStatus, findApproval, votesOf, type ApprovalRow } from './approval.repository.js';
 import { paramsHash } from './approval.service.js';
 
 /** A redeemed approval's token works once: it was approved for one action. */
 const REDEEMED_MAX_USES = 1;
 
+const staleIdentity = (logDetail: string) =>
+  new TesseraError(403, 'stale_identity', 'Redeem with a fresh identity token: one issued after the approval was requested, not the one that asked.', { logDetail });
+
+/**
+ * The identity proof must be new: an OIDC or SPIFFE token can be presented again within its lifetime,
+ * so neither the exact token that opened the request (its hash is on the step-up decision) nor any
+ * token issued before the request was made redeems it.
+ */
+function checkFreshIdentity(principal: Principal, approval: ApprovalRow, stepUp: DecisionRow): void {
+  const opener = (stepUp.signals as { identity?: { token_sha256?: string } }).identity?.token_sha256;
+  if (opener && opener === principal.tokenSha256) throw staleIdentity('the identity token that opened the request was presented again');
+  const iat = principal.claims.iat;
+  if (typeof iat !== 'number' || iat < epochSeconds(approval.created_at)) throw staleIdentity(`identity token issued at ${String(iat)}, before the approval`);
+}
+
 /**
  * Redeems an approved request: the same workload, proven afresh, with the same task and parameters,
- * gets a single-use grant for that one action. The approval moves `approved → redeemed` in the mint
- * transaction, conditionally, so of two concurrent redeems exactly one commits a grant.
+ * gets a single-use grant for that one action. The request is decided again under the policy,
+ * signals and registry in force now: the approval settles the step-up, not a forbid that applies
+ * since (a new policy version, a rate spike, an untrusted runner), nor a step-up that now asks for
+ * more approvals than were given. The approval moves `approved → redeemed` in the mint transaction,
+ * conditionally, so of two concurrent redeems exactly one commits a grant.
  */
 export async function redeemApproval(
   deps: GrantDeps,
@@ -34,28 +51,35 @@ export async function redeemApproval(
   if ((r.task ?? approval.task) !== approval.task || paramsHash(parseTaskParams(task, r.params)) !== approval.params_sha256) {
     throw new TesseraError(403, 'approval_mismatch', 'The request differs from the approved one: same task and parameters only.');
   }
-
   const stepUp = await findDecision(deps.db, approval.decision_id);
   if (!stepUp) throw conflict('The approval has no decision on record.');
+  checkFreshIdentity(principal, approval, stepUp);
+
   const asked = stepUp.request as { scopes?: string[]; ttl_seconds?: number | null };
+  const params = approval.params;
+  const scopes = asked.scopes?.length ? asked.scopes : task.spec.scopes;
+  const request = { task: task.spec.name, params, purpose: approval.purpose, approval_id: approval.id, scopes };
+  const current = await deps.decide({ principal, task, params, purpose: approval.purpose, requestId: r.requestId }, now);
+  deps.requests.increment(principal.workload.id, now);
+  if (current.outcome === 'deny' || (current.outcome === 'step_up' && (current.requiredApprovals ?? 1) > approval.required_approvals)) {
+    const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: r.requestId, request, now, ttlSeconds: null, grantId: null };
+    await deps.db.transaction().execute((trx) => recordDecision(trx, current, record));
+    if (current.outcome === 'deny') throw forbidden('The request is no longer allowed.', { decision_id: current.id, reasons: current.reasons });
+    throw new TesseraError(403, 'approval_insufficient', `Policy now asks for ${current.requiredApprovals} approvals; this request had ${approval.required_approvals}. Ask again.`, {
+      extra: { decision_id: current.id },
+    });
+  }
   const approvers = (await votesOf(deps.db, approval.id)).filter((v) => v.vote === 'approve').map((v) => v.approver);
-  const snap = deps.registry.snapshot;
+  const maxTtlSeconds = Math.min(stepUp.max_ttl_seconds ?? Infinity, current.maxTtlSeconds ?? Infinity);
+  // The decision of this redeem: today's policy and signals (so a signal change re-evaluates the grant), allowed by the approval.
   const decision: Decision = {
-    id: newId(),
+    ...current,
     outcome: 'allow',
     reasons: [`approved by ${approvers.join(', ')}`],
-    errors: [],
-    determining: [],
-    maxTtlSeconds: stepUp.max_ttl_seconds ?? undefined,
-    policyVersion: snap.policies?.version ?? null,
-    configVersion: snap.configVersion,
-    // The step-up's signals, so a signal change re-evaluates this grant too; the fresh identity proof.
-    signals: { ...(stepUp.signals as Decision['signals']), identity: identitySummary(principal) },
-    latencyUs: 0,
+    maxTtlSeconds: Number.isFinite(maxTtlSeconds) ? maxTtlSeconds : undefined,
+    approver: undefined,
   };
-  const scopes = asked.scopes?.length ? asked.scopes : task.spec.scopes;
-  const ttl = Math.min(asked.ttl_seconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
-  const params = approval.params;
+  const ttl = Math.min(asked.ttl_seconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, maxTtlSeconds);
   return mintGrant(deps, principal, {
     task,
     params,
@@ -63,7 +87,7 @@ export async function redeemApproval(
     purpose: approval.purpose,
     ttlSeconds: ttl,
     decision,
-    request: { task: task.spec.name, params, purpose: approval.purpose, approval_id: approval.id, scopes },
+    request,
     requestId: r.requestId,
     approvalId: approval.id,
     maxUses: REDEEMED_MAX_USES,

@@ -10,6 +10,8 @@ export interface WaitOptions {
   pending: Record<string, unknown>;
   /** A fresh identity token for each call (assertions are single use). */
   identity: () => Promise<string>;
+  /** The identity token that opened the request: the broker refuses it for the redeem. */
+  opened: string;
   /** What the redeem repeats: the same task and parameters. */
   request: { task: string; params: Record<string, unknown> };
   waitTimeoutMs: number;
@@ -43,11 +45,20 @@ export async function waitForApproval(o: WaitOptions): Promise<{ token: Record<s
     const status = String(res.body.status);
     if (status === 'approved') {
       if (tty) o.progress.write('\n');
-      const redeemed = await call(String(o.pending.redeem), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await o.identity()}` },
-        body: JSON.stringify(o.request),
-      });
+      // GitHub Actions and --assertion-key give a new token on every call; a file or variable may not.
+      const fresh = await o.identity();
+      const redeemed =
+        fresh === o.opened
+          ? { status: 403, body: { code: 'stale_identity' } }
+          : await call(String(o.pending.redeem), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${fresh}` }, body: JSON.stringify(o.request) });
+      if (redeemed.body.code === 'stale_identity') {
+        o.progress.write(
+          `tessera token: approval ${id} was approved, but redeeming it needs an identity token issued after the request, and the identity source ` +
+            `(a token file or variable) still gives the one that asked or an older one. Use --assertion-key or GitHub Actions, which fetch a new token ` +
+            `for the redeem, or redeem it before it expires: POST ${String(o.pending.redeem)} with a new token and the same task and parameters.\n`,
+        );
+        return { exit: 1 };
+      }
       if (redeemed.status !== 201) {
         o.progress.write(`tessera token: ${describeError(redeemed.status, redeemed.body)}\n`);
         return { exit: 1 };

@@ -25,7 +25,7 @@ export const envSchema = z.object({
   /** Folder of configuration-as-code applied at start-up (defaults to the demo folder in embedded mode). */
   TESSERA_CONFIG_DIR: z.string().min(1).optional(),
   /** An admin API key accepted from first start (role admin); generated and printed once in demo mode. */
-  TESSERA_BOOTSTRAP_ADMIN_KEY: z.string().min(24, 'use at least 24 characters').optional(),
+  TESSERA_BOOTSTRAP_ADMIN_KEY: z.string().regex(/^tsk_[A-Za-z0-9_-]{32,}$/, 'must be "tsk_" and at least 32 random base64url characters (make one: echo "tsk_$(openssl rand -base64 32 | tr "+/" "-_" | tr -d =)")').optional(),
   TESSERA_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   TESSERA_EMBEDDED_PG_PORT: port.optional(),
   /** Whether this replica runs the scheduled jobs (every replica may; API-only replicas can opt out). */

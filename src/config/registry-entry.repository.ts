@@ -23,10 +23,26 @@ const KEY_COLUMN = { issuers: 'id', tasks: 'name' } as const;
 const tableOf = (kind: EntryKind) => kind as 'issuers';
 const keyOf = (kind: EntryKind) => KEY_COLUMN[kind] as 'id';
 
+/** What a list of issuers or tasks may be narrowed by. */
+export interface EntryFilter {
+  /** Top-level spec fields that must equal these strings (an issuer's `kind`, a task's `risk`). */
+  spec?: Record<string, string | undefined>;
+  /** Tasks only: those this workload may ask for (an exact entry, or a `prefix*` it starts with). */
+  workload?: string | undefined;
+}
+
 /** Issuers or tasks in key order, starting after the key `after`. */
-export async function listEntries<K extends EntryKind>(db: Database, kind: K, after: string | undefined, take: number): Promise<RegistryEntry<EntrySpecs[K]>[]> {
+export async function listEntries<K extends EntryKind>(db: Database, kind: K, after: string | undefined, take: number, filter: EntryFilter = {}): Promise<RegistryEntry<EntrySpecs[K]>[]> {
   let q = db.selectFrom(tableOf(kind)).select([sql.ref<string>(keyOf(kind)).as('key'), 'spec', 'updated_at']).orderBy(keyOf(kind)).limit(take);
   if (after !== undefined) q = q.where(keyOf(kind), '>', after);
+  for (const [field, value] of Object.entries(filter.spec ?? {})) {
+    if (value !== undefined) q = q.where(sql<boolean>`spec->>${field} = ${value}`);
+  }
+  if (filter.workload !== undefined) {
+    // The same rule as CompiledTask.allows, in SQL: `*` only at the end, a plain prefix (no LIKE wildcards).
+    q = q.where(sql<boolean>`exists (select 1 from jsonb_array_elements_text(spec->'workloads') w(v)
+      where w.v = ${filter.workload} or (right(w.v, 1) = '*' and starts_with(${filter.workload}, left(w.v, -1))))`);
+  }
   return (await q.execute()) as RegistryEntry<EntrySpecs[K]>[];
 }
 

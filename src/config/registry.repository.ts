@@ -74,6 +74,8 @@ export interface ApplyResult {
   version: string;
   changed: boolean;
   contentHash: string;
+  /** Grants ended because their workload, task or issuer left the registry (0 when unchanged). */
+  revokedGrants?: number;
 }
 
 /**
@@ -89,91 +91,10 @@ export async function applyConfigDocument(
   actor: string,
   now: Date,
 ): Promise<ApplyResult> {
-  const contentHash = configHash(doc);
   return db.transaction().execute(async (trx) => {
     await lockRegistry(trx);
-    const latest = await trx
-      .selectFrom('config_versions')
-      .select(['id', 'content_hash'])
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    if (latest?.content_hash === contentHash) return { version: latest.id, changed: false, contentHash };
-
-    for (const issuer of doc.issuers) {
-      await trx
-        .insertInto('issuers')
-        .values({ id: issuer.id, spec: JSON.stringify(issuer), updated_at: now })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ spec: JSON.stringify(issuer), updated_at: now }))
-        .execute();
-    }
-    await deleteMissing(trx, 'issuers', 'id', doc.issuers.map((i) => i.id));
-
-    for (const task of doc.tasks) {
-      await trx
-        .insertInto('tasks')
-        .values({ name: task.name, spec: JSON.stringify(task), updated_at: now })
-        .onConflict((oc) => oc.column('name').doUpdateSet({ spec: JSON.stringify(task), updated_at: now }))
-        .execute();
-    }
-    await deleteMissing(trx, 'tasks', 'name', doc.tasks.map((t) => t.name));
-
-    for (const w of doc.workloads) {
-      await trx
-        .insertInto('workloads')
-        .values({
-          id: w.id,
-          kind: w.kind,
-          owner: w.owner,
-          status: w.status,
-          spec: JSON.stringify(w),
-          updated_at: now,
-          status_changed_at: now,
-          status_changed_by: actor,
-          status_reason: CONFIG_REASON,
-        })
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet({
-            kind: w.kind,
-            owner: w.owner,
-            spec: JSON.stringify(w),
-            updated_at: now,
-            // Configuration may retire or suspend, and may re-activate what configuration retired,
-            // but never lifts a suspension an admin made during an incident.
-            status: sql`case when ${ADMIN_SUSPENDED} then workloads.status else ${w.status} end`,
-            status_reason: sql`case when ${ADMIN_SUSPENDED} then workloads.status_reason else ${CONFIG_REASON} end`,
-          }),
-        )
-        .execute();
-    }
-    const keep = doc.workloads.map((w) => w.id);
-    let retire = trx
-      .updateTable('workloads')
-      .set({ status: 'retired', status_reason: 'removed from configuration', status_changed_by: actor, status_changed_at: now })
-      .where('status', '<>', 'retired');
-    if (keep.length) retire = retire.where('id', 'not in', keep);
-    await retire.execute();
-
-    const version = await trx
-      .insertInto('config_versions')
-      .values({
-        content_hash: contentHash,
-        applied_by: actor,
-        applied_at: now,
-        summary: JSON.stringify({
-          issuers: doc.issuers.length,
-          workloads: doc.workloads.length,
-          tasks: doc.tasks.length,
-          signal_types: doc.signal_types.length,
-          policies: doc.policies.length,
-        }),
-        document: JSON.stringify(doc),
-        policy_version: doc.policies.length ? policySetVersion(documentPolicyInput(doc)) : null,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    const revoked = await revokeGrantsOutsideRegistry(trx, actor, now);
-    await bumpRegistryEpoch(trx);
+    const result = await applyConfigLocked(trx, doc, actor, now);
+    if (!result.changed) return result;
     await recordAudit(
       trx,
       {
@@ -181,13 +102,115 @@ export async function applyConfigDocument(
         action: 'config.applied',
         outcome: 'success',
         target_type: 'config_version',
-        target_id: version.id,
-        data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file), revoked_grants: revoked.length },
+        target_id: result.version,
+        data: configAuditData(doc, result),
       },
       now,
     );
-    return { version: version.id, changed: true, contentHash };
+    return result;
   });
+}
+
+/** What an audit event says about an applied document: its hash and what it holds, never its text. */
+export const configAuditData = (doc: ConfigDocument, result: Pick<ApplyResult, 'contentHash' | 'revokedGrants'>) => ({
+  content_hash: result.contentHash,
+  revoked_grants: result.revokedGrants ?? 0,
+  issuers: doc.issuers.length,
+  workloads: doc.workloads.length,
+  tasks: doc.tasks.length,
+  policies: doc.policies.map((p) => p.file),
+});
+
+/**
+ * Applies a document inside `trx`, whose caller holds the registry lock (see lockRegistry) and records
+ * the audit event: an admin write that reads the registry before it applies (one edited entry) reads
+ * what it replaces under the same lock.
+ */
+export async function applyConfigLocked(trx: Database, doc: ConfigDocument, actor: string, now: Date): Promise<ApplyResult> {
+  const contentHash = configHash(doc);
+  const latest = await trx
+    .selectFrom('config_versions')
+    .select(['id', 'content_hash'])
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (latest?.content_hash === contentHash) return { version: latest.id, changed: false, contentHash };
+
+  for (const issuer of doc.issuers) {
+    await trx
+      .insertInto('issuers')
+      .values({ id: issuer.id, spec: JSON.stringify(issuer), updated_at: now })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ spec: JSON.stringify(issuer), updated_at: now }))
+      .execute();
+  }
+  await deleteMissing(trx, 'issuers', 'id', doc.issuers.map((i) => i.id));
+
+  for (const task of doc.tasks) {
+    await trx
+      .insertInto('tasks')
+      .values({ name: task.name, spec: JSON.stringify(task), updated_at: now })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ spec: JSON.stringify(task), updated_at: now }))
+      .execute();
+  }
+  await deleteMissing(trx, 'tasks', 'name', doc.tasks.map((t) => t.name));
+
+  for (const w of doc.workloads) {
+    await trx
+      .insertInto('workloads')
+      .values({
+        id: w.id,
+        kind: w.kind,
+        owner: w.owner,
+        status: w.status,
+        spec: JSON.stringify(w),
+        updated_at: now,
+        status_changed_at: now,
+        status_changed_by: actor,
+        status_reason: CONFIG_REASON,
+      })
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          kind: w.kind,
+          owner: w.owner,
+          spec: JSON.stringify(w),
+          updated_at: now,
+          // Configuration may retire or suspend, and may re-activate what configuration retired,
+          // but never lifts a suspension an admin made during an incident.
+          status: sql`case when ${ADMIN_SUSPENDED} then workloads.status else ${w.status} end`,
+          status_reason: sql`case when ${ADMIN_SUSPENDED} then workloads.status_reason else ${CONFIG_REASON} end`,
+        }),
+      )
+      .execute();
+  }
+  const keep = doc.workloads.map((w) => w.id);
+  let retire = trx
+    .updateTable('workloads')
+    .set({ status: 'retired', status_reason: 'removed from configuration', status_changed_by: actor, status_changed_at: now })
+    .where('status', '<>', 'retired');
+  if (keep.length) retire = retire.where('id', 'not in', keep);
+  await retire.execute();
+
+  const version = await trx
+    .insertInto('config_versions')
+    .values({
+      content_hash: contentHash,
+      applied_by: actor,
+      applied_at: now,
+      summary: JSON.stringify({
+        issuers: doc.issuers.length,
+        workloads: doc.workloads.length,
+        tasks: doc.tasks.length,
+        signal_types: doc.signal_types.length,
+        policies: doc.policies.length,
+      }),
+      document: JSON.stringify(doc),
+      policy_version: doc.policies.length ? policySetVersion(documentPolicyInput(doc)) : null,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const revoked = await revokeGrantsOutsideRegistry(trx, actor, now);
+  await bumpRegistryEpoch(trx);
+  return { version: version.id, changed: true, contentHash, revokedGrants: revoked.length };
 }
 
 async function deleteMissing(trx: Database, table: 'issuers' | 'tasks', key: 'id' | 'name', keep: string[]) {

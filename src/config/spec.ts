@@ -60,6 +60,8 @@ export const workloadSpec = z
     id: name,
     kind: z.enum(['ci', 'agent', 'service']),
     owner: z.string().min(1),
+    /** The person who vouches for this workload's access; tasks may refuse their votes on its step-ups. */
+    sponsor: z.string().trim().min(1).max(256).optional(),
     description: z.string().optional(),
     status: z.enum(['active', 'suspended', 'retired']).default('active'),
     bindings: z.array(binding).default([]),
@@ -100,16 +102,24 @@ export const DEFAULT_APPROVAL_EXPIRES_SECONDS = 900;
 /** A delegated approver webhook answers within 3 s or the request waits for people. */
 export const DEFAULT_APPROVAL_WEBHOOK_TIMEOUT_MS = 3_000;
 
+/** People related to the workload whose votes a task may refuse: self-approval in two shapes. */
+export const APPROVAL_FORBID = ['owner', 'sponsor'] as const;
+/** By default neither the workload's owner nor its sponsor may approve its requests. */
+export const DEFAULT_APPROVAL_FORBID: Array<(typeof APPROVAL_FORBID)[number]> = ['owner', 'sponsor'];
+
 /**
- * What a step-up on this task needs: how many approvals, how long a request stays open, whether the
- * workload's owner may approve it, and an optional delegated approver (a webhook that answers
- * approve/deny within `timeout_ms`; its URL must be registered under /v1/admin/approval-webhooks,
- * whose secret signs the call).
+ * What a step-up on this task needs: how many approvals, how long a request stays open, whose votes
+ * are refused (`forbid`), and an optional delegated approver (a webhook that answers approve/deny
+ * within `timeout_ms`; its URL must be registered under /v1/admin/approval-webhooks, whose secret
+ * signs the call).
  */
 export const approvalSpec = z.strictObject({
   required: z.number().int().min(1).max(10).default(1),
   expires_in_seconds: z.number().int().min(60).max(7 * 86_400).default(DEFAULT_APPROVAL_EXPIRES_SECONDS),
-  forbid_owner: z.boolean().default(true),
+  /** Absent: DEFAULT_APPROVAL_FORBID. `[]` lets anyone with the approver role vote. */
+  forbid: z.array(z.enum(APPROVAL_FORBID)).max(APPROVAL_FORBID.length).optional(),
+  /** The earlier spelling: `false` is `forbid: [sponsor]`. Stored documents keep it, so it stays accepted. */
+  forbid_owner: z.boolean().optional(),
   auto: z
     .strictObject({
       webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
@@ -117,11 +127,19 @@ export const approvalSpec = z.strictObject({
       timeout_ms: z.number().int().min(100).max(10_000).default(DEFAULT_APPROVAL_WEBHOOK_TIMEOUT_MS),
     })
     .optional(),
+}).superRefine((v, ctx) => {
+  if (v.forbid !== undefined && v.forbid_owner !== undefined) ctx.addIssue({ code: 'custom', path: ['forbid_owner'], message: 'give forbid or forbid_owner, not both (forbid_owner is the earlier spelling)' });
 });
 export type ApprovalSpec = z.infer<typeof approvalSpec>;
 
 /** The approval settings of a task that names none. */
-export const DEFAULT_APPROVAL: ApprovalSpec = { required: 1, expires_in_seconds: DEFAULT_APPROVAL_EXPIRES_SECONDS, forbid_owner: true };
+export const DEFAULT_APPROVAL: ApprovalSpec = { required: 1, expires_in_seconds: DEFAULT_APPROVAL_EXPIRES_SECONDS };
+
+/** Whose votes a task's step-ups refuse, from `forbid` or its earlier spelling `forbid_owner`. */
+export function forbiddenVoters(a: ApprovalSpec): Array<(typeof APPROVAL_FORBID)[number]> {
+  if (a.forbid) return [...new Set(a.forbid)];
+  return a.forbid_owner === false ? DEFAULT_APPROVAL_FORBID.filter((f) => f !== 'owner') : [...DEFAULT_APPROVAL_FORBID];
+}
 
 export const taskSpec = z
   .strictObject({

@@ -1,6 +1,6 @@
 import type { CompiledTask } from '../config/registry.js';
 import type { WorkloadRow } from '../config/registry.repository.js';
-import { evaluate, type BrokerSignals, type CompiledPolicySet, type IdentityContext, type PolicyValue } from '../policy/index.js';
+import { evaluate, evaluateApprover, type ApproverAnswer, type BrokerSignals, type CompiledPolicySet, type IdentityContext, type PolicyRequest, type PolicyValue } from '../policy/index.js';
 
 /** The policy set a decision runs under, as a registry snapshot holds it (see RegistrySnapshot). */
 export interface PolicyState {
@@ -24,6 +24,10 @@ export interface Verdict {
   errors: string[];
   determining: string[];
   maxTtlSeconds?: number | undefined;
+  /** On a step-up: approvals policy asks for (`@approvals`), at least; the task's setting may ask more. */
+  requiredApprovals?: number | undefined;
+  /** On a step-up: the `@auto_approve` policies' answer, cast as a vote when the approval opens. */
+  approver?: ApproverAnswer | undefined;
 }
 
 /**
@@ -44,7 +48,7 @@ export async function decide<F extends DecisionFacts>(
   if (state.policyError) return deny(['the policy set is invalid'], [state.policyError]);
   if (!state.policies) return { verdict: { outcome: 'allow', reasons: [], errors: [], determining: [] } };
   const f = await facts();
-  const r = evaluate(state.policies, {
+  const request: PolicyRequest = {
     workload: { id: workload.id, kind: workload.spec.kind, owner: workload.spec.owner },
     task: { name: task.spec.name, risk: task.spec.risk },
     params: f.params,
@@ -52,6 +56,13 @@ export async function decide<F extends DecisionFacts>(
     identity: f.identity,
     signals: f.signals,
     broker: f.broker,
-  });
-  return { verdict: { outcome: r.outcome, reasons: r.reasons, errors: r.errors, determining: r.determining, maxTtlSeconds: r.maxTtlSeconds }, facts: f };
+  };
+  const r = evaluate(state.policies, request);
+  const verdict: Verdict = { outcome: r.outcome, reasons: r.reasons, errors: r.errors, determining: r.determining, maxTtlSeconds: r.maxTtlSeconds };
+  if (r.outcome === 'step_up') {
+    verdict.requiredApprovals = r.requiredApprovals;
+    // A delegated approver policy answers in the context the step-up was decided in.
+    verdict.approver = evaluateApprover(state.policies, request);
+  }
+  return { verdict, facts: f };
 }

@@ -2,7 +2,7 @@ import { isAuthorized, statefulIsAuthorized, type AuthorizationAnswer, type Ceda
 import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
 import { pickContext } from './context-reads.js';
 import type { CompiledPolicySet, TaskPlan } from './policy-set.js';
-import { IDENTITY_CLAIMS, type PolicyDecision, type PolicyRequest } from './policy-request.js';
+import { IDENTITY_CLAIMS, type ApproverAnswer, type PolicyDecision, type PolicyRequest } from './policy-request.js';
 
 /** Shown when Cedar denies by default: no permit applied and no forbid did either. */
 export const NO_PERMIT_REASON = 'no policy permits this request';
@@ -124,6 +124,7 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
   }
   const stepUps = policies.filter((p) => p.stepUp);
   const ttls = policies.flatMap((p) => (p.maxTtlSeconds === undefined ? [] : [p.maxTtlSeconds]));
+  const approvals = stepUps.flatMap((p) => (p.approvals === undefined ? [] : [p.approvals]));
   const reasons = (stepUps.length ? stepUps : policies).flatMap((p) =>
     p.reason ? [p.reason] : stepUps.length ? [`step-up approval required by policy "${p.id}"`] : [],
   );
@@ -132,6 +133,29 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
     reasons,
     determining,
     ...(ttls.length ? { maxTtlSeconds: Math.min(...ttls) } : {}),
+    ...(approvals.length ? { requiredApprovals: Math.max(...approvals) } : {}),
     errors: [],
   });
+}
+
+/**
+ * Asks the task's `@auto_approve` policies about a step-up, in the same context as the decision: a
+ * permit that applies approves, a forbid that applies denies (Cedar: forbid wins). Undefined when none
+ * applies, the task has none, or evaluation failed: then people decide, as they would without them.
+ */
+export function evaluateApprover(compiled: CompiledPolicySet, request: PolicyRequest): ApproverAnswer | undefined {
+  const plan = compiled.approverPlans[request.task.name];
+  if (!plan) return undefined;
+  let context: Context;
+  try {
+    context = buildContext(compiled, request);
+  } catch (err) {
+    if (err instanceof CedarValueError) return undefined;
+    throw err;
+  }
+  const answer = authorize(plan, request, context);
+  if (answer.type === 'failure' || answer.response.diagnostics.errors.length) return undefined;
+  const [first] = [...answer.response.diagnostics.reason].sort();
+  if (!first) return undefined;
+  return { vote: answer.response.decision === 'allow' ? 'approve' : 'deny', policy: first, reason: compiled.policies[first]?.reason ?? null };
 }

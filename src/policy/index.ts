@@ -5,9 +5,10 @@ export { cedarValueProblem } from './cedar-value.js';
 export { generateCedarSchema, paramKind, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
 export { compilePolicySet, policySetVersion, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type CompileOptions, type PolicySetInput } from './policy-set.js';
 export type { PolicyFile } from './policy-source.js';
-export { evaluate, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
+export { evaluate, evaluateApprover, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
 export {
   IDENTITY_CLAIMS,
+  type ApproverAnswer,
   type BrokerSignals,
   type IdentityContext,
   type PolicyDecision,

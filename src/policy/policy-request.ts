@@ -66,6 +66,14 @@ export interface PolicyRequest {
 
 export type PolicyOutcome = 'allow' | 'step_up' | 'deny';
 
+/** What the `@auto_approve` policies answer for a step-up: a vote, cast as `policy:<policy>`. */
+export interface ApproverAnswer {
+  vote: 'approve' | 'deny';
+  /** The determining approver policy (the first by id when several applied). */
+  policy: string;
+  reason: string | null;
+}
+
 /** The engine's answer; `errors` are for the admin and the log, `reasons` may be shown to the caller. */
 export interface PolicyDecision {
   outcome: PolicyOutcome;
@@ -74,6 +82,8 @@ export interface PolicyDecision {
   determining: string[];
   /** The smallest `@max_ttl` of the determining permits, absent when none sets one. */
   maxTtlSeconds?: number;
+  /** On a step-up: the largest `@approvals` of its determining step-up permits, absent when none sets one. */
+  requiredApprovals?: number;
   errors: string[];
   policyVersion: string;
   evaluationMicros: number;

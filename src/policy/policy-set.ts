@@ -25,6 +25,10 @@ export interface CompiledPolicy {
   stepUp: boolean;
   /** Absent when the policy sets no `@max_ttl`. */
   maxTtlSeconds?: number;
+  /** `@approvals("N")` on a step-up permit: how many approvals its step-up needs at least. */
+  approvals?: number;
+  /** `@auto_approve`: a delegated approver, evaluated only on a step-up, never in the decision itself. */
+  autoApprove: boolean;
 }
 
 /**
@@ -52,6 +56,8 @@ export interface CompiledPolicySet {
   readonly taskRisks: Readonly<Record<string, string>>;
   /** Task name → how its requests are evaluated. */
   readonly plans: Readonly<Record<string, TaskPlan>>;
+  /** Task name → how its step-ups are put to its `@auto_approve` policies, for tasks any can match. */
+  readonly approverPlans: Readonly<Record<string, TaskPlan>>;
   /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
   readonly warnings: readonly string[];
 }
@@ -73,7 +79,11 @@ export interface CompileOptions {
 /** A TTL below this cannot carry a useful request; above a day is no longer "short-lived". */
 const MAX_TTL_RANGE = { min: 10, max: 86_400 } as const;
 /** Annotations that only make sense on a permit, since only permits can determine an allow. */
-const PERMIT_ONLY = ['step_up', 'max_ttl'] as const;
+const PERMIT_ONLY = ['step_up', 'max_ttl', 'approvals'] as const;
+/** Annotations of a decision that an approver policy, which decides no request, cannot carry. */
+const NOT_ON_APPROVER = ['step_up', 'max_ttl', 'approvals'] as const;
+/** `@approvals` may ask for as many approvals as a task's `approval.required` may. */
+const APPROVALS_RANGE = { min: 1, max: 10 } as const;
 
 /** Cedar caches preparsed sets per thread with no way to drop them, so each version is preparsed once. */
 const preparsed = new Set<string>();
@@ -109,6 +119,16 @@ function annotationProblems(p: SourcePolicy): string[] {
     }
   }
   if (p.annotations.reason === null) problems.push(`${where}: @reason needs a text, e.g. @reason("the change window is closed")`);
+  const approvals = p.annotations.approvals;
+  if (approvals !== undefined) {
+    const n = approvals === null || !/^\d+$/.test(approvals) ? NaN : Number(approvals);
+    if (!(n >= APPROVALS_RANGE.min && n <= APPROVALS_RANGE.max)) {
+      problems.push(`${where}: @approvals must be a whole number from ${APPROVALS_RANGE.min} to ${APPROVALS_RANGE.max}, got ${JSON.stringify(approvals)}`);
+    } else if (!('step_up' in p.annotations)) problems.push(`${where}: @approvals says how many approvals a step-up needs; put it on a @step_up permit`);
+  }
+  if ('auto_approve' in p.annotations) {
+    for (const a of NOT_ON_APPROVER) if (a in p.annotations) problems.push(`${where}: @${a} has no effect on an @auto_approve policy, which decides no request`);
+  }
   return problems;
 }
 
@@ -121,6 +141,8 @@ function compiledPolicy(p: SourcePolicy): CompiledPolicy {
     ...(p.annotations.reason ? { reason: p.annotations.reason } : {}),
     stepUp: 'step_up' in p.annotations,
     ...(ttl ? { maxTtlSeconds: Number(ttl) } : {}),
+    ...(p.annotations.approvals ? { approvals: Number(p.annotations.approvals) } : {}),
+    autoApprove: 'auto_approve' in p.annotations,
   };
 }
 
@@ -180,19 +202,25 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
   // One set per task, holding only the policies whose action scope can match it: Cedar's cost grows
   // with the policies it evaluates, and a policy scoped to another action can neither apply nor err
   // for this one, so each task's set decides exactly as the whole set would.
+  // `@auto_approve` policies are in sets of their own: they answer a step-up, and a permit among them
+  // in the decision's set would allow the very request it is meant to approve.
+  const isApprover = (p: SourcePolicy) => 'auto_approve' in p.annotations;
+  const planOf = (subset: SourcePolicy[], id: string): TaskPlan => ({
+    policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
+    reads: requestReads(subset.map((p) => p.json)),
+    ...(options.preparse ? { preparsedId: id } : {}),
+  });
   const plans = Object.fromEntries(
-    input.tasks.map((t) => {
-      const subset = policies.filter((p) => mayApplyTo(p.json, t.name));
-      const plan: TaskPlan = {
-        policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
-        reads: requestReads(subset.map((p) => p.json)),
-        ...(options.preparse ? { preparsedId: `${version}:${t.name}` } : {}),
-      };
-      return [t.name, plan];
+    input.tasks.map((t) => [t.name, planOf(policies.filter((p) => !isApprover(p) && mayApplyTo(p.json, t.name)), `${version}:${t.name}`)]),
+  );
+  const approverPlans = Object.fromEntries(
+    input.tasks.flatMap((t) => {
+      const approvers = policies.filter((p) => isApprover(p) && mayApplyTo(p.json, t.name));
+      return approvers.length ? [[t.name, planOf(approvers, `${version}:${t.name}:approver`)]] : [];
     }),
   );
   if (options.preparse && !preparsed.has(version)) {
-    const results = Object.values(plans).map((p) => preparsePolicySet(p.preparsedId!, { staticPolicies: p.policies }));
+    const results = [...Object.values(plans), ...Object.values(approverPlans)].map((p) => preparsePolicySet(p.preparsedId!, { staticPolicies: p.policies }));
     const failed = results.flatMap((r) => (r.type === 'failure' ? r.errors : []));
     if (failed.length) throw new PolicyValidationError(failed.map((e) => describeCedarError('preparse', e)));
     preparsed.add(version);
@@ -207,6 +235,7 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
     calendars: [...input.calendars].sort(),
     taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
     plans,
+    approverPlans,
     warnings,
   });
 }

@@ -72,8 +72,9 @@ describe('tessera admin commands', () => {
   });
 
   it('admin keys: create prints the key once, list never, revoke stops it; no key is a usage error', async () => {
-    const created = await tessera(['admin', 'keys', 'create', '--name', 'robot', '--role', 'viewer', '--expires-in-days', '7']);
+    const created = await tessera(['admin', 'keys', 'create', '--name', 'robot', '--role', 'viewer', '--person', 'ops@example.com', '--expires-in-days', '7']);
     expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^person: +ops@example\.com$/m);
     expect(created.stderr).toMatch(/not shown again/);
     const key = /^key: +(tsk_\S+)$/m.exec(created.stdout)![1]!;
     const id = /^id: +(\S+)$/m.exec(created.stdout)![1]!;
@@ -84,7 +85,7 @@ describe('tessera admin commands', () => {
     expect(forbidden.stderr).toMatch(/403 This action needs the admin role/);
 
     const list = await tessera(['admin', 'keys', 'list']);
-    expect(list.stdout).toMatch(/\n\S+ +robot +viewer +active/);
+    expect(list.stdout).toMatch(/\n\S+ +robot +ops@example\.com +viewer +active/);
     expect(list.stdout).not.toContain(key);
 
     expect((await tessera(['admin', 'keys', 'revoke', id, '--reason', 'done'])).stdout).toMatch(/status: +revoked/);

@@ -35,6 +35,18 @@ describe('tasks', () => {
     expect((await call('get', '/tasks/read-logs')).status).toBe(404);
   });
 
+  it('filters by risk and by the workloads that may ask (exact entries and prefix* entries)', async () => {
+    const names = async (q: string) => (await call('get', `/tasks?${q}`)).body.items.map((t: { name: string }) => t.name);
+    expect(await names('risk=medium')).toEqual(['deploy-prod', 'refund-payment']);
+    expect(await names('risk=high')).toEqual([]);
+    expect(await names('workload=agent-1')).toEqual(['refund-payment']);
+    expect(await names('workload=api-deploy&risk=medium')).toEqual(['deploy-prod']);
+    // `agent-*` matches ids that start with the whole prefix `agent-`.
+    expect(await names('workload=agent')).toEqual([]);
+    expect(await names('workload=web-deploy')).toEqual([]);
+    expect((await call('get', '/tasks?risk=extreme')).body.errors[0].field).toBe('risk');
+  });
+
   it('names the bad field and writes nothing', async () => {
     const before = await countTasks();
     const cases: Array<[unknown, string]> = [
@@ -58,6 +70,8 @@ describe('issuers', () => {
     const jwks = { keys: [world.agent.jwk] };
     expect((await call('put', '/issuers/spire', { kind: 'spiffe', trust_domain: 'prod.example', jwks, audiences: ['tessera'] })).status).toBe(201);
     expect((await call('get', '/issuers')).body.items.map((i: { id: string }) => i.id)).toEqual(['ci', 'spire']);
+    expect((await call('get', '/issuers?kind=spiffe')).body.items.map((i: { id: string }) => i.id)).toEqual(['spire']);
+    expect((await call('get', '/issuers?kind=oidc&limit=1')).body).toMatchObject({ items: [{ id: 'ci' }], next_cursor: null });
     const inUse = await call('delete', '/issuers/ci');
     expect(inUse.status).toBe(409);
     expect(inUse.body.workloads).toEqual(['api-deploy', 'web-deploy']);

@@ -1,6 +1,7 @@
 import { startTestBroker, TEST_ADMIN_KEY, type TestBroker } from '../support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from '../support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from '../support/fixtures.js';
+import { parseAdminIssuers } from '../../src/http/admin/admin-issuers.js';
 
 export interface AdminResponse {
   status: number;
@@ -36,22 +37,37 @@ export async function createKey(broker: TestBroker, name: string, role: string, 
   return { id: res.body.id as string, key: res.body.key as string };
 }
 
+/** The audience the fake corporate IdP's admin logins carry (never a workload audience). */
+export const ADMIN_AUDIENCE = 'tessera-admin';
+/** Its groups claim values → roles, as an operator would set TESSERA_ADMIN_ISSUERS. */
+export const IDP_GROUPS = { viewer: 'tessera-viewers', approver: 'tessera-approvers', operator: 'tessera-operators', admin: 'tessera-admins' } as const;
+
 export interface AdminWorld {
   broker: TestBroker;
   ci: FakeIssuer;
+  /** A human IdP trusted for admin logins: a real HTTP JWKS server. */
+  idp: FakeIssuer;
+  /** An ID token of `person` in `groups`, issued now by the IdP; `claims` override. */
+  idpToken(person: string, groups: string[], claims?: Record<string, unknown>): Promise<string>;
   agent: AgentKey;
   stop(): Promise<void>;
 }
 
-/** A broker with the shared test registry, its fake CI issuer and the agent's key. */
+/** A broker with the shared test registry, its fake CI issuer, the agent's key, and a trusted admin IdP. */
 export async function startAdminWorld(): Promise<AdminWorld> {
   const world = {} as AdminWorld;
-  world.ci = await startFakeIssuer({ now: () => world.broker.clock.now() });
+  const now = () => world.broker.clock.now();
+  world.ci = await startFakeIssuer({ now });
+  world.idp = await startFakeIssuer({ now });
   world.agent = await agentKey();
-  world.broker = await startTestBroker(testConfig(world.ci, world.agent.jwk));
+  const roles = Object.fromEntries(Object.entries(IDP_GROUPS).map(([role, group]) => [group, role]));
+  const adminIssuers = parseAdminIssuers(JSON.stringify([{ issuer: world.idp.url, jwks_uri: world.idp.jwksUri, audience: ADMIN_AUDIENCE, roles }]));
+  world.broker = await startTestBroker(testConfig(world.ci, world.agent.jwk), { adminIssuers });
+  world.idpToken = (person, groups, claims = {}) => world.idp.token({ aud: ADMIN_AUDIENCE, sub: `u-${person}`, email: person, groups, ...claims });
   world.stop = async () => {
     await world.broker.stop();
     await world.ci.close();
+    await world.idp.close();
   };
   return world;
 }

@@ -4,15 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import { startApprovalWorld, type ApprovalWorld } from './support.js';
+import { expireApprovals } from '../../src/approvals/expire-approvals.job.js';
+import { approvalConfig, RunningClock, startApprovalWorld, type ApprovalWorld } from './support.js';
 
 const BIN = path.resolve('bin/tessera.js');
 let w: ApprovalWorld;
 let dir: string;
 
-function tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function tessera(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args, '--broker', w.broker.url], { env: { PATH: process.env.PATH }, timeout: 30_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [BIN, ...args, '--broker', w.broker.url], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -21,9 +22,10 @@ const asExporter = (task: string, destination: string, waitTimeout: number) =>
   tessera(['token', '--task', task, '--param', `destination=${destination}`, '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json'), '--wait-timeout', String(waitTimeout)]);
 
 /** The pending approval the CLI just opened, once it shows up. */
-async function pendingFor(destination: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const list = await w.admin('/approvals?status=pending&workload=exporter');
+async function pendingFor(destination: string, workload = 'exporter'): Promise<string> {
+  // The CLI is a child process: under load it may take a while to start and ask.
+  for (let i = 0; i < 250; i++) {
+    const list = await w.admin(`/approvals?status=pending&workload=${workload}`);
     const found = (list.items as Array<{ id: string; params: { destination: string } }>).find((a) => a.params.destination === destination);
     if (found) return found.id;
     await new Promise((r) => setTimeout(r, 100));
@@ -32,7 +34,7 @@ async function pendingFor(destination: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  w = await startApprovalWorld();
+  w = await startApprovalWorld(approvalConfig, new RunningClock());
   dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-approvals-'));
   await writeFile(path.join(dir, 'exporter.jwk.json'), JSON.stringify(w.exporter.privateJwk));
 });
@@ -52,7 +54,7 @@ describe('tessera token waits for a step-up; tessera approvals decides it', () =
     expect(shown.stdout).toMatch(/policies:\s+export-data-step-up/);
     const refused = await tessera(['approvals', 'approve', id, '--admin-key', w.keys.alice]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/403 The owner of workload exporter may not approve/);
+    expect(refused.stderr).toMatch(/403 The owner of workload exporter may not vote/);
     const approved = await tessera(['approvals', 'approve', id, '--comment', 'looks right', '--admin-key', w.keys.bob]);
     expect(approved.stdout).toBe(`approval ${id}: approved (1/1 approvals)\n`);
 
@@ -72,9 +74,32 @@ describe('tessera token waits for a step-up; tessera approvals decides it', () =
     expect(got.stdout).toBe('');
   });
 
+  it('exits 1 when the request expires while it waits', async () => {
+    const running = asExporter('export-data', 's3://cli-expires', 25);
+    const id = await pendingFor('s3://cli-expires');
+    // The sweep runs at a time past the expiry; the broker's own clock stays with the CLI's, whose
+    // assertions would otherwise look 15 minutes old.
+    expect((await expireApprovals(w.broker.deps, new Date(w.broker.clock.now().getTime() + 900_000))).processed).toBeGreaterThanOrEqual(1);
+    const got = await running;
+    expect(got.code, got.stderr).toBe(1);
+    expect(got.stderr).toMatch(new RegExp(`approval ${id} was expired`));
+    expect(got.stdout).toBe('');
+  });
+
+  it('with a static identity token (a variable), explains that the redeem needs a fresh one', async () => {
+    const running = tessera(['token', '--task', 'export-data', '--param', 'destination=s3://cli-static', '--wait-timeout', '25'], { TESSERA_IDENTITY_TOKEN: await w.ci.token() });
+    const id = await pendingFor('s3://cli-static', 'pipeline');
+    expect((await w.vote(w.keys.bob, id, 'approve')).body.status).toBe('approved');
+    const got = await running;
+    expect(got.code, got.stderr).toBe(1);
+    expect(got.stderr).toMatch(new RegExp(`approval ${id} was approved, but redeeming it needs an identity token issued after the request`));
+    expect(got.stderr).toContain(`POST ${w.broker.url}/v1/approvals/${id}/redeem`);
+    expect(await w.admin(`/approvals/${id}`)).toMatchObject({ status: 'approved' });
+  });
+
   it('exits 3 when nobody decides within --wait-timeout', async () => {
     const got = await asExporter('export-data', 's3://cli-slow', 3);
-    expect(got.code).toBe(3);
+    expect(got.code, got.stderr).toBe(3);
     expect(got.stderr).toMatch(/gave up waiting for approval .* after 3s; it is still pending/);
   });
 });

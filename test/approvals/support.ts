@@ -3,7 +3,25 @@ import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from '../support/broker.js';
 import { agentKey, type AgentKey } from '../support/fixtures.js';
+import { startFakeIssuer, type FakeIssuer } from '../support/fake-issuer.js';
 import { ManualClock } from '../../src/lib/clock.js';
+
+/**
+ * A clock that runs with the wall clock and can be moved ahead: for worlds a child process drives (the
+ * CLI signs its assertions with real time, which a frozen broker clock would soon call "in the future").
+ */
+export class RunningClock extends ManualClock {
+  #aheadMs = 0;
+  override now(): Date {
+    return new Date(Date.now() + this.#aheadMs);
+  }
+  override advance(seconds: number): void {
+    this.#aheadMs += seconds * 1000;
+  }
+  override set(to: Date | string | number): void {
+    this.#aheadMs = new Date(to).getTime() - Date.now();
+  }
+}
 
 export interface Received {
   headers: http.IncomingHttpHeaders;
@@ -46,27 +64,40 @@ export function verifySignature(secret: string, header: string | undefined, body
 const stepUp = (task: string) => `@id("${task}-step-up") @step_up @max_ttl("120") @reason("${task} needs an approver")
 permit (principal is Workload, action == Action::"${task}", resource) when { principal.kind == "service" };`;
 
+/** What a world's configuration is built from. */
+export interface WorldParts {
+  exporter: AgentKey;
+  other: AgentKey;
+  delegatedUrl: string;
+  /** A CI OIDC issuer: its tokens, unlike client assertions, can be presented more than once. */
+  ci: FakeIssuer;
+}
+
 /** Tasks whose every request steps up, with different approval settings. */
-export function approvalConfig(exporter: AgentKey, other: AgentKey, delegatedUrl: string) {
+export function approvalConfig({ exporter, other, delegatedUrl, ci }: WorldParts) {
   const task = (name: string, approval?: Record<string, unknown>) => ({
     name,
     scopes: ['data:export'],
     audience: 'https://crm.example',
     params: { destination: { type: 'string' } },
-    workloads: ['exporter', 'other'],
+    workloads: ['exporter', 'other', 'pipeline'],
     ...(approval && { approval }),
   });
   return {
+    issuers: [{ id: 'ci', issuer: ci.url, jwks_uri: ci.jwksUri, audiences: ['tessera'], algorithms: ['RS256'] }],
     workloads: [
-      { id: 'exporter', kind: 'service', owner: 'alice', public_keys: [exporter.jwk] },
+      { id: 'exporter', kind: 'service', owner: 'alice', sponsor: 'Dave@Example.com', public_keys: [exporter.jwk] },
       { id: 'other', kind: 'service', owner: 'data', public_keys: [other.jwk] },
+      { id: 'pipeline', kind: 'service', owner: 'platform', bindings: [{ issuer: 'ci', claims: { repository: 'acme/api' } }] },
     ],
     tasks: [
       task('export-data'),
       task('wipe-db', { required: 2, expires_in_seconds: 600 }),
+      // The earlier spelling of `forbid: [sponsor]`, as stored documents still carry it.
       task('rotate-key', { forbid_owner: false, auto: { webhook: delegatedUrl, timeout_ms: 500 } }),
+      task('read-audit', { forbid: ['owner'] }),
     ],
-    policies: [{ file: 'step-up.cedar', text: ['export-data', 'wipe-db', 'rotate-key'].map(stepUp).join('\n') }],
+    policies: [{ file: 'step-up.cedar', text: ['export-data', 'wipe-db', 'rotate-key', 'read-audit'].map(stepUp).join('\n') }],
   };
 }
 
@@ -74,6 +105,7 @@ export interface ApprovalWorld {
   broker: TestBroker;
   exporter: AgentKey;
   other: AgentKey;
+  ci: FakeIssuer;
   delegated: Awaited<ReturnType<typeof startReceiver>>;
   /** What the delegated approver answers next. */
   delegatedAnswer: { status: number; json?: unknown; delayMs?: number };
@@ -88,13 +120,20 @@ export interface ApprovalWorld {
   close(): Promise<void>;
 }
 
-/** A broker (scheduler off: tests run jobs at the ManualClock's time) with step-up tasks and three approver keys. */
-export async function startApprovalWorld(): Promise<ApprovalWorld> {
+/**
+ * A broker (scheduler off: tests run jobs at the ManualClock's time) with step-up tasks and three
+ * approver keys; `config` replaces approvalConfig (same workloads and keys).
+ */
+export async function startApprovalWorld(
+  config: (parts: WorldParts) => Parameters<typeof startTestBroker>[0] = approvalConfig,
+  clock: ManualClock = new ManualClock(),
+): Promise<ApprovalWorld> {
   const w = { delegatedAnswer: { status: 200, json: { decision: 'approve', comment: 'low risk' } } } as ApprovalWorld;
   w.exporter = await agentKey('exporter');
   w.other = await agentKey('other');
   w.delegated = await startReceiver(() => w.delegatedAnswer);
-  w.broker = await startTestBroker(approvalConfig(w.exporter, w.other, w.delegated.url), { scheduler: false, clock: new ManualClock() });
+  w.ci = await startFakeIssuer({ now: () => w.broker.clock.now() });
+  w.broker = await startTestBroker(config({ exporter: w.exporter, other: w.other, delegatedUrl: w.delegated.url, ci: w.ci }), { scheduler: false, clock });
   const url = w.broker.url;
   w.keys = {} as ApprovalWorld['keys'];
   for (const name of ['alice', 'bob', 'carol'] as const) {
@@ -113,6 +152,7 @@ export async function startApprovalWorld(): Promise<ApprovalWorld> {
   w.close = async () => {
     await w.broker.stop();
     await w.delegated.close();
+    await w.ci.close();
   };
   return w;
 }

@@ -11,6 +11,7 @@ const common = `  --json               print the broker's JSON answer instead of
 const keyFields = (k: Key): Array<[string, unknown]> => [
   ['id', k.id],
   ['name', k.name],
+  ['person', k.person],
   ['role', k.role],
   ['status', k.status],
   ['created by', k.created_by],
@@ -28,14 +29,16 @@ Creates an admin API key and prints it once: the broker keeps only its hash.
 Options:
   --name <name>              who or what holds the key; actions are recorded as admin:<name>
   --role <role>              viewer, approver, operator or admin
+  --person <who>             the person holding it (e.g. alice@example.com; default the name): one vote
+                             per person on an approval, and no votes on their own workloads' requests
   --expires-in-days <days>   the key stops working after this many days (default: never)
 ${common}`,
-  options: { ...adminOptions, name: { type: 'string' }, role: { type: 'string' }, 'expires-in-days': { type: 'string' } },
+  options: { ...adminOptions, name: { type: 'string' }, role: { type: 'string' }, 'expires-in-days': { type: 'string' }, person: { type: 'string' } },
   async run(v) {
     if (!v.name || !v.role) throw new UsageError('--name and --role are required');
     const days = v['expires-in-days'] === undefined ? undefined : Number(v['expires-in-days']);
     if (days !== undefined && !Number.isInteger(days)) throw new UsageError('--expires-in-days must be a whole number of days');
-    const k = await adminRequest(v, 'POST', '/keys', { name: v.name, role: v.role, expires_in_days: days });
+    const k = await adminRequest(v, 'POST', '/keys', { name: v.name, role: v.role, person: v.person, expires_in_days: days });
     output(v, k, () => `${formatFields([...keyFields(k), ['key', k.key]])}`);
     if (!v.json) process.stderr.write('Store the key now: it is not shown again.\n');
     return 0;
@@ -58,6 +61,7 @@ ${common}`,
       formatTable(body.items as Key[], [
         ['id', (k) => k.id],
         ['name', (k) => k.name],
+        ['person', (k) => k.person],
         ['role', (k) => k.role],
         ['status', (k) => k.status],
         ['created by', (k) => k.created_by],

@@ -62,7 +62,7 @@ ${common('a viewer')}`,
     output(v, a, () =>
       formatFields([
         ['id', a.id],
-        ['workload', `${String(a.workload_id)} (owner ${String(a.workload_owner)})`],
+        ['workload', `${String(a.workload_id)} (owner ${String(a.workload_owner)}${a.workload_sponsor ? `, sponsor ${String(a.workload_sponsor)}` : ''})`],
         ['task', a.task],
         ['params', JSON.stringify(a.params)],
         ['purpose', a.purpose],
@@ -74,7 +74,7 @@ ${common('a viewer')}`,
         ['policies', d.determining_policies],
         ['signals', (signals.used ?? []).map((s) => `${String(s.type)}=${JSON.stringify(s.value)} (${String(s.status)}, ${String(s.source)})`).join('; ')],
         ['decision', a.decision_id],
-        ...((a.votes as Approval[]).map((x) => [`vote`, `${String(x.approver)} ${String(x.vote)} ${x.comment ? `"${String(x.comment)}"` : ''} at ${String(x.at)}`]) as Array<[string, unknown]>),
+        ...((a.votes as Approval[]).map((x) => [`vote`, `${String(x.person)} (${String(x.approver)}) ${String(x.vote)} ${x.comment ? `"${String(x.comment)}"` : ''} at ${String(x.at)}`]) as Array<[string, unknown]>),
         ['grant', a.grant_id],
       ]),
     );
@@ -89,7 +89,7 @@ function voteCommand(verb: 'approve' | 'deny'): Command {
     usage: `Usage: tessera approvals ${verb} <approval-id> [--comment <text>] [options]
 
 ${verb === 'approve' ? 'Approves' : 'Denies'} a pending request as the admin key's name. A task may need several approvals
-from different approvers; the owner of the requesting workload may not approve where the task forbids it.
+from different people; the requesting workload's owner and sponsor may not vote where the task forbids it.
 
 Options:
   --comment <text>     why (recorded with the vote)

@@ -130,7 +130,7 @@ export const tokenCommand: Command = {
       body: JSON.stringify({ task: v.task, params, purpose: v.purpose, ttl_seconds: ttl }),
     });
     if (res.status === 202) {
-      const waited = await waitForApproval({ pending: res.body, identity: identityToken, request: { task: String(v.task), params }, waitTimeoutMs: waitTimeout * 1000, progress: process.stderr });
+      const waited = await waitForApproval({ pending: res.body, identity: identityToken, opened: identity, request: { task: String(v.task), params }, waitTimeoutMs: waitTimeout * 1000, progress: process.stderr });
       if ('exit' in waited) return waited.exit;
       res = { status: 201, body: waited.token };
     }

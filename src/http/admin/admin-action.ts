@@ -33,6 +33,11 @@ export interface AdminWriteResult<T> {
   target_id?: string;
 }
 
+/** The audit record of one admin request's write, once the write said what it did. */
+function actionOf(res: Response, actor: string, what: AdminWriteTarget, done: AdminWriteResult<unknown>): AdminAction {
+  return { actor, ...what, target_id: done.target_id ?? what.target_id, request_id: String(res.locals.requestId ?? ''), data: done.data ?? {} };
+}
+
 /**
  * Runs one admin write in a transaction and records it there: the single path every admin write takes.
  * `write` returns its result and the data the audit event should carry.
@@ -45,11 +50,28 @@ export async function adminWrite<T>(
 ): Promise<T> {
   const actor = actorOf(res);
   return deps.db.transaction().execute(async (trx) => {
-    const { result, data, target_id } = await write(trx, actor);
-    const action = { actor, ...what, target_id: target_id ?? what.target_id, request_id: String(res.locals.requestId ?? ''), data: data ?? {} };
-    await recordAdminAction(trx, action, deps.clock.now());
-    return result;
+    const done = await write(trx, actor);
+    await recordAdminAction(trx, actionOf(res, actor, what, done), deps.clock.now());
+    return done.result;
   });
+}
+
+/**
+ * The same path for an admin action that commits in steps of its own (revocations end grants in
+ * batches, each with its grant-ended events; a key revocation holds the key lock): it runs, then its
+ * audit event records what it did. A failure before the action finished records nothing for the admin
+ * request, while every grant it already ended keeps its own event.
+ */
+export async function adminAct<T>(
+  deps: Pick<Deps, 'db' | 'clock'>,
+  res: Response,
+  what: AdminWriteTarget,
+  act: (actor: string) => Promise<AdminWriteResult<T>>,
+): Promise<T> {
+  const actor = actorOf(res);
+  const done = await act(actor);
+  await recordAdminAction(deps.db, actionOf(res, actor, what, done), deps.clock.now());
+  return done.result;
 }
 
 /**

@@ -4,6 +4,8 @@ export interface AdminTables {
   admin_keys: {
     id: string;
     name: string;
+    /** Who holds the key: the person approvals compare with a workload's owner and sponsor. */
+    person: string;
     role: AdminRole;
     key_sha256: string;
     created_by: string;

@@ -1,16 +1,18 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { findApproval, listApprovals, votesOf, type ApprovalRow, type VoteRow } from '../../approvals/approval.repository.js';
-import { castVote } from '../../approvals/approval.service.js';
+import { findApproval, listApprovals, votesOf, votesOfEach, type ApprovalRow, type VoteRow } from '../../approvals/approval.repository.js';
+import { castVote } from '../../approvals/cast-vote.js';
+import { approvalSummary } from '../../approvals/approval-summary.js';
 import { createApprovalWebhook } from '../../approvals/approval-webhook.js';
 import { findDecision } from '../../decisions/decision.repository.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { actorOf, adminWrite } from './admin-action.js';
+import { adminOf } from './admin-auth.js';
 import { mountAdminRoute } from './admin-route.js';
 import { decisionView } from './decisions.routes.js';
-import { pageQuery, paginate } from './pagination.js';
+import { createdAtCursor, pageQuery, paginate } from './pagination.js';
 import { ADMIN_ROUTES } from './route-roles.js';
 
 const listQuery = z.strictObject({
@@ -18,32 +20,21 @@ const listQuery = z.strictObject({
   workload: z.string().min(1).max(256).optional(),
   ...pageQuery,
 });
-const pageKey = z.strictObject({ created_at: z.iso.datetime(), id: z.uuid() });
 const voteBody = z.strictObject({ comment: z.string().trim().max(1024).optional() });
 const webhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
 const uuid = z.uuid();
 
-/** The admin view of an approval: the action it is bound to, its progress and every vote. */
+/** The admin view of an approval: what notifications carry, and who may not vote and how it ended. */
 export function approvalView(a: ApprovalRow, votes: VoteRow[]) {
+  const { workload, ...summary } = approvalSummary(a, votes);
   return {
-    id: a.id,
-    workload_id: a.workload_id,
+    ...summary,
+    workload_id: workload,
     workload_owner: a.workload_owner,
-    task: a.task,
-    params: a.params,
-    params_sha256: a.params_sha256,
-    purpose: a.purpose,
-    status: a.status,
-    required_approvals: a.required_approvals,
-    approvals: votes.filter((v) => v.vote === 'approve').length,
-    forbid_owner: a.forbid_owner,
-    created_at: a.created_at.toISOString(),
-    expires_at: a.expires_at.toISOString(),
-    decided_at: a.decided_at?.toISOString() ?? null,
+    workload_sponsor: a.workload_sponsor,
+    forbid: a.forbid,
     redeemed_at: a.redeemed_at?.toISOString() ?? null,
     grant_id: a.grant_id,
-    decision_id: a.decision_id,
-    votes: votes.map((v) => ({ approver: v.approver, vote: v.vote, comment: v.comment, at: v.at.toISOString() })),
   };
 }
 
@@ -58,10 +49,10 @@ export function adminApprovalRoutes(deps: Deps): Router {
   const r = Router();
   mountAdminRoute(r, deps, ADMIN_ROUTES.listApprovals, async (req, res) => {
     const q = parseOrThrow(listQuery, req.query, 'The query');
-    const page = await paginate(q, pageKey, (after, take) => listApprovals(deps.db, q, after, take), (a) => ({ created_at: a.created_at.toISOString(), id: a.id }));
-    // A list shows progress; the votes themselves are on the approval.
-    const items = await Promise.all(page.items.map(async (a) => approvalView(a, await votesOf(deps.db, a.id))));
-    res.json({ items, next_cursor: page.next_cursor });
+    const page = await paginate(q, createdAtCursor, (after, take) => listApprovals(deps.db, q, after, take), (a) => ({ created_at: a.created_at.toISOString(), id: a.id }));
+    // One query for the votes of the whole page, not one per approval.
+    const votes = await votesOfEach(deps.db, page.items.map((a) => a.id));
+    res.json({ items: page.items.map((a) => approvalView(a, votes.get(a.id) ?? [])), next_cursor: page.next_cursor });
   });
 
   mountAdminRoute(r, deps, ADMIN_ROUTES.getApproval, async (req, res) => {
@@ -74,14 +65,14 @@ export function adminApprovalRoutes(deps: Deps): Router {
     mountAdminRoute(r, deps, route, async (req, res) => {
       const { comment } = parseOrThrow(voteBody, req.body ?? {}, 'The vote');
       const a = await approvalOr404(deps, String(req.params.id));
-      const voted = await castVote(deps, { approvalId: a.id, approver: actorOf(res), vote, comment: comment || null, requestId: String(res.locals.requestId ?? '') });
+      const voted = await castVote(deps, { approvalId: a.id, approver: actorOf(res), person: adminOf(res).person, vote, comment: comment || null, requestId: String(res.locals.requestId ?? '') });
       res.json(approvalView(voted.approval, voted.votes));
     });
   }
 
   mountAdminRoute(r, deps, ADMIN_ROUTES.createApprovalWebhook, async (req, res) => {
     const { url } = parseOrThrow(webhookBody, req.body, 'The approval webhook');
-    const created = await adminWrite(deps, res, { action: 'approval_webhook.create', target_type: 'approval_webhook', target_id: '' }, async (trx, actor) => {
+    const created = await adminWrite(deps, res, { action: ADMIN_ROUTES.createApprovalWebhook.audit, target_type: 'approval_webhook', target_id: '' }, async (trx, actor) => {
       const hook = await createApprovalWebhook(trx, deps.kek, { url, createdBy: actor }, deps.clock.now());
       return { result: hook, data: { url }, target_id: hook.id };
     });

@@ -6,13 +6,15 @@ import { verifyAuditChain } from '../../audit/verify-chain.js';
 import { grantTrail } from '../../audit/grant-trail.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { requireRole } from './admin-auth.js';
+import { mountAdminRoute } from './admin-route.js';
+import { BIGINT_TEXT } from './pagination.js';
+import { ADMIN_ROUTES } from './route-roles.js';
 
 const since = z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional();
 const eventsQuery = z.strictObject({
   target_type: z.string().optional(),
   target_id: z.string().optional(),
-  after_seq: z.string().regex(/^\d+$/).optional(),
+  after_seq: z.string().regex(BIGINT_TEXT, 'a sequence number from next_after_seq').optional(),
   since,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
@@ -20,13 +22,13 @@ const eventsQuery = z.strictObject({
 /** The audit trail: chain verification, export for a SIEM, events, and the whole story of one grant. */
 export function auditRoutes(deps: Deps): Router {
   const r = Router();
-  r.get('/audit/verify', requireRole(deps, 'viewer'), async (_req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.verifyAudit, async (_req, res) => {
     await deps.audit.flush();
     const result = await verifyAuditChain(deps.db);
     res.status(result.ok ? 200 : 409).json(result.ok ? { ok: true, count: result.count } : { ok: false, count: result.count, broken_at: result.brokenAt, reason: result.reason });
   });
 
-  r.get('/audit/events', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.listAuditEvents, async (req, res) => {
     const q = parseOrThrow(eventsQuery, req.query, 'The query');
     await deps.audit.flush();
     const items = await listAuditEvents(deps.db, { targetType: q.target_type, targetId: q.target_id, afterSeq: q.after_seq, since: q.since, limit: q.limit });
@@ -34,7 +36,7 @@ export function auditRoutes(deps: Deps): Router {
   });
 
   // JSON lines, streamed in seq order; a SIEM can resume with ?since=.
-  r.get('/audit/export', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.exportAudit, async (req, res) => {
     const q = parseOrThrow(z.strictObject({ since }), req.query, 'The query');
     await deps.audit.flush();
     res.type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
@@ -44,7 +46,7 @@ export function auditRoutes(deps: Deps): Router {
     res.end();
   });
 
-  r.get('/grants/:id/trail', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.grantTrail, async (req, res) => {
     const id = String(req.params.id);
     if (!z.uuid().safeParse(id).success) throw notFound('Grant');
     await deps.audit.flush();

@@ -2,19 +2,19 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { findDecision, type DecisionRow } from '../../decisions/decision.repository.js';
-import { listDecisions } from '../../decisions/decision-query.js';
+import { decisionPageKey, listDecisions } from '../../decisions/decision-query.js';
 import { evaluateWhatIf } from '../../decisions/what-if.js';
 import { notFound } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { requireRole } from './admin-auth.js';
-import { jsonBody } from '../body.js';
+import { mountAdminRoute } from './admin-route.js';
+import { createdAtCursor, pageQuery, paginate } from './pagination.js';
+import { ADMIN_ROUTES } from './route-roles.js';
 
 const listQuery = z.strictObject({
-  workload: z.string().optional(),
-  task: z.string().optional(),
+  workload: z.string().min(1).max(256).optional(),
+  task: z.string().min(1).max(256).optional(),
   outcome: z.enum(['allow', 'step_up', 'deny']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().optional(),
+  ...pageQuery,
 });
 
 /** The whole decision, as an admin sees it (the workload sees only outcome, reasons and id). */
@@ -43,12 +43,12 @@ export function decisionView(d: DecisionRow) {
 /** Decisions: list, read in full, and evaluate hypothetically. */
 export function decisionRoutes(deps: Deps): Router {
   const r = Router();
-  r.get('/decisions', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.listDecisions, async (req, res) => {
     const q = parseOrThrow(listQuery, req.query, 'The query');
-    const page = await listDecisions(deps.db, q);
-    res.json({ items: page.items.map(decisionView), next_cursor: page.nextCursor });
+    const page = await paginate(q, createdAtCursor, (after, take) => listDecisions(deps.db, q, after, take), decisionPageKey);
+    res.json({ items: page.items.map(decisionView), next_cursor: page.next_cursor });
   });
-  r.get('/decisions/:id', requireRole(deps, 'viewer'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.getDecision, async (req, res) => {
     const d = z.uuid().safeParse(req.params.id).success ? await findDecision(deps.db, String(req.params.id)) : undefined;
     if (!d) throw notFound('Decision');
     res.json({
@@ -56,7 +56,7 @@ export function decisionRoutes(deps: Deps): Router {
       config: { version: d.config_version, applied_by: d.config_applied_by, applied_at: d.config_applied_at?.toISOString() ?? null, policy_version: d.config_policy_version },
     });
   });
-  r.post('/decisions\\:evaluate', requireRole(deps, 'viewer'), jsonBody('1mb'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.evaluateDecision, async (req, res) => {
     res.json(await evaluateWhatIf(deps.registry.snapshot, req.body));
   });
   return r;

@@ -12,6 +12,15 @@ export const pageQuery = {
   cursor: z.string().max(1024).optional(),
 };
 
+/**
+ * The cursor of a newest-first list: the (created_at, id) of a page's last row. Both are checked before
+ * they reach SQL, so a forged cursor is a 400 naming `cursor`, never a database error.
+ */
+export const createdAtCursor = z.strictObject({ created_at: z.iso.datetime(), id: z.uuid() });
+
+/** A Postgres bigint (a sequence number, a version) as a decimal string: 18 digits always fit. */
+export const BIGINT_TEXT = /^\d{1,18}$/;
+
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { Database } from '../../db/database.js';
-import { deleteEntry, findEntry, listEntries, upsertEntry, type EntryKind, type RegistryEntry } from '../../config/registry-entry.repository.js';
+import { deleteEntry, findEntry, listEntries, upsertEntry, type EntryFilter, type EntryKind, type RegistryEntry } from '../../config/registry-entry.repository.js';
 import { issuerSpec, taskSpec, type TaskSpec } from '../../config/spec.js';
 import { workloadsBoundTo } from '../../config/workload.repository.js';
 import { conflict, invalidRequest, notFound } from '../../lib/errors.js';
@@ -10,10 +10,9 @@ import { parseOrThrow } from '../../lib/validation.js';
 import { registryWrite } from './registry-write.js';
 import { mountAdminRoute } from './admin-route.js';
 import { pageQuery, paginate } from './pagination.js';
-import { ADMIN_ROUTES, type AdminRoute } from './route-roles.js';
+import { ADMIN_ROUTES, type AdminRoute, type AdminWriteRoute } from './route-roles.js';
 import { specFromPut } from './spec-body.js';
 
-const listQuery = z.strictObject(pageQuery);
 
 interface EntryApi {
   kind: EntryKind;
@@ -21,7 +20,10 @@ interface EntryApi {
   noun: 'issuer' | 'task';
   keyField: 'id' | 'name';
   schema: z.ZodType;
-  routes: { list: AdminRoute; get: AdminRoute; put: AdminRoute; del: AdminRoute };
+  /** The list's filters beside limit and cursor, and how they narrow the query. */
+  filters: z.ZodRawShape;
+  filterOf(q: Record<string, string | undefined>): EntryFilter;
+  routes: { list: AdminRoute; get: AdminRoute; put: AdminWriteRoute; del: AdminWriteRoute };
   /** Refuses a spec the registry could not compile (which would stop every replica's reload). */
   check?(spec: unknown): void;
   /** Refuses a delete that would leave the registry inconsistent. */
@@ -34,6 +36,8 @@ const ENTRY_APIS: EntryApi[] = [
     noun: 'issuer',
     keyField: 'id',
     schema: issuerSpec,
+    filters: { kind: z.enum(['oidc', 'spiffe']).optional() },
+    filterOf: (q) => ({ spec: { kind: q.kind } }),
     routes: { list: ADMIN_ROUTES.listIssuers, get: ADMIN_ROUTES.getIssuer, put: ADMIN_ROUTES.putIssuer, del: ADMIN_ROUTES.deleteIssuer },
     async beforeDelete(trx, key) {
       const bound = await workloadsBoundTo(trx, key);
@@ -45,6 +49,8 @@ const ENTRY_APIS: EntryApi[] = [
     noun: 'task',
     keyField: 'name',
     schema: taskSpec,
+    filters: { risk: z.enum(['low', 'medium', 'high']).optional(), workload: z.string().min(1).max(256).optional() },
+    filterOf: (q) => ({ spec: { risk: q.risk }, workload: q.workload }),
     routes: { list: ADMIN_ROUTES.listTasks, get: ADMIN_ROUTES.getTask, put: ADMIN_ROUTES.putTask, del: ADMIN_ROUTES.deleteTask },
     check(spec) {
       const task = spec as TaskSpec;
@@ -68,9 +74,11 @@ export function registryEntryRoutes(deps: Deps): Router {
   const r = Router();
   for (const api of ENTRY_APIS) {
     const What = capitalised(api.noun);
+    const listQuery = z.strictObject({ ...api.filters, ...pageQuery });
     mountAdminRoute(r, deps, api.routes.list, async (req, res) => {
-      const q = parseOrThrow(listQuery, req.query, 'The query');
-      const page = await paginate(q, z.string(), (after, take) => listEntries(deps.db, api.kind, after, take), (e) => e.key);
+      const q = parseOrThrow(listQuery, req.query, 'The query') as z.infer<typeof listQuery> & Record<string, string | undefined>;
+      const filter = api.filterOf(q);
+      const page = await paginate(q, z.string(), (after, take) => listEntries(deps.db, api.kind, after, take, filter), (e) => e.key);
       res.json({ items: page.items.map((e) => entryView(api, e)), next_cursor: page.next_cursor });
     });
 
@@ -86,7 +94,7 @@ export function registryEntryRoutes(deps: Deps): Router {
       api.check?.(spec);
       const key = String(req.params.id);
       const now = deps.clock.now();
-      const created = await registryWrite(deps, res, { action: `${api.noun}.put`, target_type: api.noun, target_id: key }, async (trx) => {
+      const created = await registryWrite(deps, res, { action: api.routes.put.audit, target_type: api.noun, target_id: key }, async (trx) => {
         const result = await upsertEntry(trx, api.kind, key, spec, now);
         return { result: result.created, data: { created: result.created, spec } };
       });
@@ -95,7 +103,7 @@ export function registryEntryRoutes(deps: Deps): Router {
 
     mountAdminRoute(r, deps, api.routes.del, async (req, res) => {
       const key = String(req.params.id);
-      await registryWrite(deps, res, { action: `${api.noun}.delete`, target_type: api.noun, target_id: key }, async (trx) => {
+      await registryWrite(deps, res, { action: api.routes.del.audit, target_type: api.noun, target_id: key }, async (trx) => {
         await api.beforeDelete?.(trx, key);
         if (!(await deleteEntry(trx, api.kind, key))) throw notFound(What);
         return { result: undefined };

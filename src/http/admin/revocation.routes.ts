@@ -6,8 +6,10 @@ import { revokeGrant, revokeGrants } from '../../grants/revocation.service.js';
 import { notFound, TesseraError } from '../../lib/errors.js';
 import { parseOrThrow } from '../../lib/validation.js';
 import { roleAtLeast } from './admin-keys.js';
-import { adminOf, requireRole } from './admin-auth.js';
-import { jsonBody } from '../body.js';
+import { adminOf } from './admin-auth.js';
+import { adminAct } from './admin-action.js';
+import { mountAdminRoute } from './admin-route.js';
+import { ADMIN_ROUTES } from './route-roles.js';
 
 const reason = z.string().trim().min(1).max(1024);
 const reasonBody = z.strictObject({ reason });
@@ -19,7 +21,6 @@ const bulkBody = z.union([
   z.strictObject({ all: z.literal(true), reason }),
 ]);
 const uuid = z.uuid();
-const json = jsonBody('16kb');
 
 function selectorOf(body: z.infer<typeof bulkBody>): GrantSelector {
   if ('workload_id' in body) return { workloadId: body.workload_id };
@@ -28,15 +29,18 @@ function selectorOf(body: z.infer<typeof bulkBody>): GrantSelector {
   return { all: true };
 }
 
-/** Admin revocation: one grant, in bulk (workload, task, issuer, everything), and workload suspension. */
+/** Admin revocation: one grant, or in bulk (workload, task, issuer, everything). */
 export function revocationRoutes(deps: Deps): Router {
   const r = Router();
-  const actor = (res: Parameters<typeof adminOf>[0]) => `admin:${adminOf(res).name}`;
-
-  r.post('/grants/:id/revoke', requireRole(deps, 'operator'), json, async (req, res) => {
-    if (!uuid.safeParse(req.params.id).success) throw notFound('Grant');
+  mountAdminRoute(r, deps, ADMIN_ROUTES.revokeGrant, async (req, res) => {
+    const id = String(req.params.id);
+    if (!uuid.safeParse(id).success) throw notFound('Grant');
     const body = parseOrThrow(reasonBody, req.body, 'The revocation');
-    const { grant, revoked } = await revokeGrant(deps.db, req.params.id as string, { actor: actor(res), reason: body.reason }, deps.clock.now());
+    const what = { action: ADMIN_ROUTES.revokeGrant.audit, target_type: 'grant', target_id: id };
+    const { grant, revoked } = await adminAct(deps, res, what, async (actor) => {
+      const done = await revokeGrant(deps.db, id, { actor, reason: body.reason }, deps.clock.now());
+      return { result: done, data: { reason: body.reason, revoked: done.revoked.map((g) => g.id) } };
+    });
     res.json({
       grant_id: grant.id,
       status: grant.status,
@@ -47,15 +51,19 @@ export function revocationRoutes(deps: Deps): Router {
     });
   });
 
-  r.post('/revocations', requireRole(deps, 'operator'), json, async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.revokeGrants, async (req, res) => {
     const body = parseOrThrow(bulkBody, req.body, 'The bulk revocation');
     // Revoking everything is the kill switch: the most powerful role only.
     if ('all' in body && !roleAtLeast(adminOf(res).role, 'admin')) {
       throw new TesseraError(403, 'insufficient_role', 'Revoking every grant needs the admin role.');
     }
-    const revoked = await revokeGrants(deps.db, selectorOf(body), { actor: actor(res), reason: body.reason }, deps.clock.now());
+    const { reason: why, ...selector } = body;
+    const what = { action: ADMIN_ROUTES.revokeGrants.audit, target_type: 'grants', target_id: Object.keys(selector)[0]! };
+    const revoked = await adminAct(deps, res, what, async (actor) => {
+      const done = await revokeGrants(deps.db, selectorOf(body), { actor, reason: why }, deps.clock.now());
+      return { result: done, data: { selector, reason: why, revoked: done.length } };
+    });
     res.json({ revoked: revoked.length });
   });
-
   return r;
 }

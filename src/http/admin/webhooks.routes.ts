@@ -3,8 +3,9 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { createSubscription } from '../../events/webhook.repository.js';
 import { parseOrThrow } from '../../lib/validation.js';
-import { adminOf, requireRole } from './admin-auth.js';
-import { jsonBody } from '../body.js';
+import { adminWrite } from './admin-action.js';
+import { mountAdminRoute } from './admin-route.js';
+import { ADMIN_ROUTES } from './route-roles.js';
 
 const body = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2048),
@@ -15,9 +16,12 @@ const body = z.strictObject({
 /** Webhook subscriptions: receivers of CAEP session-revoked SETs, verified with the broker's JWKS. */
 export function webhookRoutes(deps: Deps): Router {
   const r = Router();
-  r.post('/webhooks', requireRole(deps, 'admin'), jsonBody('16kb'), async (req, res) => {
+  mountAdminRoute(r, deps, ADMIN_ROUTES.createWebhook, async (req, res) => {
     const input = parseOrThrow(body, req.body, 'The webhook subscription');
-    const sub = await createSubscription(deps.db, { url: input.url, audience: input.audience ?? input.url, createdBy: `admin:${adminOf(res).name}` }, deps.clock.now());
+    const sub = await adminWrite(deps, res, { action: ADMIN_ROUTES.createWebhook.audit, target_type: 'webhook', target_id: '' }, async (trx, actor) => {
+      const created = await createSubscription(trx, { url: input.url, audience: input.audience ?? input.url, createdBy: actor }, deps.clock.now());
+      return { result: created, target_id: created.id, data: { url: created.url, audience: created.audience } };
+    });
     res.status(201).json({ id: sub.id, url: sub.url, audience: sub.audience, created_at: sub.created_at.toISOString() });
   });
   return r;

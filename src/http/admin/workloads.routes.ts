@@ -85,7 +85,7 @@ export function workloadRoutes(deps: Deps): Router {
     const statusGiven = typeof req.body === 'object' && req.body !== null && 'status' in req.body;
     const spec = specFromPut(req, workloadSpec, 'id', 'The workload');
     const now = deps.clock.now();
-    const { created, workload } = await registryWrite(deps, res, { action: 'workload.put', target_type: 'workload', target_id: spec.id }, async (trx, actor) => {
+    const { created, workload } = await registryWrite(deps, res, { action: ADMIN_ROUTES.putWorkload.audit, target_type: 'workload', target_id: spec.id }, async (trx, actor) => {
       await checkReferences(trx, spec);
       const existing = await findWorkload(trx, spec.id, true);
       // Status changes end grants and need a reason: they go through the lifecycle verbs, not a spec edit.
@@ -105,7 +105,7 @@ export function workloadRoutes(deps: Deps): Router {
       const { reason } = parseOrThrow(reasonBody, req.body, 'The request');
       const t = WORKLOAD_TRANSITIONS[verb];
       const now = deps.clock.now();
-      const done = await registryWrite(deps, res, { action: `workload.${verb}`, target_type: 'workload', target_id: id }, async (trx, actor) => {
+      const done = await registryWrite(deps, res, { action: route.audit, target_type: 'workload', target_id: id }, async (trx, actor) => {
         const workload = await changeWorkloadStatus(trx, id, { to: t.to, from: t.from, reason, actor, at: now });
         if (!workload) {
           const current = await findWorkload(trx, id);
