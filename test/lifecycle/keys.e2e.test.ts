@@ -116,7 +116,7 @@ describe('emergency key revocation', () => {
     await sealAudit();
     const events = await t.broker.database.db.selectFrom('audit_events').select(['actor', 'action', 'target_id', 'data']).where('target_type', '=', 'signing_key').where('target_id', 'in', [kid, res.body.current_kid]).orderBy('seq').execute();
     expect(events.filter((e) => e.action === 'signing_key.revoked')).toEqual([{ actor: 'admin:bootstrap', action: 'signing_key.revoked', target_id: kid, data: { reason: 'HSM export suspected' } }]);
-    expect(events.at(-1)).toMatchObject({ action: 'signing_key.current', target_id: res.body.current_kid, data: { reason: `replaces revoked key ${kid}` } });
+    expect(events.filter((e) => e.action === 'signing_key.current').at(-1)).toMatchObject({ target_id: res.body.current_kid, data: { reason: `replaces revoked key ${kid}` } });
   });
 
   it('a replica that has not reloaded its keys cannot mint with a revoked key, and a straggler grant is swept', async () => {

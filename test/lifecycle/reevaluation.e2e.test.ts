@@ -1,9 +1,10 @@
+import { signalFollowUps } from '../../src/signals/follow-up.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
-import { reevaluateDueGrants, reevaluateForSignals } from '../../src/decisions/reevaluation.js';
+import { reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
 import { testConfig } from '../support/fixtures.js';
 
@@ -140,9 +141,8 @@ describe('host signals', () => {
   it('through POST /v1/signals the hook revokes at once', async () => {
     const g = await deploy({ runner_name: 'runner-9' });
     expect((await signal('host_posture', 'runner-9', 'compromised')).status).toBe(202);
-    // The ingest path may call the hook after answering: run it as it would (a no-op if it ran already).
-    const r = await reevaluateForSignals(t.broker.deps, [{ type: 'host_posture', subject: 'runner-9', value: 'compromised', source: 'posture', observed_at: now(), expires_at: null }]);
-    expect(r.failed).toEqual([]);
+    // The ingest path runs the hook after answering: wait for it, no job run, no sleep.
+    await signalFollowUps(t.broker.deps).settled();
     expect((await t.grant(g.id)).status).toBe('revoked');
     expect(await introspect(g.token)).toEqual({ active: false });
   });
