@@ -24,10 +24,13 @@ async function main(): Promise<void> {
 
   let embedded: EmbeddedPostgresHandle | undefined;
   let databaseUrl = env.DATABASE_URL;
+  let ownerDatabaseUrl = env.DATABASE_OWNER_URL;
   if (!databaseUrl) {
     log.info({ dir: dataDir }, 'no DATABASE_URL: starting embedded Postgres');
     embedded = await startEmbeddedPostgres({ dir: dataDir, port: env.TESSERA_EMBEDDED_PG_PORT, onLog: (l) => log.debug({ pg: l }) });
-    databaseUrl = embedded.url;
+    // Migrations as the schema owner, the broker as its restricted role: append-only holds in demo mode too.
+    databaseUrl = embedded.brokerUrl;
+    ownerDatabaseUrl = embedded.ownerUrl;
   }
 
   const { kek, source } = await loadKek(env.TESSERA_KEK, dataDir);
@@ -45,6 +48,7 @@ async function main(): Promise<void> {
   const configDir = env.TESSERA_CONFIG_DIR ?? (demo ? DEMO_CONFIG_DIR : undefined);
   const broker = await startBroker({
     databaseUrl,
+    ownerDatabaseUrl,
     kek,
     log,
     host: env.HOST,

@@ -138,9 +138,18 @@ describe('tamper evidence through the API and the CLI', () => {
   });
 
   it('refuses to update or delete audit rows through the broker database role', async () => {
-    await expect(sql`update audit_events set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
-    await expect(sql`delete from audit_events`.execute(broker.database.db)).rejects.toThrow();
-    await expect(sql`update audit_pending set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
+    // The broker's own pool: the restricted role it runs as, not the owner the test set-up uses.
+    const db = broker.deps.db;
+    await expect(sql`update audit_events set outcome = 'x'`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`delete from audit_events`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`truncate audit_events`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`update audit_pending set outcome = 'x'`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await sql`set local tessera.audit_retention = 'on'`.execute(trx);
+        await sql`delete from audit_events`.execute(trx);
+      }),
+    ).rejects.toThrow(/permission denied/);
   });
 });
 

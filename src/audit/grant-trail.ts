@@ -2,6 +2,7 @@ import type { Database } from '../db/database.js';
 import { findDecision } from '../decisions/decision.repository.js';
 import { findGrant, type GrantRow } from '../grants/grant.repository.js';
 import type { AuditEvent } from './audit-event.js';
+import { AUDIT_EVENT_COLUMNS } from './audit.repository.js';
 
 /** Descendants reached by delegation, at most this deep (tasks cap delegation depth far lower). */
 const MAX_TRAIL_DEPTH = 10;
@@ -52,7 +53,7 @@ export async function grantTrail(db: Database, grantId: string) {
   ];
   const events = (await db
     .selectFrom('audit_events')
-    .selectAll()
+    .select(AUDIT_EVENT_COLUMNS)
     .where((eb) => eb.or(targets.map(([type, id]) => eb.and([eb('target_type', '=', type!), eb('target_id', '=', id!)]))))
     .orderBy('seq')
     .execute()) as unknown as AuditEvent[];

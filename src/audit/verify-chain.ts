@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { AUDIT_PURGED_ACTION, computeAuditHash, type AuditChainHead, type AuditEvent } from './audit-event.js';
-import { readAuditAnchor, readAuditHead } from './audit.repository.js';
+import { AUDIT_EVENT_COLUMNS, readAuditAnchor, readAuditHead } from './audit.repository.js';
 
 // Rows per round trip: keeps memory flat on a table of any size.
 const DEFAULT_BATCH_ROWS = 1_000;
@@ -61,7 +61,7 @@ async function verify(db: Database, options: VerifyAuditChainOptions): Promise<A
   for (;;) {
     const rows = await db
       .selectFrom('audit_events')
-      .selectAll()
+      .select(AUDIT_EVENT_COLUMNS)
       .where('seq', '>', head.seq)
       .orderBy('seq')
       .limit(batchSize)

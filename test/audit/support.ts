@@ -3,15 +3,17 @@ import type { Database } from '../../src/db/database.js';
 import type { AuditEventInput } from '../../src/audit/audit-event.js';
 
 /**
- * Runs raw SQL past the append-only trigger, as an attacker with superuser rights could: tests connect
- * as the embedded superuser, and `session_replication_role = replica` (set local: this transaction
- * only) skips ordinary triggers. `alter table audit_events disable trigger user` would work as well but
- * takes an exclusive lock and outlives the transaction if a test fails midway.
+ * Runs raw SQL past the append-only triggers, as the schema owner could: `db` must be the owner's
+ * connection (TestDatabase.db), since the broker's role may not even try. The triggers are disabled
+ * inside this transaction only: a failing statement rolls the disabling back with it.
  */
 export async function tamper(db: Database, ...statements: Array<ReturnType<typeof sql>>): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await sql`set local session_replication_role = replica`.execute(trx);
+    await sql`alter table audit_events disable trigger audit_events_append_only`.execute(trx);
+    await sql`alter table audit_anchor disable trigger audit_anchor_guarded`.execute(trx);
     for (const statement of statements) await statement.execute(trx);
+    await sql`alter table audit_events enable trigger audit_events_append_only`.execute(trx);
+    await sql`alter table audit_anchor enable trigger audit_anchor_guarded`.execute(trx);
   });
 }
 

@@ -28,6 +28,7 @@ export async function startTestBroker(
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const broker = await startBroker({
     databaseUrl: database.url,
+    ownerDatabaseUrl: database.ownerUrl,
     kek: new Kek(randomBytes(32)),
     log,
     port: 0,
