@@ -3,6 +3,8 @@ import { findDecision } from '../decisions/decision.repository.js';
 import { findGrant, type GrantRow } from '../grants/grant.repository.js';
 import type { AuditEvent } from './audit-event.js';
 import { AUDIT_EVENT_COLUMNS } from './audit.repository.js';
+import { decisionDigest, grantDigest } from './row-digest.js';
+import { rowIntegrity } from './verify-rows.js';
 
 /** Descendants reached by delegation, at most this deep (tasks cap delegation depth far lower). */
 const MAX_TRAIL_DEPTH = 10;
@@ -57,7 +59,14 @@ export async function grantTrail(db: Database, grantId: string) {
     .where((eb) => eb.or(targets.map(([type, id]) => eb.and([eb('target_type', '=', type!), eb('target_id', '=', id!)]))))
     .orderBy('seq')
     .execute()) as unknown as AuditEvent[];
+  const chained = (action: string, id: string) => events.find((e) => e.action === action && e.target_id === id);
   return {
+    // The decision and grant below are served from their tables; these say whether each still matches
+    // the digest the chain recorded when it was written (`edited` means someone changed it since).
+    integrity: {
+      decision: decision ? rowIntegrity(decisionDigest(decision), chained('decision.recorded', decision.id)) : null,
+      grant: rowIntegrity(grantDigest(grant), chained('grant.minted', grant.id)),
+    },
     identity: grant.identity,
     decision: decision
       ? {

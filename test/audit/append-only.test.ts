@@ -39,7 +39,7 @@ describe('the broker database role and the audit log', () => {
     await expect(sql`delete from audit_events where seq = 3`.execute(broker)).rejects.toThrow(DENIED);
     await expect(sql`truncate audit_events`.execute(broker)).rejects.toThrow(DENIED);
     await expect(sql`update audit_anchor set seq = 2`.execute(broker)).rejects.toThrow(DENIED);
-    expect(await verifyAuditChain(broker)).toMatchObject({ ok: true, count: 3 });
+    expect(await verifyAuditChain(broker)).toEqual({ ok: true, count: 3, head: { seq: '3', hash: expect.any(String) } });
   });
 
   it('gains nothing from the retention flag, and cannot skip or disable the triggers', async () => {
