@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
-import { tamper } from './audit/support.js';
+import { tamper, tessera as tesseraCli } from './audit/support.js';
 
 let broker: TestBroker;
 let ci: FakeIssuer;
@@ -29,13 +27,7 @@ const getJson = async (p: string) => {
   const res = await fetch(`${broker.url}${p}`, { headers: admin });
   return { status: res.status, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
-function tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [path.resolve('bin/tessera.js'), ...args], { env: { PATH: process.env.PATH, TESSERA_URL: broker.url, TESSERA_ADMIN_KEY: TEST_ADMIN_KEY } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
-}
+const tessera = (args: string[]) => tesseraCli(broker.url, TEST_ADMIN_KEY, args);
 
 describe('the decision trail', () => {
   it('reads one grant life as one chain: identity, decision, grant, completion', async () => {

@@ -29,6 +29,7 @@ export async function purgeAuditEventsBefore(
   before: Date,
   actor: string,
   now: Date,
+  requestId: string | null = null,
 ): Promise<AuditPurgeResult> {
   return inTransaction(db, async (trx) => {
     // The same lock as appenders: no event can land between reading the range and moving the anchor.
@@ -69,6 +70,7 @@ export async function purgeAuditEventsBefore(
         action: AUDIT_PURGED_ACTION,
         outcome: 'success',
         target_type: 'audit_log',
+        request_id: requestId,
         data: {
           before: before.toISOString(),
           count: purged,
@@ -87,3 +89,32 @@ export async function purgeAuditEventsBefore(
   });
 }
 
+/** What a whole retention run did: every batch's count, the last anchor, and the events recording it. */
+export interface AuditPurgeRun {
+  purged: number;
+  through: AuditChainHead | null;
+  events: AuditChainHead[];
+}
+
+/**
+ * Retention to the end: purges batch after batch (each its own transaction, so appends in every
+ * process wait at most one batch) until nothing before `before` is left; `onBatch` after each.
+ */
+export async function purgeAuditLog(
+  db: Database,
+  before: Date,
+  actor: string,
+  now: Date,
+  requestId: string | null,
+  onBatch?: (run: AuditPurgeRun) => void,
+): Promise<AuditPurgeRun> {
+  const run: AuditPurgeRun = { purged: 0, through: null, events: [] };
+  for (;;) {
+    const batch = await purgeAuditEventsBefore(db, before, actor, now, requestId);
+    run.purged += batch.purged;
+    run.through = batch.through ?? run.through;
+    run.events.push(batch.event);
+    onBatch?.(run);
+    if (!batch.more) return run;
+  }
+}

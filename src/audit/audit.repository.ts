@@ -135,17 +135,17 @@ export async function listAuditEvents(db: Database, options: ListAuditOptions): 
 }
 
 /**
- * Writes every event (since `since`, if given) as one JSON line each, newline-terminated, in seq
+ * Writes every event (after seq `afterSeq` and since `since`, if given) as one JSON line each, newline-terminated, in seq
  * order, in batches; awaits `write` so a slow sink applies back-pressure. Returns how many it wrote.
  */
 export async function exportAuditEvents(
   db: Database,
-  options: { since?: Date },
+  options: { since?: Date | undefined; afterSeq?: string | undefined },
   write: (line: string) => void | Promise<void>,
   onProgress?: (written: number) => void,
 ): Promise<number> {
   let written = 0;
-  let afterSeq: string | undefined;
+  let afterSeq = options.afterSeq;
   for (;;) {
     const page = await listAuditEvents(db, { since: options.since, afterSeq, limit: EXPORT_BATCH_ROWS });
     for (const event of page) await write(`${JSON.stringify(event)}\n`);

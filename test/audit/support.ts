@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { sql } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import type { AuditEventInput } from '../../src/audit/audit-event.js';
@@ -27,3 +29,13 @@ export const sampleEvent = (i: number): AuditEventInput => ({
   request_id: `req-${i}`,
   data: { task: 'deploy-prod', params: { service: 'api', n: i }, token_sha256: 'ab'.repeat(32) },
 });
+
+/** The `tessera` CLI as a child process against `brokerUrl` (admin key from `adminKey`): exit code and both streams. */
+export function tessera(brokerUrl: string, adminKey: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { PATH: process.env.PATH, TESSERA_URL: brokerUrl, TESSERA_ADMIN_KEY: adminKey };
+  return new Promise((resolve) =>
+    execFile(process.execPath, [path.resolve('bin/tessera.js'), ...args], { env, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
