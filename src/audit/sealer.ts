@@ -10,6 +10,7 @@ export const AUDIT_SEAL_INTERVAL_MS = 250;
 export class AuditSealer {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
+  #queued: Promise<number> | undefined;
   #failures = 0;
 
   constructor(
@@ -23,9 +24,22 @@ export class AuditSealer {
     this.#timer.unref();
   }
 
-  /** Seals everything staged so far (joins a flush already running). */
+  /**
+   * Seals everything staged before this call. A flush already running may have read the outbox
+   * before those rows committed, so this queues one more flush behind it (callers arriving meanwhile
+   * share that one) rather than joining it.
+   */
   flush(): Promise<number> {
-    this.#running ??= flushPendingAudit(this.db, this.clock.now())
+    if (!this.#running) return (this.#running = this.#seal());
+    this.#queued ??= this.#running.catch(() => 0).then(() => {
+      this.#queued = undefined;
+      return (this.#running = this.#seal());
+    });
+    return this.#queued;
+  }
+
+  #seal(): Promise<number> {
+    return flushPendingAudit(this.db, this.clock.now())
       .then((n) => {
         this.#failures = 0;
         return n;
@@ -38,7 +52,6 @@ export class AuditSealer {
       .finally(() => {
         this.#running = undefined;
       });
-    return this.#running;
   }
 
   async stop(): Promise<void> {
