@@ -50,7 +50,7 @@ describe('the decision trail', () => {
     const minted = await mint();
     const trailOf = () => getJson(`/v1/admin/grants/${minted.body.grant_id}/trail`);
     const intact = await trailOf();
-    expect(intact.body.integrity).toEqual({ decision: 'intact', grant: 'intact' });
+    expect(intact.body.integrity).toEqual({ decision: 'intact', step_up_decision: null, grant: 'intact' });
     const [recorded, issued] = intact.body.events as Array<{ seq: string; action: string; data: Record<string, unknown> }>;
     expect(recorded).toMatchObject({ action: 'decision.recorded', data: { config_version: intact.body.decision.config_version, row_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     expect(issued).toMatchObject({ action: 'grant.minted', data: { params: { service: 'api' }, row_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
@@ -59,12 +59,12 @@ describe('the decision trail', () => {
     const owner = broker.database.db;
     const { signals } = await owner.selectFrom('decisions').select('signals').where('id', '=', minted.body.decision_id).executeTakeFirstOrThrow();
     await sql`update decisions set signals = jsonb_set(signals, '{identity,subject}', '"repo:acme/other"') where id = ${minted.body.decision_id}`.execute(owner);
-    expect((await trailOf()).body.integrity).toEqual({ decision: 'edited', grant: 'intact' });
+    expect((await trailOf()).body.integrity).toEqual({ decision: 'edited', step_up_decision: null, grant: 'intact' });
     expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: false, broken_at: recorded!.seq, reason: 'row_edited' });
     await sql`update decisions set signals = ${JSON.stringify(signals)}::jsonb where id = ${minted.body.decision_id}`.execute(owner);
 
     await sql`update grants set params = '{"service":"worker"}' where id = ${minted.body.grant_id}`.execute(owner);
-    expect((await trailOf()).body.integrity).toEqual({ decision: 'intact', grant: 'edited' });
+    expect((await trailOf()).body.integrity).toEqual({ decision: 'intact', step_up_decision: null, grant: 'edited' });
     expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: false, broken_at: issued!.seq, reason: 'row_edited' });
     await sql`update grants set params = '{"service":"api"}' where id = ${minted.body.grant_id}`.execute(owner);
     expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: true });

@@ -71,6 +71,7 @@ export async function applyConfigDocument(
   doc: ConfigDocument,
   actor: string,
   now: Date,
+  requestId: string | null = null,
 ): Promise<ApplyResult> {
   const contentHash = configHash(doc);
   return db.transaction().execute(async (trx) => {
@@ -161,6 +162,7 @@ export async function applyConfigDocument(
         actor,
         action: 'config.applied',
         outcome: 'success',
+        request_id: requestId,
         target_type: 'config_version',
         target_id: version.id,
         data: { content_hash: contentHash, issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length, policies: doc.policies.map((p) => p.file) },

@@ -27,7 +27,7 @@ export async function endGrants(db: Database, selector: GrantSelector, end: Gran
   for (;;) {
     const rows = await db.transaction().execute(async (trx) => {
       const changed = await endActiveGrants(trx, selector, end, { cascade: o.cascade, limit, skipLocked: o.skipLocked ?? false });
-      await recordGrantsEnded(trx, changed, end.at);
+      await recordGrantsEnded(trx, changed, end.at, end.requestId ?? null);
       return changed;
     });
     o.onBatch?.(rows);

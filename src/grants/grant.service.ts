@@ -123,10 +123,10 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
 }
 
 /** The holder ends its own grant because its task is done. Idempotent for a grant already completed. */
-export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
+export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string, requestId: string | null = null): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
-  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
+  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now(), requestId };
   const [ended] = await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: false });
   if (ended) return ended;
   const current = await findGrant(deps.db, grantId);

@@ -28,7 +28,7 @@ export function configRoutes(deps: Deps): Router {
       res.json({ dry_run: true, content_hash: configHash(doc), issuers: doc.issuers.length, workloads: doc.workloads.length, tasks: doc.tasks.length });
       return;
     }
-    const result = await applyConfigDocument(deps.db, doc, `admin:${adminOf(res).name}`, deps.clock.now());
+    const result = await applyConfigDocument(deps.db, doc, `admin:${adminOf(res).name}`, deps.clock.now(), res.locals.requestId as string);
     await deps.registry.refreshIfChanged();
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, content_hash: result.contentHash });
   });
@@ -45,7 +45,7 @@ export function configRoutes(deps: Deps): Router {
     const version = String(req.params.version);
     const doc = /^\d+$/.test(version) ? await readConfigVersionDocument(deps.db, version) : undefined;
     if (!doc) throw notFound('Configuration version');
-    const result = await applyConfigDocument(deps.db, validateConfig(doc), `admin:${adminOf(res).name}`, deps.clock.now());
+    const result = await applyConfigDocument(deps.db, validateConfig(doc), `admin:${adminOf(res).name}`, deps.clock.now(), res.locals.requestId as string);
     await deps.registry.refreshIfChanged();
     res.status(result.changed ? 201 : 200).json({ version: result.version, changed: result.changed, restored_from: version, content_hash: result.contentHash });
   });

@@ -61,7 +61,7 @@ async function editEntry(deps: Deps, res: Response, api: DocumentEntryApi, key: 
     if (!(err instanceof ConfigError)) throw err;
     throw invalidRequest(`The ${api.noun} does not fit the configuration.`, err.problems.map((p) => ({ field: p.split(':')[0]!, reason: p.slice(p.indexOf(':') + 1).trim() })));
   }
-  const result = await applyConfigDocument(deps.db, valid, actorOf(res), deps.clock.now());
+  const result = await applyConfigDocument(deps.db, valid, actorOf(res), deps.clock.now(), res.locals.requestId as string);
   await refreshAfterWrite(deps, res.locals.requestId);
   return { existed, version: result.version };
 }

@@ -36,7 +36,7 @@ export function revocationRoutes(deps: Deps): Router {
   r.post('/grants/:id/revoke', requireRole(deps, 'operator'), json, async (req, res) => {
     if (!uuid.safeParse(req.params.id).success) throw notFound('Grant');
     const body = parseOrThrow(reasonBody, req.body, 'The revocation');
-    const { grant, revoked } = await revokeGrant(deps.db, req.params.id as string, { actor: actor(res), reason: body.reason }, deps.clock.now());
+    const { grant, revoked } = await revokeGrant(deps.db, req.params.id as string, { actor: actor(res), reason: body.reason, requestId: res.locals.requestId as string }, deps.clock.now());
     res.json({
       grant_id: grant.id,
       status: grant.status,
@@ -53,7 +53,7 @@ export function revocationRoutes(deps: Deps): Router {
     if ('all' in body && !roleAtLeast(adminOf(res).role, 'admin')) {
       throw new TesseraError(403, 'insufficient_role', 'Revoking every grant needs the admin role.');
     }
-    const revoked = await revokeGrants(deps.db, selectorOf(body), { actor: actor(res), reason: body.reason }, deps.clock.now());
+    const revoked = await revokeGrants(deps.db, selectorOf(body), { actor: actor(res), reason: body.reason, requestId: res.locals.requestId as string }, deps.clock.now());
     res.json({ revoked: revoked.length });
   });
 
