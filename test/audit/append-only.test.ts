@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -135,6 +136,35 @@ describe('ensureOwnedDatabase', () => {
       expect((await sql<{ n: string }>`select count(*) as n from pg_class where relnamespace = 'public'::regnamespace and relowner <> ${OWNER_ROLE}::regrole`.execute(broker)).rows[0]!.n).toBe('0');
     } finally {
       await broker?.destroy();
+      await su.query(`drop database if exists ${name} with (force)`);
+      await su.end();
+    }
+  });
+});
+
+describe('npm run migrate with an owner and a broker URL', () => {
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(process.execPath, ['--import', 'tsx', 'src/db/migrate.cli.ts'], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', TESSERA_KEK: randomBytes(32).toString('base64url'), ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      ),
+    );
+
+  it('migrates as the owner and grants the broker role; the broker role alone may not migrate', { timeout: 120_000 }, async () => {
+    const name = `a_${randomUUID().replace(/-/g, '')}`;
+    const su = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+    await su.connect();
+    try {
+      await su.query(`create database ${name} owner ${OWNER_ROLE}`);
+      const brokerUrl = withDatabase(inject('brokerDatabaseUrl'), name);
+      const alone = await run({ DATABASE_URL: brokerUrl });
+      expect(alone.code).toBe(1);
+      expect(alone.out).toContain('the broker database role may not migrate: run `npm run migrate` with DATABASE_OWNER_URL');
+      const migrated = await run({ DATABASE_URL: brokerUrl, DATABASE_OWNER_URL: withDatabase(inject('ownerDatabaseUrl'), name) });
+      expect(migrated).toMatchObject({ code: 0, out: expect.stringMatching(/^applied: .*20261201T1400-audit-roles\naudit log append-only: enforced\n$/) });
+      // Now the broker role alone finds nothing to do, and still may not touch the log.
+      expect(await run({ DATABASE_URL: brokerUrl })).toMatchObject({ code: 0, out: 'database is up to date\naudit log append-only: enforced\n' });
+    } finally {
       await su.query(`drop database if exists ${name} with (force)`);
       await su.end();
     }
