@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import { createDatabase } from './db/database.js';
-import { migrateToLatest } from './db/migrator.js';
+import { prepareDatabase } from './db/prepare.js';
 import { Registry } from './config/registry.js';
 import { applyConfigDocument } from './config/registry.repository.js';
 import { loadConfigFolder } from './config/load-folder.js';
@@ -29,7 +29,10 @@ const KEY_REFRESH_MS = 30_000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface BrokerOptions {
+  /** The broker's own, restricted role. */
   databaseUrl: string;
+  /** The schema owner, to migrate and grant the broker role its rights; without it the broker's role migrates. */
+  ownerDatabaseUrl?: string | undefined;
   kek: Kek;
   log: Logger;
   host?: string;
@@ -64,7 +67,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     maxConnections: o.poolMax,
     onPoolError: (err) => log.warn({ err: err.message }, 'idle database connection failed'),
   });
-  const applied = await migrateToLatest(db);
+  const { applied } = await prepareDatabase({ db, ownerUrl: o.ownerDatabaseUrl, log });
   if (applied.length) log.info({ migrations: applied }, 'database migrated');
 
   const keys = new KeyStore(db, o.kek, clock);

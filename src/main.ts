@@ -47,10 +47,13 @@ async function main(): Promise<void> {
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, () => void shutdown(signal));
 
   let databaseUrl = env.DATABASE_URL;
+  let ownerDatabaseUrl = env.DATABASE_OWNER_URL;
   if (!databaseUrl) {
     log.info({ dir: dataDir }, 'no DATABASE_URL: starting embedded Postgres');
     started.embedded = await startEmbeddedPostgres({ dir: dataDir, port: env.TESSERA_EMBEDDED_PG_PORT, onLog: (l) => log.debug({ pg: l }) });
-    databaseUrl = started.embedded.url;
+    // Migrations as the schema owner, the broker as its restricted role: append-only holds in demo mode too.
+    databaseUrl = started.embedded.brokerUrl;
+    ownerDatabaseUrl = started.embedded.ownerUrl;
   }
 
   const { kek, source } = await loadKek(env.TESSERA_KEK, dataDir);
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
   const configDir = env.TESSERA_CONFIG_DIR ?? (demo ? DEMO_CONFIG_DIR : undefined);
   const broker = await startBroker({
     databaseUrl,
+    ownerDatabaseUrl,
     kek,
     log,
     host: env.HOST,

@@ -1,18 +1,15 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, testConfig, type AgentKey } from './support/fixtures.js';
-import { tamper } from './audit/support.js';
+import { tamper, tessera as tesseraCli } from './audit/support.js';
+import { scanDatabase, secretShapes } from './support/secret-scan.js';
 
 let broker: TestBroker;
 let ci: FakeIssuer;
 let agent: AgentKey;
 const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
-const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\./;
-const PEM_SHAPE = /-----BEGIN [A-Z ]*KEY-----/;
 
 beforeAll(async () => {
   ci = await startFakeIssuer({ now: () => broker.clock.now() });
@@ -29,13 +26,7 @@ const getJson = async (p: string) => {
   const res = await fetch(`${broker.url}${p}`, { headers: admin });
   return { status: res.status, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
-function tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [path.resolve('bin/tessera.js'), ...args], { env: { PATH: process.env.PATH, TESSERA_URL: broker.url, TESSERA_ADMIN_KEY: TEST_ADMIN_KEY } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
-}
+const tessera = (args: string[]) => tesseraCli(broker.url, TEST_ADMIN_KEY, args);
 
 describe('the decision trail', () => {
   it('reads one grant life as one chain: identity, decision, grant, completion', async () => {
@@ -54,12 +45,36 @@ describe('the decision trail', () => {
     expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: true });
   });
 
+  it('chains a digest of the decision and grant rows, so an edit of either shows in the trail and in verify', async () => {
+    const minted = await mint();
+    const trailOf = () => getJson(`/v1/admin/grants/${minted.body.grant_id}/trail`);
+    const intact = await trailOf();
+    expect(intact.body.integrity).toEqual({ decision: 'intact', step_up_decision: null, grant: 'intact' });
+    const [recorded, issued] = intact.body.events as Array<{ seq: string; action: string; data: Record<string, unknown> }>;
+    expect(recorded).toMatchObject({ action: 'decision.recorded', data: { config_version: intact.body.decision.config_version, row_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(issued).toMatchObject({ action: 'grant.minted', data: { params: { service: 'api' }, row_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+
+    // Someone with write access to the tables (not the audit log) rewrites what the trail serves.
+    const owner = broker.database.db;
+    const { signals } = await owner.selectFrom('decisions').select('signals').where('id', '=', minted.body.decision_id).executeTakeFirstOrThrow();
+    await sql`update decisions set signals = jsonb_set(signals, '{identity,subject}', '"repo:acme/other"') where id = ${minted.body.decision_id}`.execute(owner);
+    expect((await trailOf()).body.integrity).toEqual({ decision: 'edited', step_up_decision: null, grant: 'intact' });
+    expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: false, broken_at: recorded!.seq, reason: 'row_edited' });
+    await sql`update decisions set signals = ${JSON.stringify(signals)}::jsonb where id = ${minted.body.decision_id}`.execute(owner);
+
+    await sql`update grants set params = '{"service":"worker"}' where id = ${minted.body.grant_id}`.execute(owner);
+    expect((await trailOf()).body.integrity).toEqual({ decision: 'intact', step_up_decision: null, grant: 'edited' });
+    expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: false, broken_at: issued!.seq, reason: 'row_edited' });
+    await sql`update grants set params = '{"service":"api"}' where id = ${minted.body.grant_id}`.execute(owner);
+    expect((await getJson('/v1/admin/audit/verify')).body).toMatchObject({ ok: true });
+  });
+
   it('audits authentication failures without the credential', async () => {
     const bad = await post(`${broker.url}/v1/grants`, { task: 'deploy-prod' }, { authorization: `Bearer ${await ci.token({ aud: 'wrong' })}` });
     const events = await getJson('/v1/admin/audit/events?limit=1000');
     const failure = events.body.items.find((e: { action: string; request_id: string }) => e.action === 'auth.failed' && e.request_id === bad.body.request_id);
     expect(failure).toMatchObject({ actor: 'anonymous', outcome: 'failure', data: { path: '/v1/grants' } });
-    expect(JSON.stringify(failure)).not.toMatch(JWT_SHAPE);
+    expect(secretShapes(JSON.stringify(failure))).toEqual([]);
   });
 
   it('returns no token when the audit event of a mint cannot be written', async () => {
@@ -138,33 +153,32 @@ describe('tamper evidence through the API and the CLI', () => {
   });
 
   it('refuses to update or delete audit rows through the broker database role', async () => {
-    await expect(sql`update audit_events set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
-    await expect(sql`delete from audit_events`.execute(broker.database.db)).rejects.toThrow();
-    await expect(sql`update audit_pending set outcome = 'x'`.execute(broker.database.db)).rejects.toThrow();
+    // The broker's own pool: the restricted role it runs as, not the owner the test set-up uses.
+    const db = broker.deps.db;
+    await expect(sql`update audit_events set outcome = 'x'`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`delete from audit_events`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`truncate audit_events`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(sql`update audit_pending set outcome = 'x'`.execute(db)).rejects.toThrow(/permission denied/);
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await sql`set local tessera.audit_retention = 'on'`.execute(trx);
+        await sql`delete from audit_events`.execute(trx);
+      }),
+    ).rejects.toThrow(/permission denied/);
   });
 });
 
 describe('no secret is stored or logged', () => {
-  it('finds no JWT or PEM shape in any table or in the logs after the flows above', async () => {
+  // The suite-wide teardown (test/support/global-teardown.ts) scans every test database and every
+  // broker's log after all files ran; this is the same scan, early, for the flows of this file.
+  it('finds no JWT, PEM block or broker secret in any table or in the logs after the flows above', async () => {
     await broker.deps.audit.flush();
-    const { rows } = await sql<{ t: string }>`
-      select string_agg(x::text, ' ') as t from (
-        select row_to_json(g)::text as x from grants g union all
-        select row_to_json(d)::text from decisions d union all
-        select row_to_json(a)::text from audit_events a union all
-        select row_to_json(s)::text from signals s union all
-        select row_to_json(c)::text from config_versions c union all
-        select row_to_json(k)::text from admin_keys k) all_rows`.execute(broker.database.db);
-    const everything = rows[0]!.t;
-    expect(everything.length).toBeGreaterThan(1000);
-    expect(everything).not.toMatch(JWT_SHAPE);
-    expect(everything).not.toMatch(PEM_SHAPE);
-    expect(everything).not.toContain(TEST_ADMIN_KEY);
+    expect(await scanDatabase(broker.database.db, 'audit.e2e')).toEqual([]);
+    const logs = JSON.stringify(broker.logs);
+    expect(logs.length).toBeGreaterThan(1000);
+    expect(secretShapes(logs)).toEqual([]);
+    expect(logs).not.toContain(TEST_ADMIN_KEY);
     const keys = await broker.database.db.selectFrom('signing_keys').select('private_key_enc').execute();
     for (const k of keys) expect(k.private_key_enc).toMatch(/^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
-    const logs = JSON.stringify(broker.logs);
-    expect(logs).not.toMatch(JWT_SHAPE);
-    expect(logs).not.toMatch(PEM_SHAPE);
-    expect(logs).not.toContain(TEST_ADMIN_KEY);
   });
 });

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { AuditEventInput } from './audit-event.js';
 import { appendAuditEvents } from './audit.repository.js';
@@ -38,19 +39,21 @@ export function pendingAuditRows(events: AuditEventInput[], now: Date) {
 
 /**
  * Moves up to `batch` staged events into the hash chain, in one transaction: they leave the outbox
- * exactly when they join the chain. Safe on several replicas at once (SKIP LOCKED splits the
- * outbox; the chain lock orders the appends). Returns how many were sealed.
+ * exactly when they join the chain (the outbox's trigger refuses any other way out, and a staged row
+ * can be sealed once only). Safe on several replicas at once (SKIP LOCKED splits the outbox; the chain
+ * lock orders the appends); a sealer that dies mid-batch rolls back whole. Returns how many it sealed.
  */
 export async function sealPendingAudit(db: Database, now: Date, batch = SEAL_BATCH): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const claimed = trx.selectFrom('audit_pending').select('id').orderBy('id').limit(batch).forUpdate().skipLocked();
-    const rows = await trx.deleteFrom('audit_pending').where('id', 'in', claimed).returningAll().execute();
-    rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    const rows = await trx.selectFrom('audit_pending').selectAll().orderBy('id').limit(batch).forUpdate().skipLocked().execute();
+    if (!rows.length) return 0;
     await appendAuditEvents(
       trx,
-      rows.map((r) => ({ ...r, data: r.data as Record<string, unknown> })).map(({ id: _id, ...e }) => e),
+      rows.map(({ id, data, ...e }) => ({ ...e, data: data as Record<string, unknown>, pending_id: id })),
       now,
     );
+    // Last, after the events: the outbox trigger checks each deleted row against its sealed event.
+    await sql`delete from audit_pending where id = any(${rows.map((r) => r.id)}::bigint[])`.execute(trx);
     return rows.length;
   });
 }

@@ -19,15 +19,17 @@ export interface AuditPurgeResult {
 }
 
 /**
- * Retention: deletes the oldest events before `before` (at most PURGE_BATCH_ROWS), moves the anchor
- * to the last one deleted, and appends an `audit.purged` event naming the range and its last hash,
- * so what remains still verifies from the anchor and the purge itself is on the chain.
+ * Retention: appends an `audit.purged` event naming the oldest events before `before` (at most
+ * PURGE_BATCH_ROWS) and the last one's hash, then has the owner's SECURITY DEFINER function
+ * `tessera_audit_purge` delete that range and move the anchor to it. What remains still verifies from
+ * the anchor, the purge itself is on the chain, and the broker's role can delete nothing any other way.
  */
 export async function purgeAuditEventsBefore(
   db: Database,
   before: Date,
   actor: string,
   now: Date,
+  requestId: string | null = null,
 ): Promise<AuditPurgeResult> {
   return inTransaction(db, async (trx) => {
     // The same lock as appenders: no event can land between reading the range and moving the anchor.
@@ -58,19 +60,9 @@ export async function purgeAuditEventsBefore(
         .executeTakeFirst()) ?? null;
     const more = !firstKept && BigInt((await readAuditHead(trx)).seq) > windowEnd;
 
-    let purged = 0;
-    if (through) {
-      await sql`set local tessera.audit_retention = 'on'`.execute(trx);
-      const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', through.seq).executeTakeFirst();
-      purged = Number(deleted.numDeletedRows);
-      await trx
-        .updateTable('audit_anchor')
-        .set({ seq: through.seq, hash: through.hash, updated_at: now })
-        .where('id', '=', 1)
-        .execute();
-      // Close the door again before anything else runs in this transaction.
-      await sql`select set_config('tessera.audit_retention', 'off', true)`.execute(trx);
-    }
+    // The event first: the owner's purge function deletes only the range that the newest event, an
+    // audit.purged, names. seq is gapless from the anchor, so the count is known before deleting.
+    const purged = through ? Number(BigInt(through.seq) - BigInt(anchor.seq)) : 0;
     const event = await appendAuditEvent(
       trx,
       {
@@ -78,6 +70,7 @@ export async function purgeAuditEventsBefore(
         action: AUDIT_PURGED_ACTION,
         outcome: 'success',
         target_type: 'audit_log',
+        request_id: requestId,
         data: {
           before: before.toISOString(),
           count: purged,
@@ -88,6 +81,40 @@ export async function purgeAuditEventsBefore(
       },
       now,
     );
+    if (through) {
+      const { rows } = await sql<{ n: string }>`select tessera_audit_purge(${event.seq}::bigint) as n`.execute(trx);
+      if (Number(rows[0]!.n) !== purged) throw new Error(`audit purge deleted ${rows[0]!.n} events where the chain says ${purged}`);
+    }
     return { purged, through, more, event };
   });
+}
+
+/** What a whole retention run did: every batch's count, the last anchor, and the events recording it. */
+export interface AuditPurgeRun {
+  purged: number;
+  through: AuditChainHead | null;
+  events: AuditChainHead[];
+}
+
+/**
+ * Retention to the end: purges batch after batch (each its own transaction, so appends in every
+ * process wait at most one batch) until nothing before `before` is left; `onBatch` after each.
+ */
+export async function purgeAuditLog(
+  db: Database,
+  before: Date,
+  actor: string,
+  now: Date,
+  requestId: string | null,
+  onBatch?: (run: AuditPurgeRun) => void,
+): Promise<AuditPurgeRun> {
+  const run: AuditPurgeRun = { purged: 0, through: null, events: [] };
+  for (;;) {
+    const batch = await purgeAuditEventsBefore(db, before, actor, now, requestId);
+    run.purged += batch.purged;
+    run.through = batch.through ?? run.through;
+    run.events.push(batch.event);
+    onBatch?.(run);
+    if (!batch.more) return run;
+  }
 }

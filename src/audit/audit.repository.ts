@@ -13,6 +13,12 @@ const MAX_LIST_LIMIT = 1_000;
 // Export pages: large enough to amortise round trips, small enough to keep memory flat.
 const EXPORT_BATCH_ROWS = 500;
 
+/** The columns of an event as hashed, listed and exported (not the storage-only `pending_id`). */
+export const AUDIT_EVENT_COLUMNS = ['seq', 'id', 'at', 'actor', 'action', 'target_type', 'target_id', 'request_id', 'outcome', 'data', 'prev_hash', 'hash'] as const;
+
+/** An event on its way into the chain; `pending_id` names the staged row it seals, if any. */
+export type ChainInput = AuditEventInput & { pending_id?: string };
+
 /** Runs `fn` in the caller's transaction, or in a new one when `db` is not a transaction. */
 export function inTransaction<T>(db: Database, fn: (trx: Database) => Promise<T>): Promise<T> {
   return db.isTransaction ? fn(db) : db.transaction().execute(fn);
@@ -50,7 +56,7 @@ export async function readAuditHead(trx: Database): Promise<AuditChainHead> {
 
 // A JSON round trip first, so what is hashed is exactly what jsonb gives back (Dates become strings,
 // undefined keys vanish, NaN becomes null), and verification recomputes the same bytes.
-function normalise(event: AuditEventInput): AuditEventInput & { data: Record<string, unknown> } {
+function normalise(event: ChainInput): ChainInput & { data: Record<string, unknown> } {
   const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
   // Postgres keeps microseconds and JS milliseconds; both agree on a millisecond-truncated time.
   const normalised = { ...event, data, ...(event.at && { at: new Date(event.at.getTime()) }) };
@@ -68,7 +74,7 @@ function normalise(event: AuditEventInput): AuditEventInput & { data: Record<str
  */
 export async function appendAuditEvents(
   db: Database,
-  events: readonly AuditEventInput[],
+  events: readonly ChainInput[],
   now: Date,
 ): Promise<AuditChainHead[]> {
   const prepared = events.map(normalise);
@@ -76,7 +82,7 @@ export async function appendAuditEvents(
   return inTransaction(db, async (trx) => {
     await lockAuditChain(trx);
     let head = await readAuditHead(trx);
-    const rows: AuditEvent[] = prepared.map((e) => {
+    const rows = prepared.map((e) => {
       const fields = {
         seq: (BigInt(head.seq) + 1n).toString(),
         id: newId(),
@@ -89,7 +95,7 @@ export async function appendAuditEvents(
         outcome: e.outcome,
         data: e.data,
       };
-      const row = { ...fields, prev_hash: head.hash, hash: computeAuditHash(head.hash, fields) };
+      const row = { ...fields, prev_hash: head.hash, hash: computeAuditHash(head.hash, fields), pending_id: e.pending_id ?? null };
       head = { seq: row.seq, hash: row.hash };
       return row;
     });
@@ -120,7 +126,7 @@ export interface ListAuditOptions {
 
 /** One page of the trail in seq order, optionally for one target; page on with `afterSeq`. */
 export async function listAuditEvents(db: Database, options: ListAuditOptions): Promise<AuditEvent[]> {
-  let q = db.selectFrom('audit_events').selectAll().orderBy('seq').limit(Math.min(options.limit, MAX_LIST_LIMIT));
+  let q = db.selectFrom('audit_events').select(AUDIT_EVENT_COLUMNS).orderBy('seq').limit(Math.min(options.limit, MAX_LIST_LIMIT));
   if (options.since) q = q.where('at', '>=', options.since);
   if (options.targetType !== undefined) q = q.where('target_type', '=', options.targetType);
   if (options.targetId !== undefined) q = q.where('target_id', '=', options.targetId);
@@ -129,17 +135,17 @@ export async function listAuditEvents(db: Database, options: ListAuditOptions): 
 }
 
 /**
- * Writes every event (since `since`, if given) as one JSON line each, newline-terminated, in seq
+ * Writes every event (after seq `afterSeq` and since `since`, if given) as one JSON line each, newline-terminated, in seq
  * order, in batches; awaits `write` so a slow sink applies back-pressure. Returns how many it wrote.
  */
 export async function exportAuditEvents(
   db: Database,
-  options: { since?: Date },
+  options: { since?: Date | undefined; afterSeq?: string | undefined },
   write: (line: string) => void | Promise<void>,
   onProgress?: (written: number) => void,
 ): Promise<number> {
   let written = 0;
-  let afterSeq: string | undefined;
+  let afterSeq = options.afterSeq;
   for (;;) {
     const page = await listAuditEvents(db, { since: options.since, afterSeq, limit: EXPORT_BATCH_ROWS });
     for (const event of page) await write(`${JSON.stringify(event)}\n`);

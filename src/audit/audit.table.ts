@@ -18,6 +18,8 @@ export interface AuditTables {
     data: AppendOnly<Record<string, unknown>, string>;
     prev_hash: AppendOnly<string>;
     hash: AppendOnly<string>;
+    /** The audit_pending row this event sealed (not hashed: a storage link the outbox guard checks). */
+    pending_id: AppendOnly<string | null, string | null | undefined>;
   };
   /** One row (id = 1), moved only by retention; inserted by the migration. */
   audit_anchor: {

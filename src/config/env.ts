@@ -8,6 +8,8 @@ export const envSchema = z.object({
   PORT: port.default(8080),
   /** Postgres to use; without it the broker starts an embedded Postgres under TESSERA_DATA_DIR. */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** The schema owner, for migrations (`npm run migrate`, or at start-up); DATABASE_URL is then the broker's restricted role. */
+  DATABASE_OWNER_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   TESSERA_DATA_DIR: z.string().min(1).default('./data'),
   /**
    * The public base URL of this broker: the `iss` of its tokens. Defaults to http://HOST:PORT. Endpoint
@@ -44,6 +46,9 @@ export function parseEnv(source: NodeJS.ProcessEnv): Readonly<Env> {
   }
   if (result.data.DATABASE_URL && !result.data.TESSERA_KEK) {
     throw new Error('invalid environment:\n  TESSERA_KEK: required with DATABASE_URL (generate one: openssl rand -base64 32 | tr "+/" "-_")');
+  }
+  if (result.data.DATABASE_OWNER_URL && !result.data.DATABASE_URL) {
+    throw new Error('invalid environment:\n  DATABASE_OWNER_URL: only with DATABASE_URL (the broker\'s restricted role); the embedded Postgres sets up both itself');
   }
   return Object.freeze(result.data);
 }

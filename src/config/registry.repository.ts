@@ -90,6 +90,7 @@ export async function applyConfigDocument(
   doc: ConfigDocument,
   actor: string,
   now: Date,
+  requestId: string | null = null,
 ): Promise<ApplyResult> {
   return db.transaction().execute(async (trx) => {
     await lockRegistry(trx);
@@ -101,6 +102,7 @@ export async function applyConfigDocument(
         actor,
         action: 'config.applied',
         outcome: 'success',
+        request_id: requestId,
         target_type: 'config_version',
         target_id: result.version,
         data: configAuditData(doc, result),

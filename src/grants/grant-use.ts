@@ -12,12 +12,15 @@ export interface GrantUse {
   tool?: string | undefined;
   target?: string | undefined;
   result?: string | undefined;
+  /** The request that reported the use or introspected the token. */
+  requestId?: string | undefined;
 }
 
 /**
  * Counts one use of an active, unexpired grant and stages its audit event, in one transaction. With a
  * use limit, the last use completes the grant ("uses exhausted", with its event) and any later use is
- * refused: returns undefined when the grant cannot be used (ended, expired, or out of uses).
+ * refused, and the refusal audited too: returns undefined when the grant cannot be used (ended,
+ * expired, or out of uses).
  */
 export async function recordGrantUse(db: Database, grantId: string, use: GrantUse, now: Date): Promise<GrantRow | undefined> {
   return db.transaction().execute(async (trx) => {
@@ -30,20 +33,17 @@ export async function recordGrantUse(db: Database, grantId: string, use: GrantUs
       where id = ${grantId} and status = 'active' and expires_at > ${now} and (max_uses is null or use_count < max_uses)
       returning *`.execute(trx);
     const row = rows[0];
-    if (!row) return undefined;
+    const event = { actor: use.by, target_type: 'grant', target_id: grantId, request_id: use.requestId ?? null };
+    if (!row) {
+      await recordAudit(trx, { ...event, action: 'grant.use_refused', outcome: 'refused', data: { via: use.via, tool: use.tool, target: use.target } }, now);
+      return undefined;
+    }
     await recordAudit(
       trx,
-      {
-        actor: use.by,
-        action: 'grant.used',
-        outcome: use.result ?? 'success',
-        target_type: 'grant',
-        target_id: grantId,
-        data: { via: use.via, tool: use.tool, target: use.target, use_count: row.use_count, max_uses: row.max_uses },
-      },
+      { ...event, action: 'grant.used', outcome: use.result ?? 'success', data: { via: use.via, tool: use.tool, target: use.target, use_count: row.use_count, max_uses: row.max_uses } },
       now,
     );
-    if (row.status === 'completed') await recordGrantsEnded(trx, [row], now);
+    if (row.status === 'completed') await recordGrantsEnded(trx, [row], now, use.requestId ?? null);
     return row;
   });
 }

@@ -80,6 +80,8 @@ export interface GrantEnd {
   at: Date;
   /** The decision that ended the grant (re-evaluation), if any. */
   decisionId?: string | null;
+  /** The request that ended it, when a request did (for the audit events). */
+  requestId?: string | null;
 }
 
 export interface EndOptions {

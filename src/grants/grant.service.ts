@@ -139,10 +139,10 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
  * were narrower slices of the same task, and a tool must not keep acting for a task that is over.
  * Idempotent for a grant already completed.
  */
-export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string): Promise<GrantRow> {
+export async function completeGrant(deps: Pick<GrantDeps, 'db' | 'clock'>, grantId: string, workloadId: string, requestId: string | null = null): Promise<GrantRow> {
   const existing = await findGrant(deps.db, grantId);
   if (!existing || existing.workload_id !== workloadId) throw notFound('Grant');
-  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now() };
+  const end = { status: 'completed' as const, by: `workload:${workloadId}`, reason: 'task completed', at: deps.clock.now(), requestId };
   const ended = (await endGrants(deps.db, { grantIds: [grantId] }, end, { cascade: true })).find((g) => g.id === grantId);
   if (ended) return ended;
   const current = await findGrant(deps.db, grantId);

@@ -23,7 +23,7 @@ const INACTIVE = { active: false } as const;
  * tokens are inactive), and its grant's current state. For a grant with a use limit, an active answer
  * is one use: the last use completes the grant ("uses exhausted"), and a later call is inactive.
  */
-export async function introspect(deps: IntrospectionDeps, token: string, rs: ResourceServer): Promise<Introspection> {
+export async function introspect(deps: IntrospectionDeps, token: string, rs: ResourceServer, requestId?: string): Promise<Introspection> {
   let claims: JWTPayload;
   try {
     claims = await verifyOwnAccessToken(deps, token);
@@ -36,7 +36,7 @@ export async function introspect(deps: IntrospectionDeps, token: string, rs: Res
   const grant = await liveGrantOf(deps, claims, token, now);
   if (!grant) return INACTIVE;
   // Every introspection is a use of the token, counted and audited; with a use limit, it spends one.
-  const used = await recordGrantUse(deps.db, grant.id, { by: `rs:${rs.name}`, via: 'introspection' }, now);
+  const used = await recordGrantUse(deps.db, grant.id, { by: `rs:${rs.name}`, via: 'introspection', requestId }, now);
   if (!used) return INACTIVE;
   if (used.max_uses === null) return { active: true, token_type: 'Bearer', ...claims };
   return { active: true, token_type: 'Bearer', ...claims, uses_remaining: Math.max(0, used.max_uses - used.use_count) };

@@ -11,6 +11,7 @@ import { decisionAuditEvent, decisionRow } from '../decisions/decision.repositor
 import { usageRows } from '../decisions/history.js';
 import { pendingAuditRows } from '../audit/audit-outbox.js';
 import type { AuditEventInput } from '../audit/audit-event.js';
+import { grantDigest } from '../audit/row-digest.js';
 import type { NewGrant } from './grant.repository.js';
 import { insertMint, type MintOutcome } from './mint.repository.js';
 import { grantsMinted } from './grant.metrics.js';
@@ -154,6 +155,7 @@ function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { g
     request_id: m.requestId,
     data: {
       task: task.spec.name,
+      params,
       scopes,
       audience: task.spec.audience,
       expires_at: expiresAt.toISOString(),
@@ -163,6 +165,8 @@ function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { g
       kid,
       token_sha256: grant.token_sha256,
       identity: grant.identity,
+      // What the row fixes at mint, chained by its hash: an edit of the grants row shows in verify and the trail.
+      row_sha256: grantDigest(grant),
     },
   };
   return { token, grant, minted };

@@ -8,6 +8,7 @@ export interface Revocation {
   actor: string;
   reason: string;
   decisionId?: string | null;
+  requestId?: string | null;
 }
 
 /**
@@ -15,7 +16,7 @@ export interface Revocation {
  * already ended are left as they are, and only the grants this call changed are returned (and evented).
  */
 export async function revokeGrants(db: Database, selector: GrantSelector, r: Revocation, now: Date): Promise<GrantRow[]> {
-  return endGrants(db, selector, { status: 'revoked', by: r.actor, reason: r.reason, at: now, decisionId: r.decisionId ?? null }, { cascade: true });
+  return endGrants(db, selector, { status: 'revoked', by: r.actor, reason: r.reason, at: now, decisionId: r.decisionId ?? null, requestId: r.requestId ?? null }, { cascade: true });
 }
 
 /** Revokes one grant (and its children); returns the grant as it now is and what this call revoked. */

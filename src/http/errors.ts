@@ -2,9 +2,7 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../db/database.js';
 import { TesseraError, unavailable } from '../lib/errors.js';
-import type { Database } from '../db/database.js';
-import type { Clock } from '../lib/clock.js';
-import { recordAudit } from '../audit/audit-outbox.js';
+import type { AuditSealer } from '../audit/sealer.js';
 
 /** RFC 6749 / 8693 error codes for the /oauth2 endpoints, by internal code. */
 const OAUTH_ERRORS: Record<string, { error: string; status?: number }> = {
@@ -60,8 +58,8 @@ export function sendOAuthError(res: Response, err: TesseraError): void {
     .json({ error: mapped.error, error_description: description, ...err.extra });
 }
 
-/** The last middleware: logs the detail, answers the client without it, audits authentication failures. */
-export function errorHandler(deps: { log: Logger; db: Database; clock: Clock }): ErrorRequestHandler {
+/** The last middleware: logs the detail, answers the client without it, audits authentication failures (summarised). */
+export function errorHandler(deps: { log: Logger; audit: Pick<AuditSealer, 'authFailure'> }): ErrorRequestHandler {
   const log = deps.log;
   return (err, req, res, _next) => {
     const te = toTesseraError(err);
@@ -69,11 +67,8 @@ export function errorHandler(deps: { log: Logger; db: Database; clock: Clock }):
     const entry = { req_id: requestId, code: te.code, status: te.status, detail: te.logDetail, path: req.path };
     if (te.status >= 500) log.error({ ...entry, err: te.cause ?? te }, te.message);
     else log.warn(entry, te.message);
-    if (te.status === 401) {
-      // Summarised: which check failed and where, never the credential. Staged off the response path.
-      const event = { actor: 'anonymous', action: 'auth.failed', outcome: 'failure', request_id: requestId, data: { path: req.path, check: te.logDetail?.slice(0, 300) ?? te.code } };
-      recordAudit(deps.db, event, deps.clock.now()).catch((e: Error) => log.warn({ req_id: requestId, err: e.message }, 'could not audit an authentication failure'));
-    }
+    // Which check failed, where and from which address, never the credential; counted per window.
+    if (te.status === 401) deps.audit.authFailure({ path: req.path, check: te.logDetail ?? te.code, client: req.ip ?? 'unknown', requestId });
     if (te.status === 503) res.setHeader('Retry-After', '1');
     res.setHeader('Cache-Control', 'no-store');
     if (res.headersSent) return;

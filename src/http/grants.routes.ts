@@ -102,7 +102,7 @@ export function grantRoutes(deps: Deps): Router {
     } else {
       workloadId = (await authenticateWorkload(credential, authContext(deps))).workload.id;
     }
-    const grant = await completeGrant(deps, id, workloadId);
+    const grant = await completeGrant(deps, id, workloadId, res.locals.requestId as string);
     noStore(res).json({ grant_id: grant.id, status: grant.status, ended_at: grant.ended_at?.toISOString() });
   });
   return r;

@@ -23,7 +23,7 @@ export function introspectRoutes(deps: Deps): Router {
     const rs = await resourceServerOf(deps, req);
     res.removeHeader('WWW-Authenticate');
     const form = parseOrThrow(introspectForm, req.body ?? {}, 'The introspection request');
-    noStore(res).json(await introspect(deps, form.token, rs));
+    noStore(res).json(await introspect(deps, form.token, rs, res.locals.requestId as string));
   });
   return r;
 }

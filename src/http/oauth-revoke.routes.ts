@@ -28,7 +28,7 @@ export function revokeRoutes(deps: Deps): Router {
       claims = undefined;
     }
     if (claims) {
-      await revokeGrants(deps.db, { grantIds: [String(claims.jti)] }, { actor: `workload:${String(claims.sub)}`, reason: 'revoked by the token holder' }, deps.clock.now());
+      await revokeGrants(deps.db, { grantIds: [String(claims.jti)] }, { actor: `workload:${String(claims.sub)}`, reason: 'revoked by the token holder', requestId: res.locals.requestId as string }, deps.clock.now());
     }
     noStore(res).status(200).end();
   });

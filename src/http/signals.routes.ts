@@ -23,7 +23,7 @@ export function signalRoutes(deps: Deps): Router {
     });
     next();
   }, jsonBody(SIGNAL_BODY_LIMIT), async (req, res) => {
-    const stored = await ingestSignals(deps.db, deps.registry.snapshot, res.locals.signalSource, req.body, deps.clock.now());
+    const stored = await ingestSignals(deps.db, deps.registry.snapshot, res.locals.signalSource, req.body, deps.clock.now(), res.locals.requestId as string);
     res.status(202).json({ accepted: stored.length });
     signalFollowUps(deps).schedule(stored);
   });

@@ -33,7 +33,7 @@ export function useRoutes(deps: Deps): Router {
       const rs = res.locals.resourceServer as Awaited<ReturnType<typeof resourceServerOf>>;
       const grant = z.uuid().safeParse(id).success ? await findGrant(deps.db, id) : undefined;
       if (!grant || (rs.audiences.length > 0 && !rs.audiences.includes(grant.audience))) throw notFound('Grant');
-      const used = await recordGrantUse(deps.db, id, { by: `rs:${rs.name}`, via: 'report', ...report }, deps.clock.now());
+      const used = await recordGrantUse(deps.db, id, { by: `rs:${rs.name}`, via: 'report', ...report, requestId: res.locals.requestId as string }, deps.clock.now());
       if (!used) {
         const now = await findGrant(deps.db, id);
         throw conflict('The grant cannot be used: it has ended, expired or used up its uses.', { status: now?.status, use_count: now?.use_count, max_uses: now?.max_uses });

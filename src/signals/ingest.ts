@@ -40,6 +40,7 @@ export async function ingestSignals(
   source: SignalSourceSpec,
   input: unknown,
   now: Date,
+  requestId: string | null = null,
 ): Promise<NewSignal[]> {
   const parsed = signalBatch.safeParse(input);
   if (!parsed.success) throw invalidRequest('The signal batch is invalid.', fieldIssues(parsed.error));
@@ -74,6 +75,7 @@ export async function ingestSignals(
         actor: `source:${source.id}`,
         action: 'signals.ingested',
         outcome: 'success',
+        request_id: requestId,
         data: { count: accepted.length, signals: accepted.map((s) => ({ type: s.type, subject: s.subject, value: s.value, observed_at: s.observed_at.toISOString() })) },
       },
       now,

@@ -100,6 +100,7 @@ const SAMPLES: Record<AdminRouteName, (who: string) => Sample> = {
   verifyAudit: () => ({ path: '/audit/verify' }),
   listAuditEvents: () => ({ path: '/audit/events?limit=5' }),
   exportAudit: () => ({ path: `/audit/export?since=${encodeURIComponent(world.broker.clock.now().toISOString())}` }),
+  purgeAudit: () => ({ path: '/audit/purge', body: { before: '2000-01-01T00:00:00Z' } }),
   createKey: (who) => ({ path: '/keys', body: { name: `m-${who}-key`, role: 'viewer' } }),
   listKeys: () => ({ path: '/keys' }),
   revokeKey: (who) => ({ path: `/keys/${createdKeyIds[who] ?? spareKeyId}/revoke`, body: { reason: 'matrix' } }),

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { appendAuditEvents } from '../../src/audit/audit.repository.js';
+import { purgeAuditEventsBefore } from '../../src/audit/audit-retention.js';
 import { verifyAuditChain } from '../../src/audit/verify-chain.js';
 import { computeAuditHash } from '../../src/audit/audit-event.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -19,7 +20,7 @@ describe('verifyAuditChain', () => {
   it('accepts an untouched chain, streaming in batches with progress', async () => {
     const progress: Array<[number, number]> = [];
     const result = await verifyAuditChain(t.db, { batchSize: 10, onProgress: (c, n) => progress.push([c, n]) });
-    expect(result).toEqual({ ok: true, count: 25 });
+    expect(result).toMatchObject({ ok: true, count: 25 });
     expect(progress).toEqual([
       [10, 25],
       [20, 25],
@@ -29,7 +30,7 @@ describe('verifyAuditChain', () => {
 
   it('accepts an empty chain', async () => {
     const empty = await createTestDatabase();
-    expect(await verifyAuditChain(empty.db)).toEqual({ ok: true, count: 0 });
+    expect(await verifyAuditChain(empty.db)).toMatchObject({ ok: true, count: 0 });
     await empty.drop();
   });
 
@@ -91,5 +92,32 @@ describe('verifyAuditChain', () => {
     await tamper(t.db, sql`delete from audit_events where seq <= 5`);
     await tamper(t.db, sql`update audit_anchor set seq = ${row.seq}, hash = ${row.hash}`);
     expect(await verifyAuditChain(t.db)).toEqual({ ok: false, count: 20, brokenAt: '6', reason: 'anchor_mismatch' });
+  });
+
+  it('returns the head, and given a head seen earlier detects the newest events deleted', async () => {
+    const first = await verifyAuditChain(t.db);
+    expect(first).toMatchObject({ ok: true, count: 25, head: { seq: '25' } });
+    const head = first.ok ? first.head : undefined;
+    expect(await verifyAuditChain(t.db, { expectHead: head })).toMatchObject({ ok: true, checkpoint: 'matched' });
+    await tamper(t.db, sql`delete from audit_events where seq > 22`);
+    // On its own the shorter chain is flawless: only the head kept elsewhere tells.
+    expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true, count: 22, head: { seq: '22' } });
+    expect(await verifyAuditChain(t.db, { expectHead: head })).toEqual({ ok: false, count: 22, brokenAt: '23', reason: 'truncated' });
+  });
+
+  it('detects the newest events replaced by others at a head seen earlier', async () => {
+    const first = await verifyAuditChain(t.db);
+    await tamper(t.db, sql`delete from audit_events where seq > 20`);
+    await appendAuditEvents(t.db, [90, 91, 92, 93, 94].map(sampleEvent), NOW);
+    expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true, count: 25 });
+    expect(await verifyAuditChain(t.db, { expectHead: first.ok ? first.head : undefined })).toEqual({ ok: false, count: 25, brokenAt: '25', reason: 'checkpoint_mismatch' });
+  });
+
+  it('accepts a head that retention has purged since, and one it made the anchor', async () => {
+    const row5 = await t.db.selectFrom('audit_events').select(['seq', 'hash']).where('seq', '=', '5').executeTakeFirstOrThrow();
+    const head = await verifyAuditChain(t.db);
+    await purgeAuditEventsBefore(t.db, new Date(NOW.getTime() + 1), 'admin:alice', NOW);
+    expect(await verifyAuditChain(t.db, { expectHead: row5 })).toMatchObject({ ok: true, count: 1, checkpoint: 'purged' });
+    expect(await verifyAuditChain(t.db, { expectHead: head.ok ? head.head : undefined })).toMatchObject({ ok: true, checkpoint: 'matched' });
   });
 });

@@ -1,5 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { createLogger } from '../../src/lib/logger.js';
+import { runPaths } from './secret-scan.js';
 import { startBroker, type Broker, type BrokerOptions } from '../../src/broker.js';
 import { Kek } from '../../src/keys/kek.js';
 import { ManualClock } from '../../src/lib/clock.js';
@@ -25,9 +29,18 @@ export async function startTestBroker(
   const database = options.database ?? (await createTestDatabase());
   const clock = (options.clock as ManualClock | undefined) ?? new ManualClock();
   const logs: Array<Record<string, unknown>> = [];
-  const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  // The broker's own logger (with its redaction), at debug; every line is also kept in this run's log
+  // folder, which the suite's teardown scans for secrets once every file has run.
+  const logFile = path.join(runPaths(inject('testRunDir')).logs, `broker-${randomUUID()}.ndjson`);
+  const log = createLogger('debug', {
+    write: (line: string) => {
+      appendFileSync(logFile, line);
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  });
   const broker = await startBroker({
     databaseUrl: database.url,
+    ownerDatabaseUrl: database.ownerUrl,
     kek: new Kek(randomBytes(32)),
     log,
     port: 0,

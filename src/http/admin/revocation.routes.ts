@@ -38,7 +38,7 @@ export function revocationRoutes(deps: Deps): Router {
     const body = parseOrThrow(reasonBody, req.body, 'The revocation');
     const what = { action: ADMIN_ROUTES.revokeGrant.audit, target_type: 'grant', target_id: id };
     const { grant, revoked } = await adminAct(deps, res, what, async (actor) => {
-      const done = await revokeGrant(deps.db, id, { actor, reason: body.reason }, deps.clock.now());
+      const done = await revokeGrant(deps.db, id, { actor, reason: body.reason, requestId: res.locals.requestId as string }, deps.clock.now());
       return { result: done, data: { reason: body.reason, revoked: done.revoked.map((g) => g.id) } };
     });
     res.json({
@@ -60,7 +60,7 @@ export function revocationRoutes(deps: Deps): Router {
     const { reason: why, ...selector } = body;
     const what = { action: ADMIN_ROUTES.revokeGrants.audit, target_type: 'grants', target_id: Object.keys(selector)[0]! };
     const revoked = await adminAct(deps, res, what, async (actor) => {
-      const done = await revokeGrants(deps.db, selectorOf(body), { actor, reason: why }, deps.clock.now());
+      const done = await revokeGrants(deps.db, selectorOf(body), { actor, reason: why, requestId: res.locals.requestId as string }, deps.clock.now());
       return { result: done, data: { selector, reason: why, revoked: done.length } };
     });
     res.json({ revoked: revoked.length });

@@ -80,6 +80,8 @@ export const ADMIN_ROUTES = {
   verifyAudit: { method: 'get', path: '/audit/verify', role: 'viewer' },
   listAuditEvents: { method: 'get', path: '/audit/events', role: 'viewer' },
   exportAudit: { method: 'get', path: '/audit/export', role: 'viewer' },
+  // Retention: the purge records itself on the chain (one audit.purged event per call).
+  purgeAudit: { method: 'post', path: '/audit/purge', role: 'admin', body: SMALL_BODY, audit: 'audit.purged' },
 
   listApprovals: { method: 'get', path: '/approvals', role: 'viewer' },
   getApproval: { method: 'get', path: '/approvals/:id', role: 'viewer' },
