@@ -74,8 +74,10 @@ describe('one grant life as one chain', () => {
     expect(used.body).toMatchObject({ use_count: 1, max_uses: 1, status: 'completed' });
     const refused = await use(grantId, 'export');
     expect(refused.status).toBe(409);
-    // A redeemed step-up is single-use, so it has already ended: revoking it changes (and records) nothing.
-    expect((await revoke(grantId)).body).toMatchObject({ changed: false, status: 'completed' });
+    // A redeemed step-up is single-use, so it has already ended: revoking it changes nothing, and only
+    // the admin's request is recorded (grant.revoke, with nothing revoked), no grant.revoked.
+    const late = await revoke(grantId);
+    expect(late.body).toMatchObject({ changed: false, status: 'completed' });
 
     const t = await trail(grantId);
     expect(steps(t)).toEqual([
@@ -89,9 +91,11 @@ describe('one grant life as one chain', () => {
       'grant.used:success',
       'grant.completed:success',
       'grant.use_refused:refused',
+      'grant.revoke:success',
     ]);
     const ids = (t.events as Array<{ request_id: string | null }>).map((e) => e.request_id);
-    expect(ids).toEqual([rid(asked), rid(asked), rid(voted), rid(voted), rid(redeemed), rid(redeemed), rid(redeemed), rid(used), rid(used), rid(refused)]);
+    expect(ids).toEqual([rid(asked), rid(asked), rid(voted), rid(voted), rid(redeemed), rid(redeemed), rid(redeemed), rid(used), rid(used), rid(refused), rid(late)]);
+    expect(t.events.at(-1)).toMatchObject({ actor: 'admin:bootstrap', data: { revoked: [] } });
     const seqs = (t.events as Array<{ seq: string }>).map((e) => Number(e.seq));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(t.approval).toMatchObject({ status: 'redeemed', votes: [{ approver: 'admin:bob', vote: 'approve', comment: 'CHG-9' }], step_up_decision: { outcome: 'step_up', reasons: ['exports need an approver'] } });
@@ -111,8 +115,9 @@ describe('one grant life as one chain', () => {
     expect(late.status).toBe(409);
 
     const t = await trail(grantId);
-    expect(steps(t)).toEqual(['decision.recorded:allow', 'grant.minted:success', 'grant.used:success', 'grant.used:success', 'grant.revoked:success', 'grant.use_refused:refused']);
-    expect(t.events.map((e: { request_id: string }) => e.request_id)).toEqual([rid(minted), rid(minted), rid(first), rid(second), rid(revoked), rid(late)]);
+    // The grant's end (grant.revoked), then the admin request that ended it (grant.revoke).
+    expect(steps(t)).toEqual(['decision.recorded:allow', 'grant.minted:success', 'grant.used:success', 'grant.used:success', 'grant.revoked:success', 'grant.revoke:success', 'grant.use_refused:refused']);
+    expect(t.events.map((e: { request_id: string }) => e.request_id)).toEqual([rid(minted), rid(minted), rid(first), rid(second), rid(revoked), rid(revoked), rid(late)]);
     expect(t.events[4]).toMatchObject({ actor: 'admin:bootstrap', data: { reason: 'incident 7' } });
     expect(t.uses).toHaveLength(2);
   });

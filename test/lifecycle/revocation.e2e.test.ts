@@ -255,10 +255,13 @@ async function activeCount(): Promise<number> {
 }
 
 /** Waits (polling Postgres, not the clock) until this many sessions of the test database wait for a lock. */
+// From pg_locks: the test's own connection is the schema owner, and pg_stat_activity hides another
+// role's wait events from anyone but a superuser (its pid and database it shows to all).
 async function waitForLockWaiters(n: number): Promise<void> {
   for (;;) {
     const { rows } = await sql<{ n: string }>`
-      select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(t.broker.database.db);
+      select count(distinct l.pid) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where not l.granted and a.datname = current_database()`.execute(t.broker.database.db);
     if (Number(rows[0]!.n) >= n) return;
     await new Promise((r) => setImmediate(r));
   }

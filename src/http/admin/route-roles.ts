@@ -28,7 +28,7 @@ const EVALUATE_BODY = '1mb';
  * from these entries (see mountAdminRoute), and the role-matrix test iterates them.
  */
 export const ADMIN_ROUTES = {
-  applyConfig: { method: 'post', path: '/config', role: 'operator', body: CONFIG_BODY, audit: 'config.apply' },
+  applyConfig: { method: 'post', path: '/config', role: 'operator', body: CONFIG_BODY, audit: 'config.applied' },
   listConfigVersions: { method: 'get', path: '/config/versions', role: 'viewer' },
   restoreConfigVersion: { method: 'post', path: '/config/versions/:version/restore', role: 'operator', audit: 'config.restore' },
 
