@@ -49,10 +49,12 @@ async function main(): Promise<void> {
   const agent = benchAgent();
   const configDir = await writeBenchConfig(path.join(pg.dir, 'config'), issuer, agent);
   const kek = randomBytes(32).toString('base64url');
-  const { db } = createDatabase({ url: pg.url }); // the broker's pool settings (max 10, same timeouts)
+  // The broker's role and pool settings (max 10, same timeouts): the raw INSERT runs as the broker would.
+  const { db } = createDatabase({ url: pg.broker.databaseUrl });
+  const { db: superuser } = createDatabase({ url: pg.url });
   const rows: Row[] = [];
   try {
-    const broker = await spawnBroker({ databaseUrl: pg.url, configDir, kek });
+    const broker = await spawnBroker({ ...pg.broker, configDir, kek });
     children.push(broker);
 
     log('raw limits: ES256 through node:crypto and jose, the grant INSERT, express hello-world');
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
     await broker.stop();
 
     log('CPU profile of the mint path (a second broker process under --cpu-prof)');
-    const profiled = await spawnBroker({ databaseUrl: pg.url, configDir, kek, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] });
+    const profiled = await spawnBroker({ ...pg.broker, configDir, kek, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] });
     children.push(profiled);
     await mintStep(32); // warm the JIT so the profile shows steady state, not compilation
     const profiledFrom = Number(process.hrtime.bigint() / 1000n);
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
     );
 
     log(`expiry sweep of ${EXPIRY_GRANTS} grants at batch sizes ${EXPIRY_BATCHES.join(', ')}`);
-    const expiry = await benchExpirySweep(db, EXPIRY_GRANTS, EXPIRY_BATCHES);
+    const expiry = await benchExpirySweep(db, superuser, EXPIRY_GRANTS, EXPIRY_BATCHES);
     for (const e of expiry) {
       rows.push({ scenario: `expiry sweep, batch ${e.batch}`, clients: 1, rps: e.rowsPerSecond, note: `${e.expired} rows in ${fmt(e.seconds)} s, ${e.statements} statements${e.batch === END_BATCH_SIZE ? ' (chosen)' : ''}; then ${fmt(e.sealed)} audit events chained in ${fmt(e.sealSeconds)} s` });
     }
@@ -203,6 +205,7 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) await c.stop().catch(() => {});
     await db.destroy().catch(() => {});
+    await superuser.destroy().catch(() => {});
     await issuer.close().catch(() => {});
     await pg.destroy();
   }

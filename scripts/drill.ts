@@ -3,9 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createDatabase } from '../src/db/database.js';
-import { migrateToLatest } from '../src/db/migrator.js';
-import { applyConfigDocument } from '../src/config/registry.repository.js';
-import { loadConfigFolder } from '../src/config/load-folder.js';
 import { REPO_ROOT } from './lib/broker-process.js';
 import { benchAgent, startBenchIssuer, writeBenchConfig } from './lib/identities.js';
 import { startScratchPostgres } from './lib/postgres.js';
@@ -40,10 +37,9 @@ async function main(): Promise<number> {
   const issuer = await startBenchIssuer();
   const agent = benchAgent();
   const configDir = await writeBenchConfig(path.join(pg.dir, 'config'), issuer, agent);
+  // The drills' own checks read as the superuser; every broker migrates (as the owner) and applies the
+  // configuration at start, as in production.
   const { db } = createDatabase({ url: pg.url });
-  // Drills that write rows without a broker (revokes) need the schema and the bench workloads in place.
-  await migrateToLatest(db);
-  await applyConfigDocument(db, await loadConfigFolder(configDir), 'drill', new Date());
   const ctx: DrillContext = { pg, db, issuer, agent, configDir, kek: randomBytes(32).toString('base64url'), log };
   const results: DrillResult[] = [];
   try {

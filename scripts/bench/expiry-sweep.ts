@@ -44,12 +44,15 @@ export interface SweepResult {
   sealed: number;
 }
 
-/** Seeds `count` expired grants and times one full sweep of them at each batch size. */
-export async function benchExpirySweep(db: Database, count: number, batches: number[]): Promise<SweepResult[]> {
+/**
+ * Seeds `count` expired grants and times one full sweep of them at each batch size. The sweep runs as
+ * the broker's role (`db`); seeding and ANALYZE need the table's owner or a superuser (`seed`).
+ */
+export async function benchExpirySweep(db: Database, seed: Database, count: number, batches: number[]): Promise<SweepResult[]> {
   const results: SweepResult[] = [];
   for (const batch of batches) {
     const now = new Date();
-    await seedExpiredGrants(db, count, now);
+    await seedExpiredGrants(seed, count, now);
     const started = process.hrtime.bigint();
     const { expired, statements } = await sweep(db, now, batch);
     const seconds = msSince(started) / 1000;

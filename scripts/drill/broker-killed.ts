@@ -10,7 +10,7 @@ const KILL_DEADLINE_MS = 10_000;
 
 /** SIGKILL during 1,000 concurrent mints (RFC 7523 assertions, fresh jti each): every token received has its row and audit event. */
 export const brokerKilled: Drill = async (ctx) => {
-  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek });
+  const broker = await spawnBroker({ ...ctx.pg.broker, configDir: ctx.configDir, kek: ctx.kek });
   try {
     const assertions = Array.from({ length: MINTS }, () => ctx.agent.assertion(broker.url));
     const before = Number((await ctx.db.selectFrom('grants').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);

@@ -22,7 +22,7 @@ async function auditCount(ctx: Parameters<Drill>[0], grantId: string, action: st
  */
 export const concurrentRevokes: Drill = async (ctx) => {
   const adminKey = `tsk_${randomBytes(24).toString('base64url')}`;
-  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek, env: { TESSERA_BOOTSTRAP_ADMIN_KEY: adminKey } });
+  const broker = await spawnBroker({ ...ctx.pg.broker, configDir: ctx.configDir, kek: ctx.kek, env: { TESSERA_BOOTSTRAP_ADMIN_KEY: adminKey } });
   try {
     const revoke = (grantId: string, i: number) =>
       fetch(`${broker.url}/v1/admin/grants/${grantId}/revoke`, {

@@ -101,7 +101,7 @@ function send(port: number, raw: Buffer): Promise<{ status: number; ms: number }
 
 /** 10,000 malformed bodies, headers and request lines: only 4xx, no crash, bounded memory. */
 export const malformedInput: Drill = async (ctx) => {
-  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek });
+  const broker = await spawnBroker({ ...ctx.pg.broker, configDir: ctx.configDir, kek: ctx.kek });
   try {
     const port = Number(new URL(broker.url).port);
     const list = cases(ctx.issuer.url, () => ctx.issuer.token());

@@ -15,7 +15,7 @@ const RECOVERY_LIMIT_MS = 20_000;
 
 /** Postgres frozen (SIGSTOP) for 30 s under load: no request hangs past the broker's own timeouts. */
 export const postgresFrozen: Drill = async (ctx) => {
-  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek });
+  const broker = await spawnBroker({ ...ctx.pg.broker, configDir: ctx.configDir, kek: ctx.kek });
   let frozen: number[] = [];
   try {
     const auth = `Bearer ${ctx.issuer.token()}`;

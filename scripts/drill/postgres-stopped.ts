@@ -11,7 +11,7 @@ const RECOVERY_LIMIT_MS = 20_000;
 
 /** Postgres stopped under load: 503 within 2 s, no token without its row, recovery without a broker restart. */
 export const postgresStopped: Drill = async (ctx) => {
-  const broker = await spawnBroker({ databaseUrl: ctx.pg.url, configDir: ctx.configDir, kek: ctx.kek });
+  const broker = await spawnBroker({ ...ctx.pg.broker, configDir: ctx.configDir, kek: ctx.kek });
   try {
     const auth = `Bearer ${ctx.issuer.token()}`;
     const t0 = performance.now();

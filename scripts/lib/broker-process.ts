@@ -31,6 +31,8 @@ export interface BrokerProcess {
 
 export interface SpawnBrokerOptions {
   databaseUrl: string;
+  /** The schema owner, for migrations (DATABASE_OWNER_URL); without it the broker's role migrates. */
+  ownerDatabaseUrl?: string;
   configDir: string;
   kek?: string;
   /** Extra node flags, e.g. --cpu-prof. */
@@ -43,6 +45,7 @@ export interface SpawnBrokerOptions {
 export async function spawnBroker(o: SpawnBrokerOptions): Promise<BrokerProcess> {
   return spawnServer(['--import', 'tsx', ...(o.nodeArgs ?? []), 'src/main.ts'], (port) => ({
     DATABASE_URL: o.databaseUrl,
+    ...(o.ownerDatabaseUrl ? { DATABASE_OWNER_URL: o.ownerDatabaseUrl } : {}),
     TESSERA_KEK: o.kek ?? randomBytes(32).toString('base64url'),
     TESSERA_CONFIG_DIR: o.configDir,
     PORT: String(port),

@@ -10,7 +10,10 @@ const STOP_WAIT_MS = 10_000;
 
 /** A throwaway real Postgres for one bench or drill run, which the run may stop, restart or freeze. */
 export interface ScratchPostgres {
+  /** The superuser's URL: for the drills' own checks and seeding, never for a broker. */
   url: string;
+  /** What a broker connects with, as in production: its restricted role, and the schema owner for migrations. */
+  broker: { databaseUrl: string; ownerDatabaseUrl: string };
   dir: string;
   stop(): Promise<void>;
   /** Starts it again on the same data directory and port. */
@@ -26,8 +29,10 @@ export async function startScratchPostgres(label: string): Promise<ScratchPostgr
   const dir = await mkdtemp(path.join(os.tmpdir(), `tessera-${label}-`));
   let handle: EmbeddedPostgresHandle | undefined = await startEmbeddedPostgres({ dir, persistent: true });
   const url = handle.url;
+  const broker = { databaseUrl: handle.brokerUrl, ownerDatabaseUrl: handle.ownerUrl };
   return {
     url,
+    broker,
     dir,
     async stop() {
       await handle?.stop();
