@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.js';
 
@@ -13,6 +13,8 @@ export interface DatabaseOptions {
   url: string;
   /** Pool size; a broker needs few connections because each request holds one only for its inserts. */
   maxConnections?: number;
+  /** The client-side bound on one statement (default STATEMENT_TIMEOUT_MS + 1 s); tests shorten it. */
+  queryTimeoutMs?: number;
   onPoolError?: (err: Error) => void;
 }
 
@@ -24,7 +26,7 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
     statement_timeout: STATEMENT_TIMEOUT_MS,
-    query_timeout: STATEMENT_TIMEOUT_MS + 1_000,
+    query_timeout: options.queryTimeoutMs ?? STATEMENT_TIMEOUT_MS + 1_000,
     application_name: 'tessera',
   });
   // A client whose server went away emits 'error': on the pool when idle, on the client itself when it
@@ -32,8 +34,55 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
   // and the broker must answer 503 and recover instead.
   pool.on('error', (err) => options.onPoolError?.(err));
   pool.on('connect', (client) => client.on('error', (err) => options.onPoolError?.(err)));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
   return { db, pool };
+}
+
+/** The transaction status Postgres reports when it is ready for a query: idle, not inside a transaction. */
+const SERVER_IDLE = 'I';
+
+/**
+ * The pool as kysely sees it, which returns a connection to the pool only when it is known to be clean:
+ * - no statement on it outlived the client-side `query_timeout`. The server may still be running that
+ *   statement, and if it was inside a transaction, the ROLLBACK queued behind it times out unsent; the
+ *   next user's autocommit write would then run inside the abandoned transaction and "succeed" without
+ *   ever committing (seen in the Postgres-freeze drill: tokens without grant rows);
+ * - the server's last ReadyForQuery said "idle", not "in a transaction" or "failed transaction".
+ * Any other connection is destroyed on release; the pool opens a fresh one when it needs to.
+ */
+function guardedPool(pool: pg.Pool): PostgresPool {
+  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let timedOut = false;
+    let status = SERVER_IDLE;
+    // pg parses ReadyForQuery's status byte but does not keep it; its connection emits the message.
+    (client as unknown as { connection: NodeJS.EventEmitter }).connection.on('readyForQuery', (msg: { status?: string }) => {
+      status = msg.status ?? status;
+    });
+    const query = ((...args: unknown[]) => {
+      const result = (client.query as (...a: unknown[]) => unknown)(...args);
+      if (result instanceof Promise) {
+        return result.catch((err: Error) => {
+          if (/Query read timeout/.test(err.message)) timedOut = true;
+          throw err;
+        });
+      }
+      return result;
+    }) as PostgresPoolClient['query'];
+    return {
+      query,
+      release: () => client.release(timedOut || status !== SERVER_IDLE ? new Error('connection not known to be idle: destroyed, not pooled') : undefined),
+    };
+  };
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let wrapper = wrappers.get(client);
+      if (!wrapper) wrappers.set(client, (wrapper = wrap(client)));
+      return wrapper;
+    },
+    end: () => pool.end(),
+  };
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
