@@ -1,9 +1,15 @@
 import { sql } from 'kysely';
-import type { Database } from '../db/database.js';
+import { PREPARED, type Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { minuteOf, type RequestCounter } from './request-counter.js';
 
 const MINUTE = 60_000;
+/**
+ * The active-grants signal counts up to this many and then reads this many: policies compare it with
+ * small limits, and an uncapped count would cost every request time in proportion to a busy workload's
+ * live grants (a fleet of agents under one workload can hold hundreds of thousands).
+ */
+export const ACTIVE_GRANTS_CAP = 1_000;
 const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 
 /** The novelty keys of a request: '' for the task, '*' for the whole parameter set, one per param. */
@@ -39,7 +45,7 @@ export async function readHistory(
   const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
   const since = dayOf(new Date(q.now.getTime() - q.baselineDays * 86_400_000));
   const keys = usageKeys(q.params);
-  const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string; seen: string[] | null }>`
+  const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string; seen: string[] | null }>`${sql.raw(PREPARED)}
     select
       coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0)
         + ${q.counter.unflushed(q.workloadId, cur)}::int as cur,
@@ -47,7 +53,8 @@ export async function readHistory(
         + ${q.counter.unflushed(q.workloadId, prev)}::int as prev,
       coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute >= ${hourAgo}), 0)
         + ${q.counter.unflushedSince(q.workloadId, hourAgo)}::int as hour,
-      (select count(*) from grants where workload_id = ${q.workloadId} and status = 'active' and expires_at > ${q.now}) as active,
+      (select count(*) from (select 1 from grants where workload_id = ${q.workloadId} and status = 'active' and expires_at > ${q.now}
+        limit ${ACTIVE_GRANTS_CAP}) a) as active,
       (select array_agg(distinct param) from usage_baseline
         join unnest(${keys.map((k) => k.param)}::text[], ${keys.map((k) => k.value_sha256)}::text[]) as k(p, h)
           on param = k.p and value_sha256 = k.h

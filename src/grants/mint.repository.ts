@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely';
-import type { Database } from '../db/database.js';
+import { PREPARED, type Database } from '../db/database.js';
 import type { NewGrant } from './grant.repository.js';
 
 /** Rows to insert into one table, as JSON objects whose keys are its column names. */
@@ -29,7 +29,7 @@ function statementFor(tables: TableRows[]): string {
   let text = statements.get(key);
   if (!text) {
     const [grants, ...rest] = tables;
-    text = `with w as (select 1 from workloads where id = $1 and status = 'active' for share),
+    text = `${PREPARED}with w as (select 1 from workloads where id = $1 and status = 'active' for share),
       k as (select 1 from signing_keys where kid = $2 and status = 'revoked'),
       p as (select 1 from grants where id = $3::uuid and status = 'active' for share),
       ok as (select 1 from w where not exists (select 1 from k) and ($3::uuid is null or exists (select 1 from p))),

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { ACTIVE_GRANTS_CAP } from '../../src/decisions/history.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { post } from '../support/broker.js';
 import { FEED_KEY, signalType, startWorld, type World } from './support.js';
@@ -96,6 +98,20 @@ describe('broker-derived signals', () => {
     expect((await w.decision(third.body.decision_id)).signals.broker.active_grants).toBe(2);
     w.clock.advance(301);
     expect((await deploy()).status).toBe(201);
+  });
+
+  it('active grants are counted up to 1,000: a busy workload costs each request no more than that', async () => {
+    w.clock.advance(1000);
+    const now = w.clock.now();
+    await sql`
+      insert into grants (id, workload_id, task, params, scopes, audience, issued_at, expires_at, status, kid, token_sha256, identity)
+      select gen_random_uuid(), 'agent-1', 'hourly', '{}'::jsonb, array['hourly'], 'https://hourly.example', ${now}, ${new Date(now.getTime() + 600_000)},
+        'active', 'seeded', md5(g::text), '{"method":"client_assertion"}'::jsonb
+      from generate_series(1, ${ACTIVE_GRANTS_CAP + 200}) g`.execute(w.broker.database.db);
+    const res = await w.grant(await w.agentAssertion(), 'hourly');
+    expect(res.status).toBe(201);
+    expect((await w.decision(res.body.decision_id)).signals.broker.active_grants).toBe(ACTIVE_GRANTS_CAP);
+    await sql`delete from grants where kid = 'seeded'`.execute(w.broker.database.db);
   });
 
   it('the 1 h request rate: the sixth request within the hour is refused though the minute rate is low', async () => {
