@@ -1,7 +1,13 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
 import type { Database } from '../../src/db/database.js';
-import { insertGrantIfWorkloadActive } from '../../src/grants/grant.repository.js';
+import { randomUUID } from 'node:crypto';
+import { Registry } from '../../src/config/registry.js';
+import type { Decision } from '../../src/decisions/decider.js';
+import type { Principal } from '../../src/identity/authenticate.js';
+import { mintRows, type MintInput } from '../../src/grants/mint-grant.js';
+import { insertMint } from '../../src/grants/mint.repository.js';
+import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 import { msSince, summarize, type LatencySummary } from '../lib/stats.js';
 import { benchGrant } from '../lib/grant-rows.js';
 
@@ -62,9 +68,43 @@ export async function josePair(ms: number): Promise<RateResult> {
   });
 }
 
-/** The mint path's INSERT through a pool configured like the broker's, from `concurrency` callers. */
-export function rawInsert(db: Database, ms: number, concurrency: number): Promise<RateResult> {
+/**
+ * The mint's own write, alone: the one statement that inserts the decision, the grant, the usage
+ * baseline and the two audit events (src/grants/mint.repository.ts), with the rows a bench mint writes
+ * (mintRows), through a pool configured like the broker's, from `concurrency` callers. No identity
+ * check, no policy, no signing: the limit the database sets.
+ */
+export async function rawInsert(db: Database, ms: number, concurrency: number): Promise<RateResult> {
+  const registry = new Registry(db);
+  await registry.load();
+  const task = registry.snapshot.tasks.get(BENCH_TASK)!;
+  const workload = registry.snapshot.workloads.get(CI_WORKLOAD)!;
+  const principal: Principal = {
+    workload,
+    method: 'oidc',
+    issuer: 'bench-ci',
+    subject: 'repo:bench/api:ref:refs/heads/main',
+    claims: { repository: 'bench/api', ref: 'refs/heads/main' },
+    tokenAgeSeconds: 3,
+    tokenSha256: 'b'.repeat(64),
+  };
+  const decision = (): Decision => ({
+    id: randomUUID(),
+    outcome: 'allow',
+    reasons: [],
+    errors: [],
+    determining: ['bench-permit'],
+    maxTtlSeconds: 600,
+    policyVersion: registry.snapshot.policies?.version ?? null,
+    configVersion: registry.snapshot.configVersion,
+    signals: { used: [], broker: { requests_last_minute: 40, requests_last_hour: 900, active_grants: 30, task_is_new: false, target_is_new: false, new_params: [], calendars: {} }, identity: { method: 'oidc', issuer: 'bench-ci' } },
+    latencyUs: 300,
+  });
   return timeConcurrent(ms, concurrency, async () => {
-    if (!(await insertGrantIfWorkloadActive(db, benchGrant(new Date())))) throw new Error('bench workload is not active');
+    const now = new Date();
+    const grant = { ...benchGrant(now), decision_id: null as string | null };
+    const m: MintInput = { task, params: grant.params, scopes: grant.scopes, purpose: null, ttlSeconds: 300, decision: decision(), request: { task: BENCH_TASK, params: grant.params }, requestId: randomUUID() };
+    grant.decision_id = m.decision.id;
+    if ((await insertMint(db, grant, mintRows(principal, m, grant, now))) !== 'inserted') throw new Error('bench workload is not active');
   });
 }

@@ -13,7 +13,7 @@ import { pendingAuditRows } from '../audit/audit-outbox.js';
 import type { AuditEventInput } from '../audit/audit-event.js';
 import { grantDigest } from '../audit/row-digest.js';
 import type { NewGrant } from './grant.repository.js';
-import { insertMint, type MintOutcome } from './mint.repository.js';
+import { insertMint, type MintOutcome, type TableRows } from './mint.repository.js';
 import { grantsMinted } from './grant.metrics.js';
 import { statusListUri } from './status-list.service.js';
 
@@ -66,14 +66,9 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
   const now = deps.clock.now();
   const grantId = newId();
   const statusIdx = await deps.statusIndexes.next();
-  const context = decisionContext(principal, m, grantId, now);
   for (let attempt = 1; ; attempt++) {
-    const { token, grant, minted } = signGrant(deps, principal, m, { grantId, statusIdx, now });
-    const outcome = await persist(deps, m, grant, [
-      { table: 'decisions', rows: [decisionRow(m.decision, context)] },
-      { table: 'usage_baseline', rows: usageRows(principal.workload.id, m.task.spec.name, m.params, now), ignoreConflicts: true },
-      { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(m.decision, context), minted], now) },
-    ]);
+    const { token, grant } = signGrant(deps, principal, m, { grantId, statusIdx, now });
+    const outcome = await persist(deps, m, grant, mintRows(principal, m, grant, now));
     if (outcome === 'inserted') {
       grantsMinted.inc({ task: m.task.spec.name });
       return {
@@ -98,7 +93,7 @@ const decisionContext = (principal: Principal, m: MintInput, grantId: string, no
   grantId,
 });
 
-/** Signs the token with the current key and builds the grant row and its audit event around it. */
+/** Signs the token with the current key and builds the grant row around it. */
 function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { grantId: string; statusIdx: number; now: Date }) {
   const { task, params, scopes, decision } = m;
   const { grantId, statusIdx, now } = ids;
@@ -146,30 +141,47 @@ function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { g
     },
     status_idx: statusIdx,
   };
-  const minted: AuditEventInput = {
+  return { token, grant };
+}
+
+/**
+ * What a mint writes beside the grant row, in the same statement: its decision, the usage baseline, and
+ * the decision's and the grant's audit events. The bench's raw-insert limit writes these same rows.
+ */
+export function mintRows(principal: Principal, m: MintInput, grant: NewGrant, now: Date): TableRows[] {
+  const context = decisionContext(principal, m, grant.id, now);
+  return [
+    { table: 'decisions', rows: [decisionRow(m.decision, context)] },
+    { table: 'usage_baseline', rows: usageRows(principal.workload.id, m.task.spec.name, m.params, now), ignoreConflicts: true },
+    { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(m.decision, context), mintedEvent(principal, m, grant)], now) },
+  ];
+}
+
+/** The grant's `grant.minted` audit event: what the row fixes at mint, its token only as a hash. */
+function mintedEvent(principal: Principal, m: MintInput, grant: NewGrant): AuditEventInput {
+  return {
     actor: `workload:${principal.workload.id}`,
     action: 'grant.minted',
     outcome: 'success',
     target_type: 'grant',
-    target_id: grantId,
+    target_id: grant.id,
     request_id: m.requestId,
     data: {
-      task: task.spec.name,
-      params,
-      scopes,
-      audience: task.spec.audience,
-      expires_at: expiresAt.toISOString(),
-      decision_id: decision.id,
+      task: m.task.spec.name,
+      params: m.params,
+      scopes: m.scopes,
+      audience: m.task.spec.audience,
+      expires_at: grant.expires_at.toISOString(),
+      decision_id: m.decision.id,
       ...(m.approvalId && { approval_id: m.approvalId }),
       ...(m.delegation && { parent_id: m.delegation.parentId, act: m.delegation.act }),
-      kid,
+      kid: grant.kid,
       token_sha256: grant.token_sha256,
       identity: grant.identity,
       // What the row fixes at mint, chained by its hash: an edit of the grants row shows in verify and the trail.
       row_sha256: grantDigest(grant),
     },
   };
-  return { token, grant, minted };
 }
 
 /**
