@@ -18,6 +18,8 @@ export interface VerifyBench {
   ratio: number;
   /** JWKS fetches during the steady run: 1 with a working cache. */
   steadyFetches: number;
+  /** Token Status List fetches during the steady run (its ttl decides how many; not JWKS). */
+  statusListFetches: number;
   burst: { tokens: number; fetches: number; unknownKidFetchesWithinCooldown: number; verified: number };
 }
 
@@ -30,13 +32,16 @@ export async function benchVerify(brokerUrl: string, tokens: string[], ms: numbe
   const rawJose = await timeConcurrent(ms, VERIFY_CONCURRENCY, () => jwtVerify(tokens[i++ % tokens.length]!, localSet, { ...options, currentDate: new Date() }));
 
   let steadyFetches = 0;
+  let statusListFetches = 0;
+  // The verifier fetches the JWKS and, for tokens that carry a status claim, the status list: count apart.
   const counting: typeof fetch = (input, init) => {
-    steadyFetches++;
+    if (String(input instanceof Request ? input.url : input).endsWith('/.well-known/jwks.json')) steadyFetches++;
+    else statusListFetches++;
     return fetch(input, init);
   };
   const verifier = createVerifier({ issuer: brokerUrl, audience: BENCH_AUDIENCE, fetch: counting });
   const tesseraVerify = await timeConcurrent(ms, VERIFY_CONCURRENCY, () => verifier.verify(tokens[i++ % tokens.length]!, { scope: 'deploy:write', task: BENCH_TASK }));
-  return { rawJose, tesseraVerify, ratio: tesseraVerify.rps / rawJose.rps, steadyFetches, burst: await rotationBurst() };
+  return { rawJose, tesseraVerify, ratio: tesseraVerify.rps / rawJose.rps, steadyFetches, statusListFetches, burst: await rotationBurst() };
 }
 
 const COOLDOWN_SECONDS = 1;
