@@ -103,7 +103,8 @@ function guardedPool(pool: pg.Pool): PostgresPool {
   };
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+// ENOENT: a Unix socket whose file is gone (the server stopped).
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENOENT']);
 
 /**
  * True when an error means "Postgres is not reachable or not serving" (as opposed to a bad query):

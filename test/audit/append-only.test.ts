@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
@@ -161,7 +162,8 @@ describe('npm run migrate with an owner and a broker URL', () => {
       expect(alone.code).toBe(1);
       expect(alone.out).toContain('the broker database role may not migrate: run `npm run migrate` with DATABASE_OWNER_URL');
       const migrated = await run({ DATABASE_URL: brokerUrl, DATABASE_OWNER_URL: withDatabase(inject('ownerDatabaseUrl'), name) });
-      expect(migrated).toMatchObject({ code: 0, out: expect.stringMatching(/^applied: .*20261201T1400-audit-roles\naudit log append-only: enforced\n$/) });
+      const newest = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => f.endsWith('.ts')).sort().at(-1)!.replace(/\.ts$/, '');
+      expect(migrated).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`^applied: .*${newest}\naudit log append-only: enforced\n$`)) });
       // Now the broker role alone finds nothing to do, and still may not touch the log.
       expect(await run({ DATABASE_URL: brokerUrl })).toMatchObject({ code: 0, out: 'database is up to date\naudit log append-only: enforced\n' });
     } finally {
