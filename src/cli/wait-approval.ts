@@ -15,9 +15,15 @@ export interface WaitOptions {
   /** What the redeem repeats: the same task and parameters. */
   request: { task: string; params: Record<string, unknown> };
   waitTimeoutMs: number;
+  /** What the give-up message tells the user to run to resume the wait. */
+  resume?: { task: string; params: Record<string, unknown> };
   /** Where the progress line goes (stderr; stdout stays the token). */
   progress: NodeJS.WriteStream;
 }
+
+/** The parameters as `--param key:=json` arguments, shell-quoted, each followed by a space. */
+const paramArgs = (params: Record<string, unknown>) =>
+  Object.entries(params).map(([k, v]) => `--param '${`${k}:=${JSON.stringify(v)}`.replace(/'/g, `'\\''`)}' `).join('');
 
 const duration = (ms: number) => {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -74,7 +80,8 @@ export async function waitForApproval(o: WaitOptions): Promise<{ token: Record<s
     if (tty || text.replace(/expires in .*/, '') !== last.replace(/expires in .*/, '')) line(text);
     last = text;
     if (Date.now() + interval > deadline) {
-      o.progress.write(`${tty ? '\n' : ''}tessera token: gave up waiting for approval ${id} after ${duration(o.waitTimeoutMs)}; it is still pending\n`);
+      const again = o.resume && `; wait again with: tessera token --task ${o.resume.task} ${paramArgs(o.resume.params)}--approval ${id}`;
+      o.progress.write(`${tty ? '\n' : ''}tessera token: gave up waiting for approval ${id} after ${duration(o.waitTimeoutMs)}; it is still pending${again ?? ''}\n`);
       return { exit: EXIT_WAIT_TIMEOUT };
     }
     await new Promise((r) => setTimeout(r, interval));

@@ -97,9 +97,39 @@ describe('tessera token waits for a step-up; tessera approvals decides it', () =
     expect(await w.admin(`/approvals/${id}`)).toMatchObject({ status: 'approved' });
   });
 
-  it('exits 3 when nobody decides within --wait-timeout', async () => {
+  it('exits 3 when nobody decides within --wait-timeout; --approval resumes that same request later', async () => {
     const got = await asExporter('export-data', 's3://cli-slow', 3);
     expect(got.code, got.stderr).toBe(3);
-    expect(got.stderr).toMatch(/gave up waiting for approval .* after 3s; it is still pending/);
+    const said = /gave up waiting for approval (\S+) after 3s; it is still pending; wait again with: tessera token --task export-data --param 'destination:="s3:\/\/cli-slow"' --approval (\S+)/.exec(got.stderr);
+    expect(said, got.stderr).not.toBeNull();
+    const id = said![1]!;
+    expect(said![2]).toBe(id);
+
+    const resumed = tessera(['token', '--task', 'export-data', '--param', 'destination:="s3://cli-slow"', '--approval', id, '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json'), '--wait-timeout', '20']);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await w.vote(w.keys.bob, id, 'approve')).body.status).toBe('approved');
+    const token = await resumed;
+    expect(token.code, token.stderr).toBe(0);
+    expect(decodeJwt(token.stdout.trim())).toMatchObject({ sub: 'exporter', authorization_details: [{ params: { destination: 's3://cli-slow' } }] });
+    // No second request was opened for the approvers.
+    const pending = (await w.admin('/approvals?workload=exporter')).items as Array<{ params: { destination: string } }>;
+    expect(pending.filter((a) => a.params.destination === 's3://cli-slow')).toHaveLength(1);
+    expect(await w.admin(`/approvals/${id}`)).toMatchObject({ status: 'redeemed' });
+  });
+
+  it('--approval refuses what is not an approval id, and another action than the approved one', async () => {
+    const bad = await tessera(['token', '--task', 'export-data', '--approval', 'nope', '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--approval expects an approval id \(a UUID\), got "nope"/);
+
+    expect((await asExporter('export-data', 's3://cli-resume', 2)).code).toBe(3);
+    const id = await pendingFor('s3://cli-resume');
+    expect((await w.vote(w.keys.bob, id, 'approve')).body.status).toBe('approved');
+    const other = await tessera(['token', '--task', 'export-data', '--param', 'destination=s3://elsewhere', '--approval', id, '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json'), '--wait-timeout', '5']);
+    expect(other.code).toBe(1);
+    expect(other.stdout).toBe('');
+    expect(other.stderr).toMatch(/tessera token: 4\d\d /);
+    // The approval still waits for the action it was given for.
+    expect(await w.admin(`/approvals/${id}`)).toMatchObject({ status: 'approved' });
   });
 });

@@ -2,6 +2,9 @@ import { brokerUrl, call, describeError, UsageError, type Command } from '../com
 import { obtainIdentityToken } from '../identity-token.js';
 import { waitForApproval } from '../wait-approval.js';
 
+/** Approval ids are UUIDs; checked here so a typo is a usage error, not a 404 after fetching a token. */
+const APPROVAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** A step-up nobody decides expires after 15 minutes by default; waiting longer gains nothing. */
 const DEFAULT_WAIT_TIMEOUT_SECONDS = 900;
 
@@ -21,6 +24,8 @@ Options:
   --ttl <seconds>               a shorter lifetime than the task's default
   --json                        print the whole response as JSON instead of the bare token
   --wait-timeout <seconds>      when the task needs an approval: how long to wait (default 900; then exit 3)
+  --approval <id>               go on waiting for (and redeem) an approval an earlier run opened, instead
+                                of asking again; give the same --task and parameters
   --broker <url>                broker base URL (env TESSERA_URL, default http://127.0.0.1:8080)
 
 Identity (the first one available is used):
@@ -34,12 +39,14 @@ Identity (the first one available is used):
 When policy asks for a step-up approval, the command waits: one progress line on stderr
 ("waiting for approval <id> (0/1 approvals, expires in 14m 58s)"), polling every 2 s; once
 approved it redeems the approval with a fresh identity and prints the token. Denied or expired:
-exit 1. Still pending at --wait-timeout: exit 3.
+exit 1. Still pending at --wait-timeout: exit 3, and --approval <id> resumes the wait later
+without opening a second request for the approvers.
 
 Examples:
   tessera token --task deploy-prod --param service=api
   TOKEN=$(tessera token --task refund-payment --param order_id=ord_1234 --param amount=20)
-  tessera token --task refund-payment --param order_id:='"12345"' --param amount=20`;
+  tessera token --task refund-payment --param order_id:='"12345"' --param amount=20
+  tessera token --task export-data --param destination=s3://new --approval 0193…  # resume a wait`;
 
 /**
  * A `key=value` value that reads the same as a JSON number: no leading zeros, no exponent, and at
@@ -99,6 +106,7 @@ export const tokenCommand: Command = {
     'client-id': { type: 'string' },
     audience: { type: 'string' },
     'wait-timeout': { type: 'string' },
+    approval: { type: 'string' },
   },
   async run(v) {
     if (!v.task) throw new UsageError('--task is required');
@@ -121,16 +129,28 @@ export const tokenCommand: Command = {
       });
     const waitTimeout = Number(v['wait-timeout'] ?? DEFAULT_WAIT_TIMEOUT_SECONDS);
     if (!(Number.isInteger(waitTimeout) && waitTimeout > 0)) throw new UsageError('--wait-timeout must be a positive whole number of seconds');
-    const identity = await identityToken();
     const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
     if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new UsageError('--ttl must be a positive whole number of seconds');
+    const request = { task: String(v.task), params };
+    const wait = (pending: Record<string, unknown>, opened: string) =>
+      waitForApproval({ pending, identity: identityToken, opened, request, waitTimeoutMs: waitTimeout * 1000, progress: process.stderr, resume: { task: request.task, params } });
+    if (v.approval !== undefined) {
+      const id = String(v.approval);
+      if (!APPROVAL_ID.test(id)) throw new UsageError(`--approval expects an approval id (a UUID), got "${id}"`);
+      const issuer = String(meta.body.issuer ?? broker);
+      // The identity that opened it is not known here; the broker itself refuses one older than the request.
+      const waited = await wait({ approval_id: id, poll: `${issuer}/v1/approvals/${id}`, redeem: `${issuer}/v1/approvals/${id}/redeem` }, '');
+      if ('exit' in waited) return waited.exit;
+      return print(waited.token, Boolean(v.json));
+    }
+    const identity = await identityToken();
     let res = await call(`${broker}/v1/grants`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${identity}` },
       body: JSON.stringify({ task: v.task, params, purpose: v.purpose, ttl_seconds: ttl }),
     });
     if (res.status === 202) {
-      const waited = await waitForApproval({ pending: res.body, identity: identityToken, opened: identity, request: { task: String(v.task), params }, waitTimeoutMs: waitTimeout * 1000, progress: process.stderr });
+      const waited = await wait(res.body, identity);
       if ('exit' in waited) return waited.exit;
       res = { status: 201, body: waited.token };
     }
@@ -138,7 +158,12 @@ export const tokenCommand: Command = {
       process.stderr.write(`tessera token: ${describeError(res.status, res.body)}\n`);
       return 1;
     }
-    process.stdout.write(v.json ? `${JSON.stringify(res.body, null, 2)}\n` : `${String(res.body.access_token)}\n`);
-    return 0;
+    return print(res.body, Boolean(v.json));
   },
 };
+
+/** The token on stdout (bare, for `TOKEN=$(…)`), or the whole response with --json. */
+function print(body: Record<string, unknown>, json: boolean): number {
+  process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : `${String(body.access_token)}\n`);
+  return 0;
+}
