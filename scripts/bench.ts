@@ -6,7 +6,8 @@ import path from 'node:path';
 import { createDatabase, type Database } from '../src/db/database.js';
 import { sealAll } from './lib/seal.js';
 import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/broker-process.js';
-import { startScratchPostgres } from './lib/postgres.js';
+import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
+import { machineCpuSeconds } from './lib/proc.js';
 import { benchAgent, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
 import { fmt, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
@@ -29,6 +30,37 @@ const EXPIRY_GRANTS = 100_000;
 const EXPIRY_BATCHES = [END_BATCH_SIZE, 1_000, 5_000];
 /** Stop by ourselves even if something hangs. */
 const WATCHDOG_MS = 9 * 60_000;
+
+/** Average cores each party used over a step. */
+interface CoreShare {
+  broker: number;
+  postgres: number;
+  /** This process: the load generator (and the fake CI issuer, idle once its JWKS is cached). */
+  loadGenerator: number;
+  machine: number;
+  steal: number;
+}
+
+/** Starts measuring who uses the machine's cores; the returned function ends the measurement. */
+function coreSplit(broker: BrokerProcess, pg: ScratchPostgres): () => CoreShare {
+  const started = performance.now();
+  const b = broker.cpuSeconds();
+  const p = pg.cpuSeconds();
+  const me = process.cpuUsage();
+  const m = machineCpuSeconds();
+  return () => {
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(me);
+    const m2 = machineCpuSeconds();
+    return {
+      broker: (broker.cpuSeconds() - b) / seconds,
+      postgres: (pg.cpuSeconds() - p) / seconds,
+      loadGenerator: (used.user + used.system) / 1e6 / seconds,
+      machine: (m2.busy - m.busy) / seconds,
+      steal: (m2.steal - m.steal) / seconds,
+    };
+  };
+}
 
 /** Longest wait for the broker's own sealer to drain the outbox between steps. */
 const SETTLE_MAX_MS = 30_000;
@@ -114,12 +146,14 @@ async function main(): Promise<void> {
     const mintStep = (connections: number, extra: { overallRate?: number; amount?: number; headers?: () => Record<string, string> } = {}) =>
       cannon({ url: broker.url, connections, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: extra.headers ?? ciHeaders, onResponse: collect, ...extra });
     await cannon({ url: broker.url, connections: 32, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up: JIT, pool, JWKS
-    const mint: Array<StepResult & { clients: number; cpuMicrosPerRequest: number }> = [];
+    const mint: Array<StepResult & { clients: number; cpuMicrosPerRequest: number; cores: CoreShare }> = [];
     for (const c of CONCURRENCY) {
       const cpu = broker.cpuSeconds();
+      const split = coreSplit(broker, pg);
       const r = await mintStep(c);
+      const cores = split();
       const cpuMicrosPerRequest = ((broker.cpuSeconds() - cpu) / r.total) * 1e6;
-      mint.push({ ...r, clients: c, cpuMicrosPerRequest });
+      mint.push({ ...r, clients: c, cpuMicrosPerRequest, cores });
       rows.push({ scenario: 'mint', clients: c, ...r, ratio: r.rps / limit, vs: limitName, limits: limits(r.rps), note: `${fmt(cpuMicrosPerRequest)} µs CPU/req${r.ok === r.total ? '' : `; ${r.total - r.ok} not 201: ${JSON.stringify(r.statuses)}`}` });
     }
     const maxRps = Math.max(...mint.map((m) => m.rps));
@@ -195,6 +229,11 @@ async function main(): Promise<void> {
     console.log(`\ntessera bench ${run}  (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}, ${STEP_SECONDS} s steps)\n`);
     console.log(table(rows));
     console.log(`\nJWKS: ${verify.steadyFetches} fetch(es) in steady state; rotation burst of ${verify.burst.tokens} tokens with a new kid: ${verify.burst.fetches} fetch(es), ${verify.burst.verified} verified; unknown kid inside cooldown: ${verify.burst.unknownKidFetchesWithinCooldown} fetch(es)`);
+    console.log(`Where the ${os.cpus().length} cores went during the mint steps (cores busy on average; steal = taken by the hypervisor):`);
+    for (const m of mint) {
+      const k = m.cores;
+      console.log(`  ${String(m.clients).padStart(3)} clients: broker ${fmt(k.broker, 2)}, Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
+    }
     console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {
       console.log(`\nCPU profile (${fmt(profileRun.rps)} req/s, ${fmt(profile.busyMs)} ms busy main thread over the 5 s run): self time by area`);

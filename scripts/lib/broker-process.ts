@@ -5,10 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/embedded.js';
 import { sleep } from './stats.js';
+import { processCpuSeconds } from './proc.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
-const CLOCK_TICKS_PER_SECOND = 100;
 const MAX_ERROR_LINES = 20;
 /** A broker migrates and loads keys and config before it listens; this is ample on a loaded machine. */
 const START_TIMEOUT_MS = 30_000;
@@ -89,9 +88,7 @@ export async function spawnServer(args: string[], env: (port: number) => Record<
     pid,
     child,
     cpuSeconds() {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND; // utime, stime
+      return processCpuSeconds(pid);
     },
     rssBytes() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

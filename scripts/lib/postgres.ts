@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded.js';
 import { sleep } from './stats.js';
+import { childrenOf, treeCpuSeconds } from './proc.js';
 
 /** A fast shutdown takes well under a second; past this the drill goes on and its checks tell. */
 const STOP_WAIT_MS = 10_000;
@@ -21,6 +22,8 @@ export interface ScratchPostgres {
   /** SIGSTOPs the postmaster and every backend (stopping the postmaster alone leaves open connections working). */
   freeze(): number[];
   thaw(pids: number[]): void;
+  /** CPU seconds the postmaster and all its backends have used so far (exited backends included). */
+  cpuSeconds(): number;
   destroy(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ export async function startScratchPostgres(label: string): Promise<ScratchPostgr
   let handle: EmbeddedPostgresHandle | undefined = await startEmbeddedPostgres({ dir, persistent: true });
   const url = handle.url;
   const broker = { databaseUrl: handle.brokerUrl, ownerDatabaseUrl: handle.ownerUrl };
+  const postmasterPid = () => Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
   return {
     url,
     broker,
@@ -46,11 +50,14 @@ export async function startScratchPostgres(label: string): Promise<ScratchPostgr
       handle = await startEmbeddedPostgres({ dir, persistent: true });
     },
     freeze() {
-      const postmaster = Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const postmaster = postmasterPid();
       // The postmaster first, so it forks no new backend while the children are being stopped.
       const pids = [postmaster, ...childrenOf(postmaster)];
       for (const pid of pids) process.kill(pid, 'SIGSTOP');
       return pids;
+    },
+    cpuSeconds() {
+      return treeCpuSeconds(postmasterPid());
     },
     thaw(pids) {
       for (const pid of pids) {
@@ -67,21 +74,4 @@ export async function startScratchPostgres(label: string): Promise<ScratchPostgr
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Direct children of `pid`, read from /proc (Linux). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Field 4 (ppid) follows the command name in parentheses, which may itself hold spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) children.push(Number(entry));
-    } catch {
-      // the process ended while /proc was being read
-    }
-  }
-  return children;
 }
