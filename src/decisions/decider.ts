@@ -2,7 +2,7 @@ import type { Database } from '../db/database.js';
 import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
 import { newId } from '../lib/ids.js';
-import { IDENTITY_CLAIMS, type BrokerSignals, type PolicyValue } from '../policy/index.js';
+import { IDENTITY_CLAIMS, taskReadsContext, type BrokerSignals, type PolicyValue } from '../policy/index.js';
 import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
 import { decide, type Verdict } from './decide.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
@@ -53,7 +53,16 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const [signals, history] = await Promise.all([
         gatherSignals(db, snap, principal, now),
-        readHistory(db, { workloadId: principal.workload.id, task: task.spec.name, params, now, baselineDays: snap.settings.novelty_baseline_days, counter }),
+        readHistory(db, {
+          workloadId: principal.workload.id,
+          task: task.spec.name,
+          params,
+          now,
+          baselineDays: snap.settings.novelty_baseline_days,
+          counter,
+          // decide() gathers facts only when policies are configured.
+          countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
+        }),
       ]);
       return {
         params: params as Record<string, PolicyValue>,

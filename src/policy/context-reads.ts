@@ -42,6 +42,17 @@ export function requestReads(policies: PolicyJson[]): RequestReads {
   return reads;
 }
 
+/** Whether `reads` covers `path`: the path itself, something below it, or a whole value above it. */
+export function readsPath(reads: ContextReads, path: readonly string[]): boolean {
+  let tree: ContextReads | undefined = reads;
+  for (const attr of path) {
+    if (tree === true) return true;
+    tree = tree[attr];
+    if (tree === undefined) return false;
+  }
+  return true;
+}
+
 /** A Cedar record (not a set, an extension value or an entity reference). */
 const isRecord = (v: CedarValueJson): boolean => typeof v === 'object' && v !== null && !Array.isArray(v) && !('__extn' in v) && !('__entity' in v);
 

@@ -28,7 +28,7 @@ function brokerContext(compiled: CompiledPolicySet, broker: PolicyRequest['broke
   return {
     requests_last_minute: long('requests_last_minute'),
     requests_last_hour: long('requests_last_hour'),
-    active_grants: long('active_grants'),
+    ...(broker.active_grants !== null && { active_grants: long('active_grants') }),
     task_is_new: toCedarValue('boolean', broker.task_is_new, 'broker.task_is_new'),
     target_is_new: toCedarValue('boolean', broker.target_is_new, 'broker.target_is_new'),
     new_params: broker.new_params.map((p, i) => toCedarValue('string', p, `broker.new_params.${i}`)),

@@ -3,7 +3,7 @@ export { signalTypeSpec, type SignalTypeSpec, type SignalValueSpec } from './sig
 export { signalValueProblem } from './signal-value.js';
 export { cedarValueProblem } from './cedar-value.js';
 export { generateCedarSchema, paramKind, CALENDAR_NAME, type CedarKind, type PolicyTask, type PolicySignalType, type SchemaInput } from './cedar-schema.js';
-export { compilePolicySet, policySetVersion, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type CompileOptions, type PolicySetInput } from './policy-set.js';
+export { compilePolicySet, policySetVersion, taskReadsContext, PolicyValidationError, type CompiledPolicySet, type CompiledPolicy, type CompileOptions, type PolicySetInput } from './policy-set.js';
 export type { PolicyFile } from './policy-source.js';
 export { evaluate, evaluateApprover, NO_PERMIT_REASON, EVALUATION_FAILED_REASON } from './evaluate.js';
 export {

@@ -8,15 +8,20 @@ export type PolicyValue = string | number | boolean;
 
 /**
  * Context the broker derives from its own history. Every field is required: the decision service
- * must compute all of them, because a policy can rely on a broker fact being present.
+ * must compute all of them, because a policy can rely on a broker fact being present. The one
+ * exception is `active_grants`, the costliest to read: null when no policy of the task reads it.
  */
 export interface BrokerSignals {
   /** Grant requests by this workload in the sliding last 60 s, this one excluded. */
   requests_last_minute: number;
   /** Grant requests by this workload in the sliding last hour, this one excluded. */
   requests_last_hour: number;
-  /** Grants of this workload currently active (any task). */
-  active_grants: number;
+  /**
+   * Grants of this workload currently active (any task), counted up to ACTIVE_GRANTS_CAP; null when
+   * no policy of the task reads it, and then absent from the Cedar context (a policy that reads it
+   * anyway fails evaluation, which denies).
+   */
+  active_grants: number | null;
   /** This workload has never been granted this task before. */
   task_is_new: boolean;
   /** The param values of this request were never seen before for this workload and task. */

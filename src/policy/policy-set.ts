@@ -3,7 +3,7 @@ import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { TesseraError } from '../lib/errors.js';
 import { CALENDAR_NAME, generateCedarSchema, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
-import { requestReads, type RequestReads } from './context-reads.js';
+import { readsPath, requestReads, type RequestReads } from './context-reads.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
 
 /** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
@@ -60,6 +60,15 @@ export interface CompiledPolicySet {
   readonly approverPlans: Readonly<Record<string, TaskPlan>>;
   /** Cedar validator warnings (e.g. a policy that can never apply): worth showing, not fatal. */
   readonly warnings: readonly string[];
+}
+
+/**
+ * Whether any policy that can decide a request for `task` (its plan, or its `@auto_approve` approvers)
+ * reads the context at `path`, e.g. ['broker', 'active_grants']: a fact nobody reads need not be
+ * computed. Conservative: a policy reading a whole record above the path counts as reading it.
+ */
+export function taskReadsContext(compiled: CompiledPolicySet, task: string, path: readonly string[]): boolean {
+  return [compiled.plans[task], compiled.approverPlans[task]].some((plan) => plan !== undefined && readsPath(plan.reads.context, path));
 }
 
 /** Input of compilePolicySet: the registries the schema comes from, and the policy files. */

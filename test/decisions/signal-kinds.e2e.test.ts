@@ -105,13 +105,24 @@ describe('broker-derived signals', () => {
     const now = w.clock.now();
     await sql`
       insert into grants (id, workload_id, task, params, scopes, audience, issued_at, expires_at, status, kid, token_sha256, identity)
-      select gen_random_uuid(), 'agent-1', 'hourly', '{}'::jsonb, array['hourly'], 'https://hourly.example', ${now}, ${new Date(now.getTime() + 600_000)},
-        'active', 'seeded', md5(g::text), '{"method":"client_assertion"}'::jsonb
+      select gen_random_uuid(), 'pipeline', 'deploy', '{}'::jsonb, array['deploy'], 'https://deploy.example', ${now}, ${new Date(now.getTime() + 600_000)},
+        'active', 'seeded', md5(g::text), '{"method":"oidc"}'::jsonb
       from generate_series(1, ${ACTIVE_GRANTS_CAP + 200}) g`.execute(w.broker.database.db);
-    const res = await w.grant(await w.agentAssertion(), 'hourly');
-    expect(res.status).toBe(201);
+    const res = await deploy();
+    expect(res.status).toBe(403);
+    expect(res.body.reasons).toEqual(['two deploy grants are active already']);
     expect((await w.decision(res.body.decision_id)).signals.broker.active_grants).toBe(ACTIVE_GRANTS_CAP);
     await sql`delete from grants where kid = 'seeded'`.execute(w.broker.database.db);
+  });
+
+  it('active grants are not counted for a task whose policies never read them: recorded as null', async () => {
+    w.clock.advance(1000);
+    const res = await w.grant(await w.agentAssertion(), 'hourly');
+    expect(res.status).toBe(201);
+    const broker = (await w.decision(res.body.decision_id)).signals.broker;
+    expect(broker.active_grants).toBeNull();
+    // The facts the task's policies do read are there as always.
+    expect(broker.requests_last_hour).toEqual(expect.any(Number));
   });
 
   it('the 1 h request rate: the sixth request within the hour is refused though the minute rate is low', async () => {

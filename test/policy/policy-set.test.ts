@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compilePolicySet, PolicyValidationError } from '../../src/policy/policy-set.js';
+import { compilePolicySet, PolicyValidationError, taskReadsContext } from '../../src/policy/policy-set.js';
 import { compileWith, FIXTURES, fixturePolicies, fixtureRegistry } from './support.js';
 
 function problemsOf(text: string, file = 'bad.cedar'): string[] {
@@ -13,6 +13,28 @@ function problemsOf(text: string, file = 'bad.cedar'): string[] {
   }
   throw new Error('expected a PolicyValidationError');
 }
+
+describe('taskReadsContext', () => {
+  const path = ['broker', 'active_grants'];
+  it('is true only for the tasks a policy that reads the path can decide', () => {
+    const compiled = compileWith([
+      { file: 'a.cedar', text: 'permit (principal, action == Action::"deploy-prod", resource) when { context.broker.active_grants < 3 };' },
+      { file: 'b.cedar', text: 'permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute < 3 };' },
+    ]);
+    expect(taskReadsContext(compiled, 'deploy-prod', path)).toBe(true);
+    expect(taskReadsContext(compiled, 'refund-payment', path)).toBe(false);
+    expect(taskReadsContext(compiled, 'refund-payment', ['broker', 'requests_last_minute'])).toBe(true);
+  });
+
+  it('counts a read by an @auto_approve approver, and a policy scoped to every action', () => {
+    const approver = compileWith([
+      { file: 'a.cedar', text: '@step_up permit (principal, action == Action::"deploy-prod", resource);\n@auto_approve permit (principal, action == Action::"deploy-prod", resource) when { context.broker.active_grants == 0 };' },
+    ]);
+    expect(taskReadsContext(approver, 'deploy-prod', path)).toBe(true);
+    const everyAction = compileWith([{ file: 'a.cedar', text: 'forbid (principal, action, resource) when { context.broker.active_grants > 50 };' }]);
+    expect(taskReadsContext(everyAction, 'refund-payment', path)).toBe(true);
+  });
+});
 
 describe('compilePolicySet', () => {
   it('compiles the example policies with @id ids', () => {
