@@ -20,8 +20,15 @@ export class IssuerKeys {
     private readonly onJwksError: (issuerId: string, err: Error) => void = () => {},
   ) {}
 
+  /**
+   * Each spec's fingerprint, per spec object: a registry snapshot keeps its spec objects until the next
+   * reload, so a request does not serialise its issuer's whole spec (JWKS included) again.
+   */
+  readonly #fingerprints = new WeakMap<IssuerSpec, string>();
+
   for(issuer: IssuerSpec): JWTVerifyGetKey {
-    const fingerprint = canonicalJson(issuer);
+    let fingerprint = this.#fingerprints.get(issuer);
+    if (fingerprint === undefined) this.#fingerprints.set(issuer, (fingerprint = canonicalJson(issuer)));
     const cached = this.#sets.get(issuer.id);
     if (cached?.fingerprint === fingerprint) return cached.getKey;
     const getKey = issuer.jwks
