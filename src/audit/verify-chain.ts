@@ -39,6 +39,8 @@ export interface VerifyAuditChainOptions {
   onProgress?: (checked: number, total: number) => void;
   /** A head seen earlier (a checkpoint): the chain must still reach it, with the same hash there. */
   expectHead?: AuditChainHead;
+  /** The time retention is judged at: a row past its retention may be gone (default: the wall clock). */
+  now?: Date;
 }
 
 type Broken = Extract<AuditChainVerification, { ok: false }>;
@@ -107,7 +109,7 @@ async function verify(db: Database, options: VerifyAuditChainOptions): Promise<A
       linked.push(row);
     }
     // Rows come before links: an edited decision at seq 10 is the first break even if seq 50's link is broken too.
-    const row = await checkChainedRows(db, linked);
+    const row = await checkChainedRows(db, linked, options.now ?? new Date());
     if (row) return { ok: false, count: count + linked.findIndex((e) => e.seq === row.seq), brokenAt: row.seq, reason: row.reason, table: row.table, id: row.id };
     if (broken) return broken;
     count += linked.length;

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { purgeExpired } from '../../src/scheduler/jobs/purge.job.js';
 import { revokeGrants } from '../../src/grants/revocation.service.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
+import { TEST_ADMIN_KEY } from '../support/broker.js';
 
 const DAY = 86_400_000;
 let t: Lifecycle;
@@ -78,5 +79,28 @@ describe('purge', () => {
 
     // Nothing is left to purge: a second run deletes nothing.
     expect((await purgeExpired(t.broker.deps, t.broker.clock.now())).processed).toBe(0);
+  });
+
+  it('leaves a chain that still verifies: rows past retention may be gone, a young row deleted is still caught', async () => {
+    const verify = async () => {
+      const res = await fetch(`${t.broker.url}/v1/admin/audit/verify`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    // A real grant life, whose decision and grant digests are on the chain; then 93 days pass.
+    const old = await t.mintDeploy();
+    expect((await t.admin(`/grants/${old.id}/revoke`, { reason: 'done' })).status).toBe(200);
+    const oldDecision = (await db().selectFrom('grants').select('decision_id').where('id', '=', old.id).executeTakeFirstOrThrow()).decision_id;
+    t.broker.clock.advance(93 * 86_400);
+    const young = await t.mintDeploy();
+
+    await purgeExpired(t.broker.deps, t.broker.clock.now());
+    expect(await count('grants', sql`id = ${old.id}`)).toBe(0);
+    expect(await count('decisions', sql`id = ${oldDecision}`)).toBe(0);
+    expect(await verify()).toMatchObject({ status: 200, body: { ok: true } });
+
+    // The same deletion of a row inside its retention is tampering, and verify names it.
+    await sql`delete from grants where id = ${young.id}`.execute(db());
+    const minted = await db().selectFrom('audit_events').select('seq').where('action', '=', 'grant.minted').where('target_id', '=', young.id).executeTakeFirstOrThrow();
+    expect(await verify()).toMatchObject({ status: 409, body: { ok: false, reason: 'row_missing', table: 'grants', id: young.id, broken_at: minted.seq } });
   });
 });

@@ -65,11 +65,11 @@ export function auditRoutes(deps: Deps): Router {
     await deps.audit.flush();
     if (wantsStream(req)) {
       await streamed(res, deps.log, async (progress) =>
-        verificationBody(await verifyAuditChain(deps.db, { expectHead: q.expect_head, onProgress: (checked, total) => progress({ checked, total }) })),
+        verificationBody(await verifyAuditChain(deps.db, { expectHead: q.expect_head, now: deps.clock.now(), onProgress: (checked, total) => progress({ checked, total }) })),
       );
       return;
     }
-    const body = verificationBody(await verifyAuditChain(deps.db, { expectHead: q.expect_head }));
+    const body = verificationBody(await verifyAuditChain(deps.db, { expectHead: q.expect_head, now: deps.clock.now() }));
     res.status(body.ok ? 200 : 409).json(body);
   });
 

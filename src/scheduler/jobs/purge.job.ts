@@ -4,6 +4,7 @@ import type { RegistrySnapshot } from '../../config/registry.js';
 import type { JobResult } from '../job.js';
 import { purgeExpiredAssertionJtis } from '../../identity/assertion.repository.js';
 import { purgeSignalsBefore } from '../../signals/signal.repository.js';
+import { DECISION_RETENTION_SECONDS, GRANT_RETENTION_SECONDS } from '../../audit/row-retention.js';
 
 const DAY_SECONDS = 86_400;
 /** Client-assertion jtis are kept a little past their expiry: the replay check compares against `exp`. */
@@ -20,13 +21,6 @@ const SIGNAL_RETENTION_SECONDS = 8 * DAY_SECONDS;
 const REQUEST_BUCKET_RETENTION_SECONDS = 2 * 3600;
 /** Usage days beyond the novelty baseline (a setting) can no longer make a target "known"; one day of slack for time zones. */
 const BASELINE_SLACK_DAYS = 1;
-/** Ended grants, with their security events and webhook deliveries (failed ones included), are kept this long. */
-const GRANT_RETENTION_SECONDS = 90 * DAY_SECONDS;
-/**
- * Decisions outlive grants by two days: a grant lives at most a day (the longest TTL) after its
- * decisions are made, so when a decision goes, every grant that points at it has gone already.
- */
-const DECISION_RETENTION_SECONDS = GRANT_RETENTION_SECONDS + 2 * DAY_SECONDS;
 /** Rows deleted per statement, so a large backlog never holds long locks. */
 const PURGE_BATCH = 5_000;
 
@@ -46,7 +40,8 @@ const before = (now: Date, seconds: number) => new Date(now.getTime() - seconds 
  * Deletes what can no longer matter, each kind past its retention: replay-cache entries, signals,
  * request-rate buckets, usage days beyond the novelty baseline, delivered webhooks, ended grants with
  * their events, and decisions. Audit events are not touched: their retention keeps the hash chain
- * verifiable and is the audit area's (src/audit/audit-retention.ts). A grant goes only without
+ * verifiable and is the audit area's (src/audit/audit-retention.ts); verify accepts a decisions or
+ * grants row gone once it is past the retention here (src/audit/row-retention.ts). A grant goes only without
  * children left (its delegation lineage) and without an approval pointing at it.
  */
 export async function purgeExpired(deps: { db: Database; registry: { snapshot: RegistrySnapshot } }, now: Date): Promise<JobResult> {
