@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
@@ -86,6 +87,19 @@ const refund = async (amount: number) =>
 const exportTo = async (destination: string) =>
   post(`${broker.url}/v1/grants`, { task: 'export-customer-data', params: { destination } }, { authorization: `Bearer ${await exporter.assertion(broker.url, {}, Math.floor(now().getTime() / 1000))}` });
 const pushSignals = (signals: unknown[], auth = `Bearer ${ATTESTOR_KEY}`) => post(`${broker.url}/v1/signals`, { signals }, { authorization: auth });
+/** A signed request of the `edr` source for exactly this batch: body_sha256 over the bytes pushSignals sends. */
+const edrSigned = async (signals: unknown[], o: { exp?: number; bodySha256?: string | null } = {}) => {
+  const iat = Math.floor(now().getTime() / 1000);
+  const digest = o.bodySha256 === undefined ? sha256Hex(JSON.stringify({ signals })) : o.bodySha256;
+  return `Bearer ${await new SignJWT({ jti: crypto.randomUUID(), ...(digest !== null && { body_sha256: digest }) })
+    .setProtectedHeader({ alg: 'ES256', kid: 'edr-1' })
+    .setIssuer('edr')
+    .setSubject('edr')
+    .setAudience(`${broker.url}/v1/signals`)
+    .setIssuedAt(iat)
+    .setExpirationTime(o.exp ?? iat + 60)
+    .sign(edr.key)}`;
+};
 const trust = (value: string, observed = now()) => pushSignals([{ type: 'runner_trust', subject: 'api-deploy', value, observed_at: observed.toISOString() }]);
 const decision = async (id: string) => (await fetch(`${broker.url}/v1/admin/decisions/${id}`, { headers: admin })).json() as Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -115,15 +129,9 @@ describe('live signals change the outcome', () => {
 
   it('a host signal follows the verified runner_name claim', async () => {
     await trust('trusted');
-    const edrAuth = `Bearer ${await new SignJWT({ jti: crypto.randomUUID() })
-      .setProtectedHeader({ alg: 'ES256', kid: 'edr-1' })
-      .setIssuer('edr')
-      .setSubject('edr')
-      .setAudience(`${broker.url}/v1/signals`)
-      .setIssuedAt(Math.floor(now().getTime() / 1000))
-      .setExpirationTime(Math.floor(now().getTime() / 1000) + 60)
-      .sign(edr.key)}`;
-    const pushed = await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'compromised', observed_at: now().toISOString() }], edrAuth);
+    const compromised = [{ type: 'host_posture', subject: 'runner-7', value: 'compromised', observed_at: now().toISOString() }];
+    const edrAuth = await edrSigned(compromised);
+    const pushed = await pushSignals(compromised, edrAuth);
     expect(pushed.status).toBe(202);
     expect((await deploy({ runner_name: 'runner-7' })).body.reasons).toEqual(['the host is compromised']);
     expect((await deploy({ runner_name: 'runner-8' })).status).toBe(201);
@@ -133,18 +141,26 @@ describe('live signals change the outcome', () => {
 
   it('refuses a signed source request that asks to live longer than 5 minutes (401, not a 500)', async () => {
     const iat = Math.floor(now().getTime() / 1000);
+    const ok = [{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }];
     for (const exp of [iat + 301, 9_999_999_999_999]) {
-      const auth = `Bearer ${await new SignJWT({ jti: crypto.randomUUID() })
-        .setProtectedHeader({ alg: 'ES256', kid: 'edr-1' })
-        .setIssuer('edr')
-        .setSubject('edr')
-        .setAudience(`${broker.url}/v1/signals`)
-        .setIssuedAt(iat)
-        .setExpirationTime(exp)
-        .sign(edr.key)}`;
-      const pushed = await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }], auth);
-      expect(pushed.status).toBe(401);
+      expect((await pushSignals(ok, await edrSigned(ok, { exp }))).status).toBe(401);
     }
+    expect((await pushSignals(ok, await edrSigned(ok, { exp: iat + 300 }))).status).toBe(202);
+  });
+
+  it('a signed source request carries exactly the batch it signed (body_sha256)', async () => {
+    const signed = [{ type: 'host_posture', subject: 'runner-9', value: 'ok', observed_at: now().toISOString() }];
+    const other = [{ type: 'host_posture', subject: 'runner-9', value: 'compromised', observed_at: now().toISOString() }];
+    // Another batch under an intercepted, unused token is refused, and nothing is stored.
+    const swapped = await pushSignals(other, await edrSigned(signed));
+    expect(swapped.status).toBe(401);
+    expect(JSON.stringify(swapped.body)).not.toContain('body_sha256');
+    // Without the claim, or with a malformed one, the signature covers no body: refused too.
+    expect((await pushSignals(signed, await edrSigned(signed, { bodySha256: null }))).status).toBe(401);
+    expect((await pushSignals(signed, await edrSigned(signed, { bodySha256: 'ABC' }))).status).toBe(401);
+    const stored = await sql<{ n: string }>`select count(*) as n from signals where subject = 'runner-9'`.execute(broker.database.db);
+    expect(Number(stored.rows[0]!.n)).toBe(0);
+    expect((await pushSignals(signed, await edrSigned(signed))).status).toBe(202);
   });
 
   it('the change window calendar closes deploys on Sunday', async () => {

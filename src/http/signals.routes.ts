@@ -1,6 +1,8 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import type { Deps } from '../deps.js';
-import { authenticateSignalSource } from '../signals/source-auth.js';
+import { authenticateSignalSource, type AuthenticatedSource } from '../signals/source-auth.js';
+import { authenticationFailed } from '../lib/errors.js';
+import { sha256Hex } from '../lib/hash.js';
 import { ingestSignals } from '../signals/ingest.js';
 import { signalFollowUps } from '../signals/follow-up.js';
 import { bearerToken } from './bearer.js';
@@ -22,8 +24,15 @@ export function signalRoutes(deps: Deps): Router {
       audience: `${deps.issuer}/v1/signals`,
     });
     next();
-  }, jsonBody(SIGNAL_BODY_LIMIT), async (req, res) => {
-    const stored = await ingestSignals(deps.db, deps.registry.snapshot, res.locals.signalSource, req.body, deps.clock.now(), res.locals.requestId as string);
+  }, jsonBody(SIGNAL_BODY_LIMIT, (_req, res, raw) => {
+    (res as Response).locals.bodySha256 = sha256Hex(raw);
+  }), async (req, res) => {
+    const { source, bodySha256 } = res.locals.signalSource as AuthenticatedSource;
+    // A signed request signs one body: any other (or none) is refused like a bad signature.
+    if (bodySha256 !== undefined && res.locals.bodySha256 !== bodySha256) {
+      throw authenticationFailed(`signal source ${source.id}: the body does not match the signed body_sha256`);
+    }
+    const stored = await ingestSignals(deps.db, deps.registry.snapshot, source, req.body, deps.clock.now(), res.locals.requestId as string);
     res.status(202).json({ accepted: stored.length });
     signalFollowUps(deps).schedule(stored);
   });
