@@ -140,8 +140,14 @@ export function validateConfig(raw: unknown): ConfigDocument {
 }
 
 /** What a document's policy set is compiled from: its tasks, signal types, calendars and policy files. */
-export function documentPolicyInput(doc: Pick<ConfigDocument, 'tasks' | 'signal_types' | 'calendars' | 'policies'>): PolicySetInput {
-  return { tasks: doc.tasks, signalTypes: doc.signal_types, calendars: doc.calendars.map((c) => c.name), policies: doc.policies };
+export function documentPolicyInput(doc: Pick<ConfigDocument, 'tasks' | 'signal_types' | 'calendars' | 'policies'> & { settings?: Partial<ConfigDocument['settings']> }): PolicySetInput {
+  return {
+    tasks: doc.tasks,
+    signalTypes: doc.signal_types,
+    calendars: doc.calendars.map((c) => c.name),
+    identityClaims: doc.settings?.identity_claims ?? [],
+    policies: doc.policies,
+  };
 }
 
 /** The policy set of a document, compiled (and validated against its tasks, signals and calendars). */

@@ -83,7 +83,10 @@ export function compileRegistry(rows: Awaited<ReturnType<typeof readRegistryRows
   let policyError: string | undefined;
   if (doc?.policies.length) {
     try {
-      policies = compilePolicySet({ tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), policies: doc.policies }, { preparse: true });
+      policies = compilePolicySet(
+        { tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), identityClaims: doc.settings?.identity_claims ?? [], policies: doc.policies },
+        { preparse: true },
+      );
     } catch (err) {
       policyError = (err as { problems?: string[] }).problems?.join('; ') ?? (err as Error).message;
     }

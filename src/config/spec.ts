@@ -187,6 +187,15 @@ export const policyFile = z.strictObject({ file: z.string().min(1).max(200), tex
 export const settingsSpec = z.strictObject({
   /** How far back "has this workload used this task/target before" looks. */
   novelty_baseline_days: z.number().int().min(1).max(365).default(30),
+  /**
+   * Identity-token claims policy may read beyond the built-in GitHub Actions ones (e.g. GitLab's
+   * `project_path`, `ref_protected`), as `context.identity.claims.<name>`: string values only, each
+   * an optional attribute, so a policy guards it with `has`.
+   */
+  identity_claims: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a claim name: letters, digits and _, not starting with a digit, at most 64'))
+    .max(64)
+    .default([]),
 });
 
 /** One configuration document: what a folder of files (or an admin API call) applies as one version. */
@@ -198,6 +207,6 @@ export const configDocument = z.strictObject({
   signal_sources: z.array(signalSourceSpec).default([]),
   calendars: z.array(calendarSpec).default([]),
   policies: z.array(policyFile).default([]),
-  settings: settingsSpec.default({ novelty_baseline_days: 30 }),
+  settings: settingsSpec.default({ novelty_baseline_days: 30, identity_claims: [] }),
 });
 export type ConfigDocument = z.infer<typeof configDocument>;

@@ -36,8 +36,8 @@ export interface Decision extends Verdict {
 export type Decider = (input: DecisionInput, now: Date) => Promise<Decision>;
 
 /** Identity claims a policy may read, as recorded with the decision (no token, only its hash). */
-export function identitySummary(p: Principal): Record<string, unknown> {
-  const claims = Object.fromEntries(IDENTITY_CLAIMS.filter((c) => typeof p.claims[c] === 'string').map((c) => [c, p.claims[c]]));
+export function identitySummary(p: Principal, readable: readonly string[] = IDENTITY_CLAIMS): Record<string, unknown> {
+  const claims = Object.fromEntries(readable.filter((c) => typeof p.claims[c] === 'string').map((c) => [c, p.claims[c]]));
   return { method: p.method, issuer: p.issuer, subject: p.subject, token_age_seconds: p.tokenAgeSeconds, token_sha256: p.tokenSha256, claims };
 }
 
@@ -49,7 +49,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
-    const identity = identitySummary(principal);
+    const identity = identitySummary(principal, snap.policies?.identityClaims);
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const [signals, history] = await Promise.all([
         gatherSignals(db, snap, principal, now),

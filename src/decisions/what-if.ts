@@ -75,7 +75,13 @@ function brokerIssues(snap: RegistrySnapshot, task: CompiledTask, broker: WhatIf
 function policyState(snap: RegistrySnapshot, candidate: WhatIfRequest['policies']): PolicyState {
   if (!candidate) return snap;
   try {
-    const policies = compilePolicySet({ tasks: [...snap.tasks.values()].map((t) => t.spec), signalTypes: [...snap.signalTypes.values()], calendars: snap.calendars.map((c) => c.name), policies: candidate });
+    const policies = compilePolicySet({
+      tasks: [...snap.tasks.values()].map((t) => t.spec),
+      signalTypes: [...snap.signalTypes.values()],
+      calendars: snap.calendars.map((c) => c.name),
+      identityClaims: snap.settings.identity_claims,
+      policies: candidate,
+    });
     return { policies, policyError: undefined };
   } catch (err) {
     if (!(err instanceof PolicyValidationError)) throw err;

@@ -19,6 +19,13 @@ export interface SchemaInput {
   tasks: PolicyTask[];
   signalTypes: PolicySignalType[];
   calendars: string[];
+  /** Identity-token claims policy may read beyond IDENTITY_CLAIMS (settings.identity_claims). */
+  identityClaims?: readonly string[];
+}
+
+/** Every identity-token claim policy may read: the built-in ones and the configured ones, sorted. */
+export function policyClaims(input: Pick<SchemaInput, 'identityClaims'>): string[] {
+  return [...new Set([...IDENTITY_CLAIMS, ...(input.identityClaims ?? [])])].sort();
 }
 
 /** Cedar kinds of every param (per task) and signal, so the evaluator can encode decimals. */
@@ -81,7 +88,7 @@ export function generateCedarSchema(input: SchemaInput): SchemaJson<string> {
     issuer: CEDAR_TYPE.string,
     subject: CEDAR_TYPE.string,
     token_age_seconds: CEDAR_TYPE.long,
-    claims: record(Object.fromEntries(IDENTITY_CLAIMS.map((c) => [c, { ...CEDAR_TYPE.string, required: false }]))),
+    claims: record(Object.fromEntries(policyClaims(input).map((c) => [c, { ...CEDAR_TYPE.string, required: false }]))),
   });
   const broker = record({
     requests_last_minute: CEDAR_TYPE.long,

@@ -2,17 +2,17 @@ import { isAuthorized, statefulIsAuthorized, type AuthorizationAnswer, type Ceda
 import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
 import { pickContext } from './context-reads.js';
 import type { CompiledPolicySet, TaskPlan } from './policy-set.js';
-import { IDENTITY_CLAIMS, type ApproverAnswer, type PolicyDecision, type PolicyRequest } from './policy-request.js';
+import type { ApproverAnswer, PolicyDecision, PolicyRequest } from './policy-request.js';
 
 /** Shown when Cedar denies by default: no permit applied and no forbid did either. */
 export const NO_PERMIT_REASON = 'no policy permits this request';
 /** Shown when evaluation failed; the detail is in `errors`, for the admin only. */
 export const EVALUATION_FAILED_REASON = 'the request could not be evaluated against policy';
 
-function identityContext(identity: PolicyRequest['identity']): Record<string, CedarValueJson> {
+function identityContext(compiled: CompiledPolicySet, identity: PolicyRequest['identity']): Record<string, CedarValueJson> {
   if (typeof identity.issuer !== 'string' || typeof identity.subject !== 'string') throw new CedarValueError('identity: issuer and subject must be strings');
   const claims = Object.fromEntries(
-    IDENTITY_CLAIMS.flatMap((c) => (typeof identity.claims[c] === 'string' ? [[c, identity.claims[c] as string]] : [])),
+    compiled.identityClaims.flatMap((c) => (typeof identity.claims[c] === 'string' ? [[c, identity.claims[c] as string]] : [])),
   );
   return {
     issuer: identity.issuer,
@@ -47,7 +47,7 @@ export function buildContext(compiled: CompiledPolicySet, request: PolicyRequest
   return {
     params: toCedarRecord(params, request.params, 'params'),
     signals: toCedarRecord(compiled.kinds.signals, request.signals, 'signals'),
-    identity: identityContext(request.identity),
+    identity: identityContext(compiled, request.identity),
     broker: brokerContext(compiled, request.broker),
     purpose: toCedarValue('string', request.purpose, 'purpose'),
   };

@@ -1,7 +1,7 @@
 import { checkParseSchema, getCedarVersion, preparsePolicySet, validate, type SchemaJson, type StaticPolicySet } from '@cedar-policy/cedar-wasm/nodejs';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { TesseraError } from '../lib/errors.js';
-import { CALENDAR_NAME, generateCedarSchema, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
+import { CALENDAR_NAME, generateCedarSchema, policyClaims, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
 import { readsPath, requestReads, type RequestReads } from './context-reads.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
@@ -52,6 +52,8 @@ export interface CompiledPolicySet {
   readonly policies: Readonly<Record<string, CompiledPolicy>>;
   readonly kinds: ValueKinds;
   readonly calendars: readonly string[];
+  /** The identity-token claims policies may read (built-in and configured), sorted. */
+  readonly identityClaims: readonly string[];
   /** Task name → risk, so policy tests can name a task without restating its risk. */
   readonly taskRisks: Readonly<Record<string, string>>;
   /** Task name → how its requests are evaluated. */
@@ -242,6 +244,7 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
     policies: Object.fromEntries(policies.map((p) => [p.id, compiledPolicy(p)])),
     kinds: valueKinds(input),
     calendars: [...input.calendars].sort(),
+    identityClaims: policyClaims(input),
     taskRisks: Object.fromEntries(input.tasks.map((t) => [t.name, t.risk])),
     plans,
     approverPlans,

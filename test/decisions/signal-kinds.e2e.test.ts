@@ -21,6 +21,9 @@ const explorePolicies = `@id("explore") @max_ttl("600") permit (principal is Wor
 @id("explore-first-time") @max_ttl("60") permit (principal is Workload, action == Action::"explore", resource) when { context.broker.task_is_new };
 @id("explore-new-target") @reason("a target this workload has not used")
 forbid (principal, action == Action::"explore", resource) when { context.broker.new_params.contains("target") && !context.broker.task_is_new };`;
+// A claim GitLab CI tokens carry, which policy reads because settings.identity_claims names it.
+const gitlabPolicies = `@id("gitlab-protected") permit (principal is Workload, action == Action::"gitlab-deploy", resource)
+when { context.identity.claims has project_path && context.identity.claims.project_path == "acme/api" && context.identity.claims has ref_protected && context.identity.claims.ref_protected == "true" };`;
 // An attestation present and true allows; absent (missing, stale, expired) it steps up; false denies.
 const releasePolicies = `@id("release-attested") permit (principal is Workload, action == Action::"release", resource) when { context.signals has attested && context.signals.attested };
 @id("release-unattested") @step_up @reason("no current attestation: an approver must confirm")
@@ -42,6 +45,7 @@ beforeAll(async () => {
       task('hourly', ['agent-1']),
       task('explore', ['agent-1'], { target: { type: 'string' } }, { default_ttl_seconds: 900 }),
       task('release', ['pipeline']),
+      task('gitlab-deploy', ['pipeline']),
     ],
     signal_types: [signalType('attested', 'workload', { type: 'boolean' })],
     policies: [
@@ -49,8 +53,9 @@ beforeAll(async () => {
       { file: 'hourly.cedar', text: hourlyPolicies },
       { file: 'explore.cedar', text: explorePolicies },
       { file: 'release.cedar', text: releasePolicies },
+      { file: 'gitlab.cedar', text: gitlabPolicies },
     ],
-    settings: { novelty_baseline_days: 2 },
+    settings: { novelty_baseline_days: 2, identity_claims: ['project_path', 'ref_protected'] },
   });
 });
 afterAll(() => w.stop());
@@ -66,6 +71,20 @@ describe('identity signals', () => {
     expect(old.body.reasons).toEqual(['the identity token is too old']);
     expect((await w.decision(old.body.decision_id)).signals.identity.token_age_seconds).toBe(400);
     expect((await deploy()).status).toBe(201);
+  });
+
+  it('claims named in settings.identity_claims reach policy and the decision record; others stay out', async () => {
+    const gitlab = async (claims: Record<string, unknown>) => w.grant(await w.pipeline(claims), 'gitlab-deploy');
+    const ok = await gitlab({ project_path: 'acme/api', ref_protected: 'true', pipeline_source: 'push' });
+    expect(ok.status).toBe(201);
+    const recorded = (await w.decision(ok.body.decision_id)).signals.identity.claims;
+    expect(recorded).toMatchObject({ project_path: 'acme/api', ref_protected: 'true' });
+    expect(recorded).not.toHaveProperty('pipeline_source');
+    expect((await gitlab({ project_path: 'acme/api', ref_protected: 'false' })).status).toBe(403);
+    expect((await gitlab({ project_path: 'acme/other', ref_protected: 'true' })).status).toBe(403);
+    // Only strings pass: a boolean claim is absent, and the `has` guard denies.
+    expect((await gitlab({ project_path: 'acme/api', ref_protected: true })).status).toBe(403);
+    w.clock.advance(301); // the grant above expires: it must not count as active for the deploy tests
   });
 
   it('a claim: a self-hosted runner is refused; the 403 from /oauth2/token carries the decision id', async () => {

@@ -64,6 +64,16 @@ describe('compilePolicySet', () => {
     expect(problems).toEqual([expect.stringMatching(/^bad\.cedar:1:1: policy "ghost-forbid": `has` tests context\.signals\.edr_verdict/)]);
   });
 
+  it('lets policy read an identity claim only once settings.identity_claims names it', () => {
+    const text = 'permit (principal, action == Action::"deploy-prod", resource) when { context.identity.claims has project_path && context.identity.claims.project_path == "acme/api" };';
+    expect(problemsOf(text).join('\n')).toMatch(/project_path/);
+    const compiled = compilePolicySet({ ...fixtureRegistry(), identityClaims: ['project_path'], policies: [{ file: 'gitlab.cedar', text }] });
+    expect(compiled.identityClaims).toContain('project_path');
+    expect(compiled.identityClaims).toContain('repository');
+    // The claims are part of what decides an answer: another list is another policy version.
+    expect(compiled.version).not.toBe(compilePolicySet({ ...fixtureRegistry(), identityClaims: ['project_path', 'ref_protected'], policies: [{ file: 'gitlab.cedar', text }] }).version);
+  });
+
   it('refuses a signal read without a `has` guard', () => {
     const problems = problemsOf('permit (principal, action == Action::"deploy-prod", resource) when { context.signals.runner_trust == "trusted" };');
     expect(problems.join('\n')).toMatch(/bad\.cedar:1:\d+: policy "bad\.cedar#0": .*optional attribute/);
