@@ -151,6 +151,11 @@ export const taskSpec = z
     max_ttl_seconds: z.number().int().min(10).max(86_400).default(3600),
     params: z.record(z.string().regex(/^[a-z_][a-z0-9_]*$/), paramSpec).default({}),
     risk: z.enum(['low', 'medium', 'high']).default('medium'),
+    /**
+     * The params that name what the task acts on (a destination, an account): `target_is_new` is true
+     * when this combination of their values is new for the workload. Absent: all params together.
+     */
+    target: z.array(z.string()).min(1).optional(),
     /** Workload ids allowed to ask for this task; `*` at the end of an entry matches a prefix. */
     workloads: z.array(z.string().min(1)).min(1),
     /** How many times a token may be used (counted by introspection and use reports); absent = unlimited. */
@@ -173,6 +178,9 @@ export const taskSpec = z
   .superRefine((v, ctx) => {
     if (v.default_ttl_seconds > v.max_ttl_seconds) {
       ctx.addIssue({ code: 'custom', path: ['default_ttl_seconds'], message: 'must not exceed max_ttl_seconds' });
+    }
+    for (const [i, p] of (v.target ?? []).entries()) {
+      if (!Object.hasOwn(v.params, p)) ctx.addIssue({ code: 'custom', path: ['target', i], message: `"${p}" is not a parameter of this task` });
     }
     for (const [i, p] of (v.delegation.narrowable ?? []).entries()) {
       if (v.params[p]?.type !== 'number') ctx.addIssue({ code: 'custom', path: ['delegation', 'narrowable', i], message: `"${p}" is not a number parameter of this task` });

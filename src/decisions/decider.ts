@@ -57,6 +57,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
           workloadId: principal.workload.id,
           task: task.spec.name,
           params,
+          target: task.spec.target,
           now,
           baselineDays: snap.settings.novelty_baseline_days,
           counter,

@@ -12,11 +12,18 @@ const MINUTE = 60_000;
 export const ACTIVE_GRANTS_CAP = 1_000;
 const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 
-/** The novelty keys of a request: '' for the task, '*' for the whole parameter set, one per param. */
-export function usageKeys(params: Record<string, unknown>): Array<{ param: string; value_sha256: string }> {
+/** The part of a request's params that names its target: the task's `target` params, else all of them. */
+const targetOf = (params: Record<string, unknown>, target: readonly string[] | undefined) =>
+  target ? Object.fromEntries(target.map((p) => [p, params[p] ?? null])) : params;
+
+/**
+ * The novelty keys of a request: '' for the task, '*' for its target (the task's `target` params, or
+ * the whole parameter set), one per param.
+ */
+export function usageKeys(params: Record<string, unknown>, target?: readonly string[]): Array<{ param: string; value_sha256: string }> {
   return [
     { param: '', value_sha256: '' },
-    { param: '*', value_sha256: sha256Hex(canonicalJson(params)) },
+    { param: '*', value_sha256: sha256Hex(canonicalJson(targetOf(params, target))) },
     ...Object.entries(params).map(([param, v]) => ({ param, value_sha256: sha256Hex(canonicalJson(v)) })),
   ];
 }
@@ -44,13 +51,23 @@ export interface WorkloadHistory {
  */
 export async function readHistory(
   db: Database,
-  q: { workloadId: string; task: string; params: Record<string, unknown>; now: Date; baselineDays: number; counter: RequestCounter; countActiveGrants: boolean },
+  q: {
+    workloadId: string;
+    task: string;
+    params: Record<string, unknown>;
+    /** The task's `target` params (absent: all params are the target). */
+    target?: readonly string[] | undefined;
+    now: Date;
+    baselineDays: number;
+    counter: RequestCounter;
+    countActiveGrants: boolean;
+  },
 ): Promise<WorkloadHistory> {
   const cur = minuteOf(q.now);
   const prev = new Date(cur.getTime() - MINUTE);
   const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
   const since = dayOf(new Date(q.now.getTime() - q.baselineDays * 86_400_000));
-  const keys = usageKeys(q.params);
+  const keys = usageKeys(q.params, q.target);
   const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null }>`${sql.raw(PREPARED)}
     select
       coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0)
@@ -79,6 +96,6 @@ export async function readHistory(
 }
 
 /** The usage_baseline rows that remember the workload used this task with these params today. */
-export function usageRows(workloadId: string, task: string, params: Record<string, unknown>, now: Date) {
-  return usageKeys(params).map((k) => ({ workload_id: workloadId, task, ...k, day: dayOf(now) }));
+export function usageRows(workloadId: string, task: string, params: Record<string, unknown>, now: Date, target?: readonly string[]) {
+  return usageKeys(params, target).map((k) => ({ workload_id: workloadId, task, ...k, day: dayOf(now) }));
 }

@@ -152,7 +152,7 @@ export function mintRows(principal: Principal, m: MintInput, grant: NewGrant, no
   const context = decisionContext(principal, m, grant.id, now);
   return [
     { table: 'decisions', rows: [decisionRow(m.decision, context)] },
-    { table: 'usage_baseline', rows: usageRows(principal.workload.id, m.task.spec.name, m.params, now), ignoreConflicts: true },
+    { table: 'usage_baseline', rows: usageRows(principal.workload.id, m.task.spec.name, m.params, now, m.task.spec.target), ignoreConflicts: true },
     { table: 'audit_pending', rows: pendingAuditRows([decisionAuditEvent(m.decision, context), mintedEvent(principal, m, grant)], now) },
   ];
 }

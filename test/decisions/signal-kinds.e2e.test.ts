@@ -24,6 +24,8 @@ forbid (principal, action == Action::"explore", resource) when { context.broker.
 // A claim GitLab CI tokens carry, which policy reads because settings.identity_claims names it.
 const gitlabPolicies = `@id("gitlab-protected") permit (principal is Workload, action == Action::"gitlab-deploy", resource)
 when { context.identity.claims has project_path && context.identity.claims.project_path == "acme/api" && context.identity.claims has ref_protected && context.identity.claims.ref_protected == "true" };`;
+// The task names its target (`target: [account]`): a new memo to a known account is not a new target.
+const transferPolicies = `@id("transfer") permit (principal is Workload, action == Action::"transfer", resource) unless { context.broker.target_is_new && !context.broker.task_is_new };`;
 // An attestation present and true allows; absent (missing, stale, expired) it steps up; false denies.
 const releasePolicies = `@id("release-attested") permit (principal is Workload, action == Action::"release", resource) when { context.signals has attested && context.signals.attested };
 @id("release-unattested") @step_up @reason("no current attestation: an approver must confirm")
@@ -46,6 +48,7 @@ beforeAll(async () => {
       task('explore', ['agent-1'], { target: { type: 'string' } }, { default_ttl_seconds: 900 }),
       task('release', ['pipeline']),
       task('gitlab-deploy', ['pipeline']),
+      task('transfer', ['agent-1'], { account: { type: 'string' }, memo: { type: 'string' } }, { target: ['account'] }),
     ],
     signal_types: [signalType('attested', 'workload', { type: 'boolean' })],
     policies: [
@@ -54,6 +57,7 @@ beforeAll(async () => {
       { file: 'explore.cedar', text: explorePolicies },
       { file: 'release.cedar', text: releasePolicies },
       { file: 'gitlab.cedar', text: gitlabPolicies },
+      { file: 'transfer.cedar', text: transferPolicies },
     ],
     settings: { novelty_baseline_days: 2, identity_claims: ['project_path', 'ref_protected'] },
   });
@@ -174,6 +178,21 @@ describe('broker-derived signals', () => {
     const again = await explore('alpha');
     expect(again.body.expires_in).toBe(60);
     expect((await w.decision(again.body.decision_id)).signals.broker.task_is_new).toBe(true);
+  });
+});
+
+describe('novelty of a task whose target is named', () => {
+  it('target_is_new follows only the target params: another memo is not a new account', async () => {
+    w.clock.advance(1000);
+    const transfer = async (account: string, memo: string) => w.grant(await w.agentAssertion(), 'transfer', { account, memo });
+    const first = await transfer('acc-1', 'rent');
+    expect(first.status).toBe(201);
+    const otherMemo = await transfer('acc-1', 'deposit');
+    expect(otherMemo.status).toBe(201);
+    expect((await w.decision(otherMemo.body.decision_id)).signals.broker).toMatchObject({ task_is_new: false, target_is_new: false, new_params: ['memo'] });
+    const otherAccount = await transfer('acc-2', 'rent');
+    expect(otherAccount.status).toBe(403);
+    expect((await w.decision(otherAccount.body.decision_id)).signals.broker).toMatchObject({ target_is_new: true, new_params: ['account'] });
   });
 });
 
