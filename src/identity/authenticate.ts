@@ -15,6 +15,8 @@ const MAX_ASSERTION_AGE_SECONDS = 300;
 /** Workloads without a CI issuer run on ordinary hosts whose clocks drift a little. */
 const ASSERTION_LEEWAY_SECONDS = 30;
 const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
+/** The RFC 7523 claims an assertion proves (the rest is whatever the workload chose to write). */
+const ASSERTION_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti']);
 /** Identity tokens are a few KB; anything far larger is not one. */
 const MAX_TOKEN_LENGTH = 16_384;
 /** Headers that would make a verifier fetch or trust a key named by the token itself. */
@@ -151,7 +153,10 @@ async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: 
   if (!(await consumeAssertionJti(ctx.db, workload.id, String(payload.jti), new Date(replayableUntil * 1000)))) {
     throw authenticationFailed(`client assertion jti replayed for ${workload.id}`);
   }
-  return principal(workload, 'client_assertion', `workload:${workload.id}`, payload, token, now);
+  // The workload signs its own assertion, so any other claim in it is only its say-so: none of it may
+  // reach policy, name a host whose signals apply, or be recorded as if an issuer had vouched for it.
+  const vouched = Object.fromEntries(Object.entries(payload).filter(([k]) => ASSERTION_CLAIMS.has(k)));
+  return principal(workload, 'client_assertion', `workload:${workload.id}`, vouched, token, now);
 }
 
 function principal(workload: WorkloadRow, method: Principal['method'], issuer: string, claims: JWTPayload, token: string, now: Date): Principal {

@@ -91,6 +91,14 @@ describe('identity signals', () => {
     w.clock.advance(301); // the grant above expires: it must not count as active for the deploy tests
   });
 
+  it('a client assertion is self-signed: claims it adds reach neither policy nor the record', async () => {
+    w.clock.advance(7200); // past the hourly budget of earlier tests
+    const res = await w.grant(await w.agentAssertion({ repository: 'acme/api', runner_environment: 'github-hosted', project_path: 'acme/api' }), 'hourly');
+    expect(res.status).toBe(201);
+    const identity = (await w.decision(res.body.decision_id)).signals.identity;
+    expect(identity).toMatchObject({ method: 'client_assertion', claims: {} });
+  });
+
   it('a claim: a self-hosted runner is refused; the 403 from /oauth2/token carries the decision id', async () => {
     expect((await deploy({ runner_environment: 'self-hosted' })).body.reasons).toEqual(['self-hosted runners may not deploy']);
     const exchanged = await post(

@@ -33,7 +33,8 @@ export interface World {
   /** A CI identity token for `pipeline` (claims override GitHub-shaped defaults), issued now unless `iat` says otherwise. */
   pipeline(claims?: Record<string, unknown>, iat?: number): Promise<string>;
   /** A fresh RFC 7523 assertion for `agent-1`. */
-  agentAssertion(): Promise<string>;
+  /** An RFC 7523 assertion of agent-1; `claims` adds to what it signs. */
+  agentAssertion(claims?: Record<string, unknown>): Promise<string>;
   grant(identity: string, task: string, params?: Record<string, unknown>): Promise<{ status: number; body: Body }>;
   push(signals: unknown[], key?: string): Promise<{ status: number; body: Body }>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Body }>;
@@ -79,7 +80,7 @@ export async function startWorld(base: WorldConfig, start = MONDAY_MORNING): Pro
     clock,
     config,
     pipeline: (claims = {}, iat) => ci.token({ sub: 'repo:acme/api:ref:refs/heads/main', ...claims }, iat === undefined ? {} : { iat }),
-    agentAssertion: () => agent.assertion(broker.url, {}, Math.floor(clock.now().getTime() / 1000)),
+    agentAssertion: (claims = {}) => agent.assertion(broker.url, claims, Math.floor(clock.now().getTime() / 1000)),
     grant: (identity, task, params = {}) => post(`${broker.url}/v1/grants`, { task, params }, bearer(identity)),
     push: (signals, key = FEED_KEY) => post(`${broker.url}/v1/signals`, { signals }, bearer(key)),
     admin,
