@@ -121,6 +121,9 @@ describe('tessera token waits for a step-up; tessera approvals decides it', () =
     const bad = await tessera(['token', '--task', 'export-data', '--approval', 'nope', '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json')]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--approval expects an approval id \(a UUID\), got "nope"/);
+    const withTtl = await tessera(['token', '--task', 'export-data', '--approval', '01234567-89ab-cdef-0123-456789abcdef', '--ttl', '60', '--client-id', 'exporter', '--assertion-key', path.join(dir, 'exporter.jwk.json')]);
+    expect(withTtl.code).toBe(2);
+    expect(withTtl.stderr).toMatch(/--ttl and --purpose were fixed by the request that was approved/);
 
     expect((await asExporter('export-data', 's3://cli-resume', 2)).code).toBe(3);
     const id = await pendingFor('s3://cli-resume');

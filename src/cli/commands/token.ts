@@ -137,6 +137,7 @@ export const tokenCommand: Command = {
     if (v.approval !== undefined) {
       const id = String(v.approval);
       if (!APPROVAL_ID.test(id)) throw new UsageError(`--approval expects an approval id (a UUID), got "${id}"`);
+      if (v.ttl !== undefined || v.purpose !== undefined) throw new UsageError('--ttl and --purpose were fixed by the request that was approved; leave them out with --approval');
       const issuer = String(meta.body.issuer ?? broker);
       // The identity that opened it is not known here; the broker itself refuses one older than the request.
       const waited = await wait({ approval_id: id, poll: `${issuer}/v1/approvals/${id}`, redeem: `${issuer}/v1/approvals/${id}/redeem` }, '');
