@@ -19,9 +19,12 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-outage-'));
   pg = await startEmbeddedPostgres({ dir, persistent: true });
   ci = await startFakeIssuer({ now: () => broker.clock.now() });
-  const { db } = createDatabase({ url: pg.url });
+  // As in production: the broker on its restricted role, migrations as the owner. (On the superuser's
+  // URL the tables would be the superuser's, and the restart below would adopt them for the owner
+  // while the broker holds locks on them: a deadlock, not the outage this test is about.)
+  const { db } = createDatabase({ url: pg.ownerUrl });
   broker = await startTestBroker(testConfig(ci, (await agentKey()).jwk), {
-    database: { url: pg.url, db, drop: async () => {} },
+    database: { url: pg.brokerUrl, ownerUrl: pg.ownerUrl, db, drop: async () => {} },
   });
 });
 afterAll(async () => {
