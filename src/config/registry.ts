@@ -4,6 +4,7 @@ import type { IssuerSpec, TaskSpec, WorkloadSpec } from './spec.js';
 import { readRegistryEpoch, readRegistryRows, type WorkloadRow } from './registry.repository.js';
 import { compileParamsSchema } from './task-params.js';
 import { compilePolicySet, type CompiledPolicySet, type SignalTypeSpec } from '../policy/index.js';
+import { documentPolicyInput } from './load-folder.js';
 import type { SignalSourceSpec } from '../signals/source.spec.js';
 import type { CalendarSpec } from '../signals/calendar.js';
 import { settingsSpec, type ConfigDocument } from './spec.js';
@@ -83,10 +84,7 @@ export function compileRegistry(rows: Awaited<ReturnType<typeof readRegistryRows
   let policyError: string | undefined;
   if (doc?.policies.length) {
     try {
-      policies = compilePolicySet(
-        { tasks: rows.tasks, signalTypes, calendars: calendars.map((c) => c.name), identityClaims: doc.settings?.identity_claims ?? [], policies: doc.policies },
-        { preparse: true },
-      );
+      policies = compilePolicySet(documentPolicyInput({ ...doc, tasks: rows.tasks }), { preparse: true });
     } catch (err) {
       policyError = (err as { problems?: string[] }).problems?.join('; ') ?? (err as Error).message;
     }

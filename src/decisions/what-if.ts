@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import { policyFile } from '../config/spec.js';
+import { documentPolicyInput } from '../config/load-folder.js';
 import { parseTaskParams } from '../grants/grant.service.js';
 import { invalidRequest, type FieldIssue } from '../lib/errors.js';
 import { fieldIssues } from '../lib/validation.js';
@@ -75,13 +76,15 @@ function brokerIssues(snap: RegistrySnapshot, task: CompiledTask, broker: WhatIf
 function policyState(snap: RegistrySnapshot, candidate: WhatIfRequest['policies']): PolicyState {
   if (!candidate) return snap;
   try {
-    const policies = compilePolicySet({
-      tasks: [...snap.tasks.values()].map((t) => t.spec),
-      signalTypes: [...snap.signalTypes.values()],
-      calendars: snap.calendars.map((c) => c.name),
-      identityClaims: snap.settings.identity_claims,
-      policies: candidate,
-    });
+    const policies = compilePolicySet(
+      documentPolicyInput({
+        tasks: [...snap.tasks.values()].map((t) => t.spec),
+        signal_types: [...snap.signalTypes.values()],
+        calendars: snap.calendars,
+        settings: snap.settings,
+        policies: candidate,
+      }),
+    );
     return { policies, policyError: undefined };
   } catch (err) {
     if (!(err instanceof PolicyValidationError)) throw err;

@@ -25,7 +25,9 @@ export function signalRoutes(deps: Deps): Router {
     });
     next();
   }, jsonBody(SIGNAL_BODY_LIMIT, (_req, res, raw) => {
-    (res as Response).locals.bodySha256 = sha256Hex(raw);
+    // Only a signed request has a body digest to compare; an API-key source's body is not hashed.
+    const { locals } = res as Response;
+    if ((locals.signalSource as AuthenticatedSource).bodySha256 !== undefined) locals.bodySha256 = sha256Hex(raw);
   }), async (req, res) => {
     const { source, bodySha256 } = res.locals.signalSource as AuthenticatedSource;
     // A signed request signs one body: any other (or none) is refused like a bad signature.
