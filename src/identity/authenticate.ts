@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { Database } from '../db/database.js';
 import type { Clock } from '../lib/clock.js';
 import { authenticationFailed } from '../lib/errors.js';
@@ -9,6 +9,7 @@ import type { IssuerSpec } from '../config/spec.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { matchWorkload } from './match-workload.js';
 import { consumeAssertionJti } from './assertion.repository.js';
+import { verifyJwt } from './verify-jwt.js';
 
 /** RFC 7523 assertions are minted for one call; older than this they are refused. */
 const MAX_ASSERTION_AGE_SECONDS = 300;
@@ -102,17 +103,17 @@ export async function authenticateWorkload(token: string, ctx: AuthenticationCon
 async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: AuthenticationContext, now: Date): Promise<Principal> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, ctx.issuerKeys.for(issuer), {
+    payload = await verifyJwt(token, ctx.issuerKeys.for(issuer), {
       issuer: issuer.kind === 'oidc' ? issuer.issuer : undefined,
       audience: issuer.audiences,
-      algorithms: issuer.algorithms,
+      algorithms: [...issuer.algorithms],
       // jose widens every time check, maxTokenAge included, by clockTolerance: adding the leeway here too
       // would accept tokens twice the leeway older than configured.
       clockTolerance: issuer.leeway_seconds,
       maxTokenAge: issuer.max_token_age_seconds,
       currentDate: now,
       requiredClaims: ['sub', 'exp', 'iat'],
-    }));
+    });
   } catch (err) {
     throw authenticationFailed(`issuer ${issuer.id}: ${(err as Error & { code?: string }).code ?? 'error'}: ${(err as Error).message}`, err);
   }
@@ -126,7 +127,7 @@ async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: Authent
 async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: AuthenticationContext, now: Date): Promise<Principal> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, workloadKeys(workload), {
+    payload = await verifyJwt(token, workloadKeys(workload), {
       issuer: workload.id,
       subject: workload.id,
       audience: ctx.assertionAudiences,
@@ -135,7 +136,7 @@ async function verifyClientAssertion(token: string, workload: WorkloadRow, ctx: 
       clockTolerance: ASSERTION_LEEWAY_SECONDS,
       currentDate: now,
       requiredClaims: ['jti', 'exp', 'iat'],
-    }));
+    });
   } catch (err) {
     throw authenticationFailed(`client assertion for ${workload.id}: ${(err as Error).message}`, err);
   }

@@ -1,0 +1,161 @@
+import { generateKeyPairSync, KeyObject, sign as cryptoSign } from 'node:crypto';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { verifyJwt } from '../../src/identity/verify-jwt.js';
+
+/**
+ * verifyJwt must accept exactly what jose's jwtVerify accepts, with the same error code when it
+ * refuses: each case runs through both and the outcomes are compared.
+ */
+const NOW = new Date('2026-06-01T12:00:00Z');
+const T = Math.floor(NOW.getTime() / 1000);
+const OPTIONS = {
+  issuer: 'https://ci.example',
+  audience: ['tessera', 'tessera-2'],
+  algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+  clockTolerance: 60,
+  maxTokenAge: 600,
+  currentDate: NOW,
+  requiredClaims: ['sub', 'exp', 'iat'],
+} satisfies JWTVerifyOptions;
+
+type Outcome = { ok: true; payload: JWTPayload } | { ok: false; code: string };
+const outcome = async (run: () => Promise<JWTPayload>): Promise<Outcome> => {
+  try {
+    return { ok: true, payload: await run() };
+  } catch (err) {
+    return { ok: false, code: (err as { code?: string }).code ?? (err as Error).name };
+  }
+};
+const both = async (token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions & { algorithms: string[] } = OPTIONS) => {
+  const jose = await outcome(async () => (await jwtVerify(token, getKey, options)).payload);
+  const ours = await outcome(() => verifyJwt(token, getKey, options));
+  return { jose, ours };
+};
+
+interface Signer {
+  alg: string;
+  kid: string;
+  key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  jwk: JWK;
+}
+const signers: Record<string, Signer> = {};
+/** An RSA key jose refuses (RFC 7518 requires 2048 bits), in the set to show the same refusal; jose will not sign with it either. */
+const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+const b64json = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+const signNatively = (header: Record<string, unknown>, payload: JWTPayload, key: KeyObject) => {
+  const input = `${b64json(header)}.${b64json(payload)}`;
+  return `${input}.${cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+};
+let jwks: JWTVerifyGetKey;
+
+async function signer(alg: string, kid: string, options: Parameters<typeof generateKeyPair>[1] = {}): Promise<Signer> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...options });
+  return { alg, kid, key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+}
+
+const claims = (extra: JWTPayload = {}): JWTPayload => ({ iss: OPTIONS.issuer, aud: 'tessera', sub: 'repo:acme/api', iat: T - 10, exp: T + 300, repository: 'acme/api', ...extra });
+const sign = (s: Signer, payload: JWTPayload = claims(), header: Record<string, unknown> = {}) =>
+  new SignJWT(payload).setProtectedHeader({ alg: s.alg, kid: s.kid, ...header }).sign(s.key);
+
+beforeAll(async () => {
+  for (const [alg, kid] of [['ES256', 'es256'], ['ES384', 'es384'], ['RS256', 'rs256'], ['PS256', 'ps256'], ['EdDSA', 'ed']] as const) {
+    signers[kid] = await signer(alg, kid);
+  }
+  // An RSA key jose refuses (RFC 7518 requires 2048 bits), kept in the set to show the same refusal.
+  jwks = createLocalJWKSet({ keys: [...Object.values(signers).map((s) => s.jwk), { ...(small.publicKey.export({ format: 'jwk' }) as JWK), kid: 'small', alg: 'RS256', use: 'sig' }] });
+});
+
+const subtle = globalThis.crypto.subtle;
+afterEach(() => {
+  delete (subtle as unknown as Record<string, unknown>).verify;
+});
+
+describe('verifyJwt against jose jwtVerify', () => {
+  it('accepts the same valid tokens with the same payload, for every algorithm', async () => {
+    for (const s of ['es256', 'es384', 'rs256', 'ps256', 'ed']) {
+      const { jose, ours } = await both(await sign(signers[s]!), jwks);
+      expect(jose, s).toMatchObject({ ok: true });
+      expect(ours, s).toEqual(jose);
+    }
+  });
+
+  it('checks ES and RS signatures without WebCrypto (EdDSA still goes through jose)', async () => {
+    const tokens = { es256: await sign(signers.es256!), rs256: await sign(signers.rs256!), ps256: await sign(signers.ps256!), ed: await sign(signers.ed!) };
+    Object.defineProperty(subtle, 'verify', { configurable: true, value: () => Promise.reject(new Error('WebCrypto was called')) });
+    expect(await outcome(() => verifyJwt(tokens.es256, jwks, OPTIONS))).toMatchObject({ ok: true });
+    expect(await outcome(() => verifyJwt(tokens.rs256, jwks, OPTIONS))).toMatchObject({ ok: true });
+    expect(await outcome(() => verifyJwt(tokens.ps256, jwks, OPTIONS))).toMatchObject({ ok: true });
+    expect(await outcome(() => verifyJwt(tokens.ed, jwks, OPTIONS))).toEqual({ ok: false, code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+  });
+
+  it('refuses what jose refuses, with the same error code', async () => {
+    const es = signers.es256!;
+    const valid = await sign(es);
+    const [h, p, s] = valid.split('.') as [string, string, string];
+    const otherPayload = Buffer.from(JSON.stringify(claims({ sub: 'repo:acme/other' }))).toString('base64url');
+    const flipped = `${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
+    const cases: Record<string, string> = {
+      expired: await sign(es, claims({ iat: T - 500, exp: T - 61 })),
+      'expired within leeway': await sign(es, claims({ iat: T - 500, exp: T - 30 })),
+      'not yet valid': await sign(es, claims({ nbf: T + 120 })),
+      'nbf within leeway': await sign(es, claims({ nbf: T + 30 })),
+      'issued in the future': await sign(es, claims({ iat: T + 120, exp: T + 600 })),
+      'older than max age': await sign(es, claims({ iat: T - 700, exp: T + 300 })),
+      'wrong issuer': await sign(es, claims({ iss: 'https://evil.example' })),
+      'wrong audience': await sign(es, claims({ aud: 'someone-else' })),
+      'audience array with one of ours': await sign(es, claims({ aud: ['x', 'tessera-2'] })),
+      'no sub': await sign(es, claims({ sub: undefined })),
+      'no exp': await sign(es, claims({ exp: undefined })),
+      'exp not a number': await sign(es, claims({ exp: String(T + 300) as never })),
+      'payload swapped': `${h}.${otherPayload}.${s}`,
+      'signature flipped': `${h}.${p}.${flipped}`,
+      'signature truncated': `${h}.${p}.${s.slice(0, -4)}`,
+      'signature with a stray character': `${h}.${p}.${s}!`,
+      'signature padded': `${h}.${p}.${s}==`,
+      'empty signature': `${h}.${p}.`,
+      'two segments': `${h}.${p}`,
+      'payload not JSON': `${h}.${Buffer.from('not json').toString('base64url')}.${s}`,
+      'payload an array': `${h}.${Buffer.from('[1]').toString('base64url')}.${s}`,
+      'unknown kid': await sign(es, claims(), { kid: 'nope' }),
+      'alg not allowed': await sign(await signer('ES512', 'es256'), claims()),
+      'alg of another key type': await sign({ ...signers.rs256!, kid: 'es256' }),
+      'ES384 header on a P-256 kid': await sign({ ...signers.es384!, kid: 'es256' }),
+      'crit header': signNatively({ alg: 'ES256', kid: 'es256', crit: ['exp'] }, claims(), KeyObject.from(es.key)),
+      'b64 false': `${b64json({ alg: 'ES256', kid: 'es256', b64: false, crit: ['b64'] })}.${p}.${s}`,
+      'RSA key under 2048 bits': signNatively({ alg: 'RS256', kid: 'small' }, claims(), small.privateKey),
+    };
+    for (const [name, token] of Object.entries(cases)) {
+      const { jose, ours } = await both(token, jwks);
+      expect(ours, name).toEqual(jose);
+    }
+    // The cases refuse for their own reasons, not one shared failure.
+    const codes = new Set<string>();
+    for (const token of Object.values(cases)) {
+      const r = await outcome(() => verifyJwt(token, jwks, OPTIONS));
+      if (!r.ok) codes.add(r.code);
+    }
+    expect([...codes].sort()).toEqual(
+      expect.arrayContaining(['ERR_JWT_EXPIRED', 'ERR_JWT_CLAIM_VALIDATION_FAILED', 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'ERR_JWS_INVALID', 'ERR_JWKS_NO_MATCHING_KEY', 'ERR_JOSE_ALG_NOT_ALLOWED']),
+    );
+  });
+
+  it('resolves the key through the same resolver, and only once the algorithm is allowed', async () => {
+    const seen: string[] = [];
+    const spy: JWTVerifyGetKey = (header, token) => {
+      seen.push(String(header.kid));
+      return jwks(header, token);
+    };
+    await verifyJwt(await sign(signers.es256!), spy, OPTIONS);
+    const es384 = await sign(signers.es384!);
+    expect(await outcome(() => verifyJwt(es384, spy, { ...OPTIONS, algorithms: ['ES256'] }))).toEqual({ ok: false, code: 'ERR_JOSE_ALG_NOT_ALLOWED' });
+    expect(seen).toEqual(['es256']);
+  });
+
+  it('takes a KeyObject-less key (a raw JWK from a custom resolver) through jose, same result', async () => {
+    const raw: JWTVerifyGetKey = () => signers.es256!.jwk as never;
+    const { jose, ours } = await both(await sign(signers.es256!), raw);
+    expect(jose).toMatchObject({ ok: true });
+    expect(ours).toEqual(jose);
+  });
+});
