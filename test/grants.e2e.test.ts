@@ -44,7 +44,8 @@ describe('POST /v1/grants', () => {
     });
     expect(payload.exp! - payload.iat!).toBe(300);
     const row = await broker.database.db.selectFrom('grants').selectAll().where('id', '=', res.body.grant_id).executeTakeFirstOrThrow();
-    expect(row).toMatchObject({ status: 'active', workload_id: 'api-deploy', purpose: 'release 1.2.3', params: { service: 'api' } });
+    // No signal type is registered here: nothing can make this grant due, so the sweep never reads it.
+    expect(row).toMatchObject({ status: 'active', workload_id: 'api-deploy', purpose: 'release 1.2.3', params: { service: 'api' }, watches_signals: false });
     expect(JSON.stringify(row)).not.toContain(res.body.access_token);
     expect(row.token_sha256).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -23,6 +23,7 @@ export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
     cnf_jkt: null,
     kid: 'bench-kid',
     status_idx: null,
+    watches_signals: false,
     token_sha256: sha256Hex(id),
     identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
   };

@@ -2,7 +2,7 @@ import type { Deps } from '../deps.js';
 import type { GrantRow } from '../grants/grant.repository.js';
 import { grantPrincipal } from '../grants/grant-principal.js';
 import { reevaluateActiveGrants, type GrantDecide, type ReevaluationResult, type Verdict } from '../grants/reevaluate.js';
-import type { DueSignals } from '../grants/reevaluation-due.js';
+import { watchesSignals, type DueSignals } from '../grants/reevaluation-due.js';
 import type { NewSignal } from '../signals/signal.repository.js';
 import { recordDecision } from './decision.repository.js';
 
@@ -27,6 +27,7 @@ export function grantReevaluator(deps: Deps): GrantDecide {
       allowed,
       reason: allowed ? '' : `re-evaluation: ${why}`,
       decisionId: decision.id,
+      watchesSignals: watchesSignals(decision.signals.used),
       record: (trx) =>
         recordDecision(trx, decision, {
           workloadId: grant.workload_id,

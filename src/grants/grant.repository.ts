@@ -23,24 +23,8 @@ export interface NewGrant {
   token_sha256: string;
   identity: Record<string, unknown>;
   status_idx: number | null;
-}
-
-/**
- * Inserts one grant row on its own (the mint itself goes through insertMint; the bench uses this as
- * the raw INSERT limit). Inserts only if its workload is still active at commit time: a suspension on another replica
- * wins over a registry snapshot that has not caught up yet. The share lock on the workload row orders
- * this insert against a concurrent suspension, whose revoke-by-workload then sees the new grant.
- * Returns false when nothing was inserted.
- */
-export async function insertGrantIfWorkloadActive(db: Database, g: NewGrant): Promise<boolean> {
-  const result = await sql`
-    insert into grants (id, workload_id, task, params, scopes, audience, purpose, issued_at, expires_at, status,
-      decision_id, approval_id, parent_id, max_uses, cnf_jkt, kid, token_sha256, identity, status_idx)
-    select ${g.id}, ${g.workload_id}, ${g.task}, ${JSON.stringify(g.params)}::jsonb, ${g.scopes}::text[], ${g.audience},
-      ${g.purpose}, ${g.issued_at}, ${g.expires_at}, 'active', ${g.decision_id}, ${g.approval_id}, ${g.parent_id},
-      ${g.max_uses}, ${g.cnf_jkt}, ${g.kid}, ${g.token_sha256}, ${JSON.stringify(g.identity)}::jsonb, ${g.status_idx}
-    where exists (select 1 from workloads where id = ${g.workload_id} and status = 'active' for share)`.execute(db);
-  return Number(result.numAffectedRows ?? 0) === 1;
+  /** See watchesSignals: false keeps the grant out of the re-evaluation sweep. */
+  watches_signals: boolean;
 }
 
 export async function findGrant(db: Database, id: string): Promise<GrantRow | undefined> {

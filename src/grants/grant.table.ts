@@ -31,6 +31,8 @@ export interface GrantTables {
     /** The decision of the latest re-evaluation (null until there was one) and when it ran. */
     reevaluation_decision_id: ColumnType<string | null, string | null | undefined, string | null>;
     reevaluated_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+    /** Its latest decision read a signal about a subject, so it can go out of date (see watchesSignals). */
+    watches_signals: ColumnType<boolean, boolean | undefined, boolean>;
   };
   status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
   resource_servers: {

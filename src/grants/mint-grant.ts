@@ -16,6 +16,7 @@ import type { NewGrant } from './grant.repository.js';
 import { insertMint, type MintOutcome, type TableRows } from './mint.repository.js';
 import { grantsMinted } from './grant.metrics.js';
 import { statusListUri } from './status-list.service.js';
+import { watchesSignals } from './reevaluation-due.js';
 
 /** One allowed action, validated and decided: what a grant is minted for. */
 export interface MintInput {
@@ -140,6 +141,7 @@ function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { g
       ...(m.delegation && { actor: m.delegation.actor }),
     },
     status_idx: statusIdx,
+    watches_signals: watchesSignals(decision.signals.used),
   };
   return { token, grant };
 }

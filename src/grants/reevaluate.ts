@@ -19,6 +19,8 @@ export interface Verdict {
   reason: string;
   /** The decision behind the verdict: the revocation links to it, and the grant remembers it. */
   decisionId: string | null;
+  /** Whether that decision read a signal about a subject (see watchesSignals); kept on the grant with it. */
+  watchesSignals?: boolean;
   /** Records that decision inside the re-evaluation's transaction; never called in a dry run. */
   record?: (trx: Database) => Promise<void>;
 }
@@ -82,7 +84,7 @@ async function decidePage(
     select g.* from grants g
     where g.status = 'active' and g.expires_at > ${now} and g.id > ${after}
       ${filter.workloadId !== undefined ? sql`and g.workload_id = ${filter.workloadId}` : sql``}
-      ${filter.due ? sql`and ${dueCondition(filter.due, now)}` : sql``}
+      ${filter.due ? sql`and g.watches_signals and ${dueCondition(filter.due, now)}` : sql``}
     order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
   const revoked: ReevaluationResult['revoked'] = [];
   const failed: ReevaluationResult['failed'] = [];
@@ -102,7 +104,7 @@ async function decidePage(
     await verdict.record?.(db);
     await db
       .updateTable('grants')
-      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId }) })
+      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, watches_signals: verdict.watchesSignals ?? true }) })
       .where('id', '=', grant.id)
       .execute();
     if (verdict.allowed) continue;

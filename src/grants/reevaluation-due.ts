@@ -9,6 +9,12 @@ export interface DueSignals {
 }
 
 /**
+ * Whether a decision that recorded these signal uses can ever be due (see dueCondition, which looks only
+ * at uses with a subject): kept on the grant, so the sweep skips grants judged on no such signal.
+ */
+export const watchesSignals = (used: ReadonlyArray<{ subject: string | null }>): boolean => used.some((u) => u.subject !== null);
+
+/**
  * Whether grant `g` was last judged on signals that are out of date: its latest decision (the mint's,
  * or its latest re-evaluation's) used an observation of some (type, subject) that is no longer the
  * newest one received, saw none where one has arrived since, or used a fresh one that has since passed

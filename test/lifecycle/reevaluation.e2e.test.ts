@@ -4,7 +4,8 @@ import { sql } from 'kysely';
 import { post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
-import { reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
+import { grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
+import { reevaluateActiveGrants } from '../../src/grants/reevaluate.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
 import { testConfig } from '../support/fixtures.js';
 
@@ -76,6 +77,25 @@ describe('the re-evaluation sweep (durable)', () => {
     const [refusal] = await reevaluations(g.id);
     expect(refusal).toMatchObject({ id: grant.end_decision_id, outcome: 'deny', request: { reevaluation_of: g.id } });
     expect(await introspect(g.token)).toEqual({ active: false });
+  });
+
+  it('reads only grants that watch a signal: the flag follows the latest decision and gates the sweep', async () => {
+    const g = await deploy();
+    const watching = async () => (await db().selectFrom('grants').select('watches_signals').where('id', '=', g.id).executeTakeFirstOrThrow()).watches_signals;
+    expect(await watching()).toBe(true); // runner_trust is about the workload itself
+    await sql`update grants set watches_signals = false where id = ${g.id}`.execute(db());
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 0 });
+    await sql`update grants set watches_signals = true where id = ${g.id}`.execute(db());
+    expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 1, revoked: 1 });
+  });
+
+  it('a re-evaluation sets the flag from the decision it records', async () => {
+    const g = await deploy();
+    await sql`update grants set watches_signals = false where id = ${g.id}`.execute(db());
+    // A workload-wide re-evaluation (as after a policy change) reads every active grant, watching or not.
+    expect((await reevaluateActiveGrants(t.broker.deps, { workloadId: 'api-deploy' }, grantReevaluator(t.broker.deps), now())).evaluated).toBe(1);
+    expect((await db().selectFrom('grants').select(['watches_signals', 'reevaluation_decision_id']).where('id', '=', g.id).executeTakeFirstOrThrow())).toMatchObject({ watches_signals: true, reevaluation_decision_id: expect.any(String) });
   });
 
   it('catches a signal stored at the very instant a grant was minted, after the hook had looked', async () => {
