@@ -26,7 +26,14 @@ const NATIVE: Record<string, NativeAlgorithm> = {
 
 /** RFC 7518 §3.3 / §3.5: jose refuses shorter RSA keys, and so does this path. */
 const MIN_RSA_BITS = 2048;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/**
+ * Buffer's base64url decoder is lenient where jose's is not: it drops a lone trailing character (a
+ * segment of length 4k+1), so a signature with one character appended would decode to the same bytes
+ * and a token with a new hash would verify. Only segments that re-encode to themselves take this path.
+ */
+const canonical = (segment: string, bytes: Buffer) => segment.length > 0 && bytes.toString('base64url') === segment;
+/** jose reads the header as strict UTF-8; replacement characters would let a header jose refuses through. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** The header of an unsecured JWT: how the already verified payload is handed to jose's claim checks. */
 const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
 
@@ -43,9 +50,9 @@ function keyObjectFor(key: unknown, alg: NativeAlgorithm): KeyObject | undefined
   return object;
 }
 
-function parseHeader(segment: string): Record<string, unknown> | undefined {
+function parseHeader(bytes: Buffer): Record<string, unknown> | undefined {
   try {
-    const header: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    const header: unknown = JSON.parse(utf8.decode(bytes));
     return typeof header === 'object' && header !== null && !Array.isArray(header) ? (header as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -62,14 +69,17 @@ function parseHeader(segment: string): Record<string, unknown> | undefined {
  * imported for exactly the token's algorithm, and the claims go through jose's own claim-set checks
  * (`UnsecuredJWT.decode` runs the validation `jwtVerify` runs) once the signature holds. Anything
  * outside the common shape (another algorithm, a `crit` or `b64` header, a key that is not a
- * verify-only CryptoKey of that algorithm, an RSA key under 2048 bits, a non-base64url segment) goes
+ * verify-only CryptoKey of that algorithm, an RSA key under 2048 bits, a segment that is not canonical
+ * base64url, a header that is not strict UTF-8 JSON) goes
  * to jose's `jwtVerify` whole, so its errors and edge cases stay exactly jose's.
  */
 export async function verifyJwt(token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions & { algorithms: string[] }): Promise<JWTPayload> {
   const parts = token.split('.');
   const [h, p, s] = parts as [string, string, string];
-  const header = parts.length === 3 && BASE64URL.test(h) && BASE64URL.test(p) && BASE64URL.test(s) ? parseHeader(h) : undefined;
-  const alg = typeof header?.alg === 'string' ? NATIVE[header.alg] : undefined;
+  const [hb, pb, sb] = parts.length === 3 ? parts.map((x) => Buffer.from(x, 'base64url')) : [];
+  const shaped = hb && pb && sb && canonical(h, hb) && canonical(p, pb) && canonical(s, sb);
+  const header = shaped ? parseHeader(hb) : undefined;
+  const alg = typeof header?.alg === 'string' && Object.hasOwn(NATIVE, header.alg) ? NATIVE[header.alg] : undefined;
   if (!header || !alg || !options.algorithms.includes(header.alg as string) || 'crit' in header || 'b64' in header || options.typ !== undefined) {
     return (await jwtVerify(token, getKey, options)).payload;
   }
@@ -83,7 +93,7 @@ export async function verifyJwt(token: string, getKey: JWTVerifyGetKey, options:
     const params = alg.key.name === 'ECDSA' ? { key, dsaEncoding: 'ieee-p1363' as const } : alg.key.name === 'RSA-PSS'
       ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
       : { key, padding: constants.RSA_PKCS1_PADDING };
-    valid = verifySignature(alg.hash, Buffer.from(`${h}.${p}`), params, Buffer.from(s, 'base64url'));
+    valid = verifySignature(alg.hash, Buffer.from(`${h}.${p}`), params, sb!);
   } catch (cause) {
     throw new errors.JWSSignatureVerificationFailed(undefined, { cause });
   }
