@@ -6,7 +6,7 @@ import { IDENTITY_CLAIMS, taskReadsContext, type BrokerSignals, type PolicyValue
 import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
 import { decide, type Verdict } from './decide.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
-import { readHistory, type WorkloadHistory } from './history.js';
+import { HistoryReader, type WorkloadHistory } from './history.js';
 import type { RequestCounter } from './request-counter.js';
 
 export type Outcome = Verdict['outcome'];
@@ -46,6 +46,7 @@ export function identitySummary(p: Principal, readable: readonly string[] = IDEN
  * ready to record. The workload's own identity proof supplies the identity facts.
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
+  const histories = new HistoryReader(db, counter);
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
@@ -53,14 +54,13 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const [signals, history] = await Promise.all([
         gatherSignals(db, snap, principal, now),
-        readHistory(db, {
+        histories.read({
           workloadId: principal.workload.id,
           task: task.spec.name,
           params,
           target: task.spec.target,
           now,
           baselineDays: snap.settings.novelty_baseline_days,
-          counter,
           // decide() gathers facts only when policies are configured.
           countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
         }),

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import { PREPARED, type Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { minuteOf, type RequestCounter } from './request-counter.js';
@@ -38,61 +38,140 @@ export interface WorkloadHistory {
   newParams: string[];
 }
 
+/** One request's history question. */
+export interface HistoryQuery {
+  workloadId: string;
+  task: string;
+  params: Record<string, unknown>;
+  /** The task's `target` params (absent: all params are the target). */
+  target?: readonly string[] | undefined;
+  now: Date;
+  baselineDays: number;
+  countActiveGrants: boolean;
+}
+
+/** A question as sent to Postgres: its windows, keys and this replica's unflushed counts, fixed when asked. */
+interface HistoryRow {
+  /** Its place in the batch: answers come back in this order. */
+  i: number;
+  workload_id: string;
+  task: string;
+  now: string;
+  cur: string;
+  prev: string;
+  hour_ago: string;
+  since: string;
+  count_active: boolean;
+  params: string[];
+  hashes: string[];
+  unflushed_cur: number;
+  unflushed_prev: number;
+  unflushed_hour: number;
+}
+
+function historyRow(q: HistoryQuery, counter: RequestCounter): Omit<HistoryRow, 'i'> {
+  const cur = minuteOf(q.now);
+  const prev = new Date(cur.getTime() - MINUTE);
+  const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
+  const keys = usageKeys(q.params, q.target);
+  return {
+    workload_id: q.workloadId,
+    task: q.task,
+    now: q.now.toISOString(),
+    cur: cur.toISOString(),
+    prev: prev.toISOString(),
+    hour_ago: hourAgo.toISOString(),
+    since: dayOf(new Date(q.now.getTime() - q.baselineDays * 86_400_000)),
+    count_active: q.countActiveGrants,
+    params: keys.map((k) => k.param),
+    hashes: keys.map((k) => k.value_sha256),
+    unflushed_cur: counter.unflushed(q.workloadId, cur),
+    unflushed_prev: counter.unflushed(q.workloadId, prev),
+    unflushed_hour: counter.unflushedSince(q.workloadId, hourAgo),
+  };
+}
+
 /**
- * What the broker's own history says about this request, in one round trip: request rate over
- * sliding windows, active grants, and what this workload has used before (within the baseline).
- * The one-minute rate is the sliding-window estimate over two fixed buckets: the current minute
- * plus the previous one weighted by how much of it still lies inside the window.
+ * What the broker's own history says about each request, for any number of requests in one statement:
+ * request rate over sliding windows, active grants, and what the workload has used before (within the
+ * baseline). The one-minute rate is the sliding-window estimate over two fixed buckets: the current
+ * minute plus the previous one weighted by how much of it still lies inside the window.
  *
- * Active grants are counted only with `countActiveGrants`: the count walks up to ACTIVE_GRANTS_CAP
+ * Active grants are counted only where `count_active` is set: the count walks up to ACTIVE_GRANTS_CAP
  * index entries and their heap rows (fresh rows are not all-visible), which a busy workload pays on
  * every request; measured at 32 clients it was 40% of Postgres' CPU per mint, for a fact that policies
  * which never read it do not need.
  */
-export async function readHistory(
-  db: Database,
-  q: {
-    workloadId: string;
-    task: string;
-    params: Record<string, unknown>;
-    /** The task's `target` params (absent: all params are the target). */
-    target?: readonly string[] | undefined;
-    now: Date;
-    baselineDays: number;
-    counter: RequestCounter;
-    countActiveGrants: boolean;
-  },
-): Promise<WorkloadHistory> {
-  const cur = minuteOf(q.now);
-  const prev = new Date(cur.getTime() - MINUTE);
-  const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
-  const since = dayOf(new Date(q.now.getTime() - q.baselineDays * 86_400_000));
-  const keys = usageKeys(q.params, q.target);
-  const { rows } = await sql<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null }>`${sql.raw(PREPARED)}
-    select
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${cur}), 0)
-        + ${q.counter.unflushed(q.workloadId, cur)}::int as cur,
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute = ${prev}), 0)
-        + ${q.counter.unflushed(q.workloadId, prev)}::int as prev,
-      coalesce((select sum(n) from request_buckets where workload_id = ${q.workloadId} and minute >= ${hourAgo}), 0)
-        + ${q.counter.unflushedSince(q.workloadId, hourAgo)}::int as hour,
-      ${q.countActiveGrants ? sql`(select count(*) from (select 1 from grants where workload_id = ${q.workloadId} and status = 'active' and expires_at > ${q.now}
-        limit ${ACTIVE_GRANTS_CAP}) a)` : sql`null::bigint`} as active,
-      (select array_agg(distinct param) from usage_baseline
-        join unnest(${keys.map((k) => k.param)}::text[], ${keys.map((k) => k.value_sha256)}::text[]) as k(p, h)
-          on param = k.p and value_sha256 = k.h
-        where workload_id = ${q.workloadId} and task = ${q.task} and day >= ${since}::date) as seen`.execute(db);
-  const r = rows[0]!;
-  const seen = new Set(r.seen ?? []);
-  const fractionLeft = 1 - (q.now.getTime() - cur.getTime()) / MINUTE;
-  return {
-    requestsLastMinute: Number(r.cur) + Math.floor(Number(r.prev) * fractionLeft),
-    requestsLastHour: Number(r.hour),
-    activeGrants: r.active === null ? null : Number(r.active),
-    taskIsNew: !seen.has(''),
-    targetIsNew: !seen.has('*'),
-    newParams: Object.keys(q.params).filter((p) => !seen.has(p)),
-  };
+const HISTORY_SQL = `${PREPARED}
+  select
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur), 0) + q.unflushed_cur as cur,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev), 0) + q.unflushed_prev as prev,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute >= q.hour_ago), 0) + q.unflushed_hour as hour,
+    case when q.count_active then (select count(*) from (select 1 from grants g where g.workload_id = q.workload_id and g.status = 'active'
+      and g.expires_at > q.now limit ${ACTIVE_GRANTS_CAP}) a) end as active,
+    (select array_agg(distinct u.param) from usage_baseline u
+      join unnest(q.params, q.hashes) as k(p, h) on u.param = k.p and u.value_sha256 = k.h
+      where u.workload_id = q.workload_id and u.task = q.task and u.day >= q.since) as seen
+  from jsonb_to_recordset($1::jsonb) as q(i int, workload_id text, task text, now timestamptz, cur timestamptz,
+    prev timestamptz, hour_ago timestamptz, since date, count_active boolean, params text[], hashes text[],
+    unflushed_cur int, unflushed_prev int, unflushed_hour int)
+  order by q.i`;
+
+async function readHistories(db: Database, questions: Array<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'> }>): Promise<WorkloadHistory[]> {
+  const { rows } = await db.executeQuery<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null }>(
+    CompiledQuery.raw(HISTORY_SQL, [JSON.stringify(questions.map((x, i) => ({ ...x.row, i })))]),
+  );
+  if (rows.length !== questions.length) throw new Error(`history: ${rows.length} answers to ${questions.length} questions`);
+  return rows.map((r, i) => {
+    const { q } = questions[i]!;
+    const seen = new Set(r.seen ?? []);
+    const fractionLeft = 1 - (q.now.getTime() - minuteOf(q.now).getTime()) / MINUTE;
+    return {
+      requestsLastMinute: Number(r.cur) + Math.floor(Number(r.prev) * fractionLeft),
+      requestsLastHour: Number(r.hour),
+      activeGrants: r.active === null ? null : Number(r.active),
+      taskIsNew: !seen.has(''),
+      targetIsNew: !seen.has('*'),
+      newParams: Object.keys(q.params).filter((p) => !seen.has(p)),
+    };
+  });
+}
+
+/** Questions per statement: past this a burst is split, so one answer never waits on a huge batch. */
+const MAX_BATCH = 64;
+
+/**
+ * Reads request histories, sharing one statement among the requests that ask in the same turn of the
+ * event loop. Each request used to cost a round trip of its own: a socket write and read in the broker
+ * and a statement in Postgres, which on this hardware cost more than the lookups themselves. The
+ * answer is the same as a query of its own (each question carries its own time, keys and this
+ * replica's unflushed counts, fixed when it was asked); a failed statement fails every request in it.
+ */
+export class HistoryReader {
+  #waiting: Array<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'>; resolve: (h: WorkloadHistory) => void; reject: (e: unknown) => void }> = [];
+
+  constructor(
+    private readonly db: Database,
+    private readonly counter: RequestCounter,
+  ) {}
+
+  read(q: HistoryQuery): Promise<WorkloadHistory> {
+    return new Promise((resolve, reject) => {
+      if (this.#waiting.push({ q, row: historyRow(q, this.counter), resolve, reject }) === 1) setImmediate(() => this.#send());
+    });
+  }
+
+  #send(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (let i = 0; i < waiting.length; i += MAX_BATCH) {
+      const batch = waiting.slice(i, i + MAX_BATCH);
+      readHistories(this.db, batch).then(
+        (answers) => batch.forEach((w, j) => w.resolve(answers[j]!)),
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      );
+    }
+  }
 }
 
 /** The usage_baseline rows that remember the workload used this task with these params today. */
