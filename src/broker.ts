@@ -22,6 +22,7 @@ import { reevaluateForSignals } from './decisions/reevaluation.js';
 import { signalFollowUps } from './signals/follow-up.js';
 import { RequestCounter } from './decisions/request-counter.js';
 import { StatusIndexAllocator } from './grants/status-index.js';
+import { MintWriter } from './grants/mint.repository.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
 const KEY_REFRESH_MS = 30_000;
@@ -101,6 +102,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     adminIssuers: new AdminIssuers(o.adminIssuers ?? [], clock),
     requests,
     statusIndexes: new StatusIndexAllocator(db),
+    mints: new MintWriter(db),
     decide: policyDecider(db, () => registry.snapshot, requests),
     issuer: o.issuer ?? '',
   };

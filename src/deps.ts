@@ -6,6 +6,7 @@ import type { Clock } from './lib/clock.js';
 import type { Decider } from './decisions/decider.js';
 import type { RequestCounter } from './decisions/request-counter.js';
 import type { StatusIndexAllocator } from './grants/status-index.js';
+import type { MintWriter } from './grants/mint.repository.js';
 import type { NewSignal } from './signals/signal.repository.js';
 import type { AuditSealer } from './audit/sealer.js';
 import type { IssuerKeys } from './identity/issuer-keys.js';
@@ -28,6 +29,8 @@ export interface Deps {
   requests: RequestCounter;
   /** Token Status List indexes, taken from the sequence in blocks. */
   statusIndexes: StatusIndexAllocator;
+  /** Writes mints, several per statement when they commit together (a group commit). */
+  mints: MintWriter;
   /** The broker's public base URL: `iss` of its tokens, base of its endpoints. */
   issuer: string;
   /** Chains staged audit events; `flush()` before reading the trail. */

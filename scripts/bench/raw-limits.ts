@@ -6,7 +6,7 @@ import { Registry } from '../../src/config/registry.js';
 import type { Decision } from '../../src/decisions/decider.js';
 import type { Principal } from '../../src/identity/authenticate.js';
 import { mintRows, type MintInput } from '../../src/grants/mint-grant.js';
-import { insertMint } from '../../src/grants/mint.repository.js';
+import { insertMint, MintWriter } from '../../src/grants/mint.repository.js';
 import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 import { msSince, summarize, type LatencySummary } from '../lib/stats.js';
 import { benchGrant } from '../lib/grant-rows.js';
@@ -69,12 +69,14 @@ export async function josePair(ms: number): Promise<RateResult> {
 }
 
 /**
- * The mint's own write, alone: the one statement that inserts the decision, the grant, the usage
- * baseline and the two audit events (src/grants/mint.repository.ts), with the rows a bench mint writes
+ * The mint's own write, alone: the statement that inserts the decision, the grant, the usage baseline
+ * and the two audit events (src/grants/mint.repository.ts), with the rows a bench mint writes
  * (mintRows), through a pool configured like the broker's, from `concurrency` callers. No identity
- * check, no policy, no signing: the limit the database sets.
+ * check, no policy, no signing: the limit the database sets. `shared` writes through MintWriter, as
+ * the broker does (callers that commit together share a statement); otherwise one statement each.
  */
-export async function rawInsert(db: Database, ms: number, concurrency: number): Promise<RateResult> {
+export async function rawInsert(db: Database, ms: number, concurrency: number, shared: boolean): Promise<RateResult> {
+  const writer = new MintWriter(db);
   const registry = new Registry(db);
   await registry.load();
   const task = registry.snapshot.tasks.get(BENCH_TASK)!;
@@ -105,6 +107,7 @@ export async function rawInsert(db: Database, ms: number, concurrency: number): 
     const grant = { ...benchGrant(now), decision_id: null as string | null };
     const m: MintInput = { task, params: grant.params, scopes: grant.scopes, purpose: null, ttlSeconds: 300, decision: decision(), request: { task: BENCH_TASK, params: grant.params }, requestId: randomUUID() };
     grant.decision_id = m.decision.id;
-    if ((await insertMint(db, grant, mintRows(principal, m, grant, now))) !== 'inserted') throw new Error('bench workload is not active');
+    const rows = mintRows(principal, m, grant, now);
+    if ((await (shared ? writer.write(grant, rows) : insertMint(db, grant, rows))) !== 'inserted') throw new Error('bench workload is not active');
   });
 }

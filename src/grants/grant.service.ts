@@ -15,6 +15,7 @@ import { findGrant, type GrantRow } from './grant.repository.js';
 import { endGrants } from './end-grants.js';
 import { mintGrant } from './mint-grant.js';
 import type { StatusIndexAllocator } from './status-index.js';
+import type { MintWriter } from './mint.repository.js';
 import { requestApproval, type PendingApproval } from '../approvals/approval.service.js';
 
 export interface GrantDeps {
@@ -27,6 +28,8 @@ export interface GrantDeps {
   requests: RequestCounter;
   /** Token Status List indexes, allocated in blocks. */
   statusIndexes: StatusIndexAllocator;
+  /** Writes mints, several per statement when they commit together. */
+  mints: MintWriter;
   /** The broker's issuer URL (`iss` of its tokens). */
   issuer: string;
   /** Opens approval webhook secrets (step-up notifications and delegated approvers). */

@@ -188,14 +188,16 @@ function mintedEvent(principal: Principal, m: MintInput, grant: NewGrant): Audit
 
 /**
  * Decision, grant, usage and audit events are written by one statement, all or nothing (one round
- * trip instead of seven). A hook that must commit with them (an approval's redeem) gets a transaction
- * around both, and runs only if the statement inserted.
+ * trip instead of seven), shared with the mints that commit in the same turn (MintWriter). A hook that
+ * must commit with them (an approval's redeem) gets a transaction of its own around both, and runs
+ * only if the statement inserted.
  */
 async function persist(deps: GrantDeps, m: MintInput, grant: NewGrant, extra: Parameters<typeof insertMint>[2]): Promise<MintOutcome> {
-  const write = async (db: Database) => {
-    const outcome = await insertMint(db, grant, extra);
-    if (outcome === 'inserted' && m.inTransaction) await m.inTransaction(db, grant);
+  const hook = m.inTransaction;
+  if (!hook) return deps.mints.write(grant, extra);
+  return deps.db.transaction().execute(async (trx) => {
+    const outcome = await insertMint(trx, grant, extra);
+    if (outcome === 'inserted') await hook(trx, grant);
     return outcome;
-  };
-  return m.inTransaction ? deps.db.transaction().execute(write) : write(deps.db);
+  });
 }
