@@ -177,6 +177,29 @@ async function main(): Promise<void> {
     const viaAssertion = await mintStep(32, { amount: assertionCount, headers: () => ({ authorization: `Bearer ${assertions[a++]}` }) });
     const assertionCpu = ((broker.cpuSeconds() - cpuA) / viaAssertion.total) * 1e6;
     rows.push({ scenario: 'mint, RFC 7523 assertion', clients: 32, ...viaAssertion, ratio: viaAssertion.rps / limit, vs: limitName, limits: limits(viaAssertion.rps), note: `${fmt(assertionCpu)} µs CPU/req; + jti INSERT` });
+
+    // Scale-out on the same machine: the one broker's main thread is its limit while Postgres and the
+    // load generator leave part of the second core idle. Two replicas on one Postgres, 16 clients each
+    // (no load balancer: each cannon drives its own replica), as a deployment would run them.
+    const second = await spawnBroker({ ...pg.broker, configDir, kek });
+    children.push(second);
+    await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
+    const cpu2 = [broker.cpuSeconds(), second.cpuSeconds()];
+    const replicaSplit = coreSplit(broker, pg);
+    const pair = await Promise.all([broker, second].map((b) => cannon({ url: b.url, connections: 16, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders, onResponse: collect })));
+    const replicaCores = replicaSplit();
+    const secondCpu = second.cpuSeconds() - cpu2[1]!;
+    const secondCores = secondCpu / STEP_SECONDS;
+    await second.stop();
+    const replicas = {
+      rps: pair[0]!.rps + pair[1]!.rps,
+      p50: Math.max(pair[0]!.p50, pair[1]!.p50),
+      p99: Math.max(pair[0]!.p99, pair[1]!.p99),
+      max: Math.max(pair[0]!.max, pair[1]!.max),
+      cpuMicrosPerRequest: ((broker.cpuSeconds() - cpu2[0]! + secondCpu) / (pair[0]!.total + pair[1]!.total)) * 1e6,
+      cores: { ...replicaCores, broker: replicaCores.broker + secondCores },
+    };
+    rows.push({ scenario: 'mint, 2 broker replicas', clients: 32, ...replicas, ratio: replicas.rps / limit, vs: limitName, limits: limits(replicas.rps), note: `16 clients each; ${fmt(pair[0]!.rps)} + ${fmt(pair[1]!.rps)}/s; p50/p99 the worse replica's; ${fmt(replicas.cpuMicrosPerRequest)} µs CPU/req` });
     const withoutRow = await missingRows(db, handedOut);
 
     log('downstream verification through tessera/verify against plain jose');
@@ -233,9 +256,9 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log(`\nJWKS: ${verify.steadyFetches} fetch(es) in steady state; rotation burst of ${verify.burst.tokens} tokens with a new kid: ${verify.burst.fetches} fetch(es), ${verify.burst.verified} verified; unknown kid inside cooldown: ${verify.burst.unknownKidFetchesWithinCooldown} fetch(es)`);
     console.log(`Where the ${os.cpus().length} cores went during the mint steps (cores busy on average; steal = taken by the hypervisor):`);
-    for (const m of mint) {
+    for (const m of [...mint, { clients: '2x16', cores: replicas.cores }]) {
       const k = m.cores;
-      console.log(`  ${String(m.clients).padStart(3)} clients: broker ${fmt(k.broker, 2)}, Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
+      console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)}, Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
     }
     console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {
@@ -256,6 +279,7 @@ async function main(): Promise<void> {
       mint,
       mintAt70: at70,
       mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
+      mintReplicas: { ...replicas, perReplica: pair },
       verify,
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
       expiry,
