@@ -68,7 +68,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     maxConnections: o.poolMax,
     onPoolError: (err) => log.warn({ err: err.message }, 'idle database connection failed'),
   });
-  const { applied } = await prepareDatabase({ db, ownerUrl: o.ownerDatabaseUrl, log });
+  const { applied } = await prepareDatabase({ db, ownerUrl: o.ownerDatabaseUrl, url: o.databaseUrl, log });
   if (applied.length) log.info({ migrations: applied }, 'database migrated');
 
   const keys = new KeyStore(db, o.kek, clock);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { createDatabase } from '../src/db/database.js';
+import { migrationPool } from '../src/db/prepare.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
 describe('database', () => {
@@ -16,6 +17,21 @@ describe('database', () => {
     expect(rows[0]!.v).toMatch(/^PostgreSQL \d+/);
     const tables = await t.db.introspection.getTables();
     expect(tables.map((x) => x.name)).toEqual(expect.arrayContaining(['grants', 'signing_keys', 'workloads']));
+  });
+
+  it('migrates over a pool whose statements may run long (an index build) but whose lock waits stay short', async () => {
+    const request = createDatabase({ url: t.url });
+    const migration = migrationPool(t.url);
+    try {
+      const show = async (db: typeof t.db, setting: string) => (await sql<Record<string, string>>`select current_setting(${setting}) as v`.execute(db)).rows[0]!.v;
+      expect([await show(request.db, 'statement_timeout'), await show(request.db, 'lock_timeout')]).toEqual(['5s', '0']);
+      expect([await show(migration.db, 'statement_timeout'), await show(migration.db, 'lock_timeout')]).toEqual(['30min', '5s']);
+      // Longer than the request path allows, and fine here.
+      await sql`select pg_sleep(5.5)`.execute(migration.db);
+    } finally {
+      await request.db.destroy();
+      await migration.db.destroy();
+    }
   });
 
   // Found by the Postgres-freeze drill: a transaction whose statement outlived the client's read timeout

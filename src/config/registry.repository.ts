@@ -6,6 +6,7 @@ import { recordAudit } from '../audit/audit-outbox.js';
 import { policySetVersion } from '../policy/index.js';
 import { documentPolicyInput } from './load-folder.js';
 import { revokeGrantsOutsideRegistry } from '../grants/registry-revocations.js';
+import { retryOnDeadlock } from '../lib/retry.js';
 
 const CONFIG_REASON = 'configuration applied';
 const ADMIN_SUSPENDED = sql`workloads.status = 'suspended' and workloads.status_reason is distinct from ${CONFIG_REASON}`;
@@ -92,7 +93,9 @@ export async function applyConfigDocument(
   now: Date,
   requestId: string | null = null,
 ): Promise<ApplyResult> {
-  return db.transaction().execute(async (trx) => {
+  // Whole-transaction retry on a deadlock: the apply updates many workload and grant rows, which
+  // concurrent mints share-lock and revocations lock; the loser of a cycle rolls back whole.
+  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     await lockRegistry(trx);
     const result = await applyConfigLocked(trx, doc, actor, now);
     if (!result.changed) return result;
@@ -110,7 +113,7 @@ export async function applyConfigDocument(
       now,
     );
     return result;
-  });
+  }));
 }
 
 /** What an audit event says about an applied document: its hash and what it holds, never its text. */

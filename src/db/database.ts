@@ -16,6 +16,10 @@ export interface DatabaseOptions {
   maxConnections?: number;
   /** The client-side bound on one statement (default STATEMENT_TIMEOUT_MS + 1 s); tests shorten it. */
   queryTimeoutMs?: number;
+  /** The server-side bound on one statement (default STATEMENT_TIMEOUT_MS); migrations raise it. */
+  statementTimeoutMs?: number;
+  /** How long a statement may wait for a lock (default: no bound beyond the statement timeout). */
+  lockTimeoutMs?: number;
   onPoolError?: (err: Error) => void;
 }
 
@@ -26,8 +30,9 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
-    statement_timeout: STATEMENT_TIMEOUT_MS,
-    query_timeout: options.queryTimeoutMs ?? STATEMENT_TIMEOUT_MS + 1_000,
+    statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
+    query_timeout: options.queryTimeoutMs ?? (options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS) + 1_000,
+    ...(options.lockTimeoutMs !== undefined && { lock_timeout: options.lockTimeoutMs }),
     application_name: 'tessera',
   });
   // A client whose server went away emits 'error': on the pool when idle, on the client itself when it

@@ -11,9 +11,10 @@ import { prepareDatabase } from './prepare.js';
 const env = parseEnv(process.env);
 const log = createLogger(env.LOG_LEVEL);
 const embedded = env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dir: path.resolve(env.TESSERA_DATA_DIR), port: env.TESSERA_EMBEDDED_PG_PORT });
-const { db } = createDatabase({ url: env.DATABASE_URL ?? embedded!.brokerUrl });
+const url = env.DATABASE_URL ?? embedded!.brokerUrl;
+const { db } = createDatabase({ url });
 try {
-  const { applied, appendOnly } = await prepareDatabase({ db, ownerUrl: env.DATABASE_OWNER_URL ?? embedded?.ownerUrl, log });
+  const { applied, appendOnly } = await prepareDatabase({ db, ownerUrl: env.DATABASE_OWNER_URL ?? embedded?.ownerUrl, url, log });
   console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
   console.log(`audit log append-only: ${appendOnly}`);
 } finally {

@@ -9,6 +9,8 @@ export interface PrepareOptions {
   db: Database;
   /** The schema owner's URL. Without it the broker's own role migrates (the single-URL setup). */
   ownerUrl?: string | undefined;
+  /** The broker's own URL: the single-URL setup migrates over a pool of its own with migration timeouts. */
+  url?: string | undefined;
   log: Logger;
 }
 
@@ -20,8 +22,16 @@ export interface Prepared {
 
 const currentUser = async (db: Database) => (await sql<{ u: string }>`select current_user as u`.execute(db)).rows[0]!.u;
 
+/**
+ * Migrations run over a pool of their own: the request path's 5 s statement timeout would fail an
+ * index build on a large table, and since migrations run at start-up the broker would never start.
+ * A lock wait stays short instead, because a migration queued for a table's exclusive lock holds up
+ * every request behind it: it fails, and the next start tries again.
+ */
+export const migrationPool = (url: string) => createDatabase({ url, maxConnections: 2, statementTimeoutMs: 30 * 60_000, lockTimeoutMs: 5_000 });
+
 async function migrateAsOwner(ownerUrl: string, broker: Database): Promise<string[]> {
-  const owner = createDatabase({ url: ownerUrl, maxConnections: 2 });
+  const owner = migrationPool(ownerUrl);
   try {
     const applied = await migrateToLatest(owner.db);
     const brokerRole = await currentUser(broker);
@@ -32,12 +42,15 @@ async function migrateAsOwner(ownerUrl: string, broker: Database): Promise<strin
   }
 }
 
-async function migrateAsBroker(db: Database): Promise<string[]> {
+async function migrateAsBroker(db: Database, url: string | undefined): Promise<string[]> {
+  const own = url ? migrationPool(url) : undefined;
   try {
-    return await migrateToLatest(db);
+    return await migrateToLatest(own?.db ?? db);
   } catch (err) {
     if ((err as { code?: string }).code !== '42501') throw err;
     throw new Error('the broker database role may not migrate: run `npm run migrate` with DATABASE_OWNER_URL (the schema owner), or give the broker DATABASE_OWNER_URL too', { cause: err });
+  } finally {
+    await own?.db.destroy();
   }
 }
 
@@ -46,7 +59,7 @@ async function migrateAsBroker(db: Database): Promise<string[]> {
  * rights), then says whether the audit log's append-only rule binds the broker's role or is advisory.
  */
 export async function prepareDatabase(o: PrepareOptions): Promise<Prepared> {
-  const applied = o.ownerUrl ? await migrateAsOwner(o.ownerUrl, o.db) : await migrateAsBroker(o.db);
+  const applied = o.ownerUrl ? await migrateAsOwner(o.ownerUrl, o.db) : await migrateAsBroker(o.db, o.url);
   // has_table_privilege is true for the owner and for superusers, who could also disable the trigger.
   const { rows } = await sql<{ advisory: boolean }>`
     select has_table_privilege('audit_events', 'UPDATE') or has_table_privilege('audit_events', 'DELETE')
