@@ -2,6 +2,7 @@ import { CompiledQuery } from 'kysely';
 import { PREPARED, type Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { minuteOf, type RequestCounter } from './request-counter.js';
+import { TurnBatcher } from '../lib/turn-batcher.js';
 
 const MINUTE = 60_000;
 /**
@@ -142,35 +143,24 @@ const MAX_BATCH = 64;
 
 /**
  * Reads request histories, sharing one statement among the requests that ask in the same turn of the
- * event loop. Each request used to cost a round trip of its own: a socket write and read in the broker
- * and a statement in Postgres, which on this hardware cost more than the lookups themselves. The
- * answer is the same as a query of its own (each question carries its own time, keys and this
- * replica's unflushed counts, fixed when it was asked); a failed statement fails every request in it.
+ * event loop (TurnBatcher). Each request used to cost a round trip of its own: a socket write and read
+ * in the broker and a statement in Postgres, which on this hardware cost more than the lookups
+ * themselves. The answer is the same as a query of its own (each question carries its own time, keys
+ * and this replica's unflushed counts, fixed when it was asked); a failed statement fails every
+ * request in it.
  */
 export class HistoryReader {
-  #waiting: Array<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'>; resolve: (h: WorkloadHistory) => void; reject: (e: unknown) => void }> = [];
+  readonly #batcher: TurnBatcher<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'> }, WorkloadHistory>;
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly counter: RequestCounter,
-  ) {}
-
-  read(q: HistoryQuery): Promise<WorkloadHistory> {
-    return new Promise((resolve, reject) => {
-      if (this.#waiting.push({ q, row: historyRow(q, this.counter), resolve, reject }) === 1) setImmediate(() => this.#send());
-    });
+  ) {
+    this.#batcher = new TurnBatcher((questions) => readHistories(db, questions), MAX_BATCH);
   }
 
-  #send(): void {
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (let i = 0; i < waiting.length; i += MAX_BATCH) {
-      const batch = waiting.slice(i, i + MAX_BATCH);
-      readHistories(this.db, batch).then(
-        (answers) => batch.forEach((w, j) => w.resolve(answers[j]!)),
-        (err: unknown) => batch.forEach((w) => w.reject(err)),
-      );
-    }
+  read(q: HistoryQuery): Promise<WorkloadHistory> {
+    return this.#batcher.ask({ q, row: historyRow(q, this.counter) });
   }
 }
 
