@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { AuditEventInput } from './audit-event.js';
-import { appendAuditEvents } from './audit.repository.js';
+import { appendStagedEvents } from './audit.repository.js';
 import { assertNoSecrets } from './secret-guard.js';
 
 /** Events chained per sealing transaction: one lock acquisition amortised over many events. */
@@ -47,7 +47,7 @@ export async function sealPendingAudit(db: Database, now: Date, batch = SEAL_BAT
   return db.transaction().execute(async (trx) => {
     const rows = await trx.selectFrom('audit_pending').selectAll().orderBy('id').limit(batch).forUpdate().skipLocked().execute();
     if (!rows.length) return 0;
-    await appendAuditEvents(
+    await appendStagedEvents(
       trx,
       rows.map(({ id, data, ...e }) => ({ ...e, data: data as Record<string, unknown>, pending_id: id })),
       now,
