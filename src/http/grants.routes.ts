@@ -1,4 +1,4 @@
-import { Router, type Response } from 'express';
+import { Router, type RequestHandler, type Response } from 'express';
 import { decodeProtectedHeader } from 'jose';
 import { z } from 'zod';
 import { authContext, type Deps } from '../deps.js';
@@ -49,9 +49,10 @@ export const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-sto
 
 const uuid = z.uuid();
 
-/** Workload endpoints: ask for a grant, delegate a narrower one, end one. */
-export function grantRoutes(deps: Deps): Router {
+/** Workload endpoints: ask for a grant, delegate a narrower one, end one; `body` parses their JSON. */
+export function grantRoutes(deps: Deps, body: RequestHandler): Router {
   const r = Router();
+  r.use('/v1/grants', body);
   r.post('/v1/grants', async (req, res) => {
     const body = parseOrThrow(grantBody, req.body, 'The grant request');
     const principal = await authenticateWorkload(bearerToken(req), authContext(deps));
