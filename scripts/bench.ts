@@ -13,7 +13,7 @@ import { fmt, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
 import { paced } from './bench/paced.js';
-import { nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
+import { idleWake, nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
 import { benchVerify } from './bench/verify.js';
 import { benchMintPolicy, benchPolicy } from './bench/policy.js';
 import { benchExpirySweep } from './bench/expiry-sweep.js';
@@ -113,6 +113,7 @@ async function main(): Promise<void> {
     log('raw limits: ES256 through node:crypto and jose, the grant INSERT, express hello-world');
     const nodePair = await nodeCryptoPair(2_000);
     const jose = await josePair(2_000);
+    const wake = await idleWake();
     // Policy alone runs here, on a quiet machine: after the load steps Postgres is still checkpointing.
     log('policy evaluation alone (demo policies, compiled once)');
     const policy = await benchPolicy(2_000);
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
       { scenario: 'raw mint INSERT (pool 10)', clients: 32, ...insert, note: 'the mint write alone, as the broker writes it: shared statements; decision, grant, usage, 2 audit events' },
       { scenario: 'raw mint INSERT, one statement each', clients: 32, ...insertAlone, ratio: insertAlone.rps / insert.rps, vs: 'raw INSERT', note: 'the same rows, a statement and a commit per mint' },
       { scenario: 'express hello-world', clients: 32, ...helloRun },
+      ...wake.afterIdle.map((w) => ({ scenario: `same compute after ${w.gapMs} ms idle`, clients: 1, ratio: w.ratio, vs: 'back to back', note: `${fmt(w.micros)} µs CPU a unit, wake-up included, against ${fmt(wake.warmMicros)} µs back to back; the sleep alone ${fmt(w.sleepAloneMicros)} µs` })),
     );
 
     log(`mint (CI OIDC token, ES256) at ${CONCURRENCY.join(', ')} clients, ${STEP_SECONDS} s each`);
@@ -166,8 +168,10 @@ async function main(): Promise<void> {
     log(`settled before the 70% step: ${backlog.pending} staged audit events left after ${fmt(backlog.waitedMs)} ms`);
     // Evenly spaced arrivals (open loop): autocannon's rate option sends each second's quota in a burst.
     const rate70 = Math.max(1, Math.round(0.7 * maxRps));
+    const cpu70 = broker.cpuSeconds();
     const at70 = await paced({ url: broker.url, rate: rate70, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders, onResponse: collect });
-    rows.push({ scenario: 'mint at 70% of max rate', clients: 'open', ...at70, ratio: at70.rps / maxRps, vs: 'max mint rate', limits: limits(at70.rps), note: `${rate70}/s evenly spaced; latency from each planned send` });
+    const at70CpuMicros = ((broker.cpuSeconds() - cpu70) / Math.max(1, at70.total)) * 1e6;
+    rows.push({ scenario: 'mint at 70% of max rate', clients: 'open', ...at70, ratio: at70.rps / maxRps, vs: 'max mint rate', limits: limits(at70.rps), note: `${rate70}/s evenly spaced; latency from each planned send; ${fmt(at70CpuMicros)} µs CPU/req` });
 
     const m32 = mint.find((m) => m.clients === 32)!;
     const assertionCount = Math.ceil(m32.rps * STEP_SECONDS);
@@ -275,9 +279,9 @@ async function main(): Promise<void> {
       run,
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       stepSeconds: STEP_SECONDS,
-      raw: { nodeCryptoPair: nodePair, josePair: jose, insert, insertAlone, hello: helloRun, limit: { rps: limit, name: limitName } },
+      raw: { nodeCryptoPair: nodePair, josePair: jose, insert, insertAlone, hello: helloRun, idleWake: wake, limit: { rps: limit, name: limitName } },
       mint,
-      mintAt70: at70,
+      mintAt70: { ...at70, cpuMicrosPerRequest: at70CpuMicros },
       mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
       mintReplicas: { ...replicas, perReplica: pair },
       verify,
