@@ -17,16 +17,28 @@ const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 const targetOf = (params: Record<string, unknown>, target: readonly string[] | undefined) =>
   target ? Object.fromEntries(target.map((p) => [p, params[p] ?? null])) : params;
 
+type UsageKey = { param: string; value_sha256: string };
+
+/**
+ * Keys already computed for a params object: a mint asks once for its history and once more for the
+ * baseline rows it writes, with the same request's params (never changed once parsed).
+ */
+const keysOf = new WeakMap<Record<string, unknown>, { target: readonly string[] | undefined; keys: readonly UsageKey[] }>();
+
 /**
  * The novelty keys of a request: '' for the task, '*' for its target (the task's `target` params, or
  * the whole parameter set), one per param.
  */
-export function usageKeys(params: Record<string, unknown>, target?: readonly string[]): Array<{ param: string; value_sha256: string }> {
-  return [
+export function usageKeys(params: Record<string, unknown>, target?: readonly string[]): UsageKey[] {
+  const known = keysOf.get(params);
+  if (known && known.target === target) return known.keys.map((k) => ({ ...k }));
+  const keys = [
     { param: '', value_sha256: '' },
     { param: '*', value_sha256: sha256Hex(canonicalJson(targetOf(params, target))) },
     ...Object.entries(params).map(([param, v]) => ({ param, value_sha256: sha256Hex(canonicalJson(v)) })),
   ];
+  keysOf.set(params, { target, keys: keys.map((k) => ({ ...k })) });
+  return keys;
 }
 
 export interface WorkloadHistory {
