@@ -100,6 +100,11 @@ describe('token uses reported by resource servers', () => {
     const minted = await mint();
     const uses = `${broker.url}/v1/grants/${minted.body.grant_id}/uses`;
     expect((await post(uses, { tool: 'kubectl', target: 'deploy/api' }, { authorization: 'Basic bm9ib2R5Om5vdGhpbmc=' })).status).toBe(401);
+    // The caller is authenticated before its body is read, and the report's own 8 KB limit holds.
+    const raw = (body: string, headers: Record<string, string> = {}) => fetch(uses, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body }).then((r) => r.status);
+    expect(await raw('{bad')).toBe(401);
+    expect(await raw(JSON.stringify({ tool: 'x'.repeat(70_000) }))).toBe(401);
+    expect(await raw(JSON.stringify({ tool: 'x'.repeat(20_000) }), basic)).toBe(413);
     const first = await post(uses, { tool: 'kubectl', target: 'deploy/api', result: 'success' }, basic);
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ use_count: 1, max_uses: null, status: 'active' });

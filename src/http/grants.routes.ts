@@ -52,7 +52,9 @@ const uuid = z.uuid();
 /** Workload endpoints: ask for a grant, delegate a narrower one, end one; `body` parses their JSON. */
 export function grantRoutes(deps: Deps, body: RequestHandler): Router {
   const r = Router();
-  r.use('/v1/grants', body);
+  // Exactly these routes: others under /v1/grants (a resource server's use report) authenticate
+  // their caller before they read a body, with a parser and limit of their own.
+  r.post(['/v1/grants', '/v1/grants/:id/delegate', '/v1/grants/:id/complete'], body);
   r.post('/v1/grants', async (req, res) => {
     const body = parseOrThrow(grantBody, req.body, 'The grant request');
     const principal = await authenticateWorkload(bearerToken(req), authContext(deps));
