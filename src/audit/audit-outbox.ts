@@ -22,10 +22,13 @@ export async function recordAudit(db: Database, events: AuditEventInput | AuditE
     .execute();
 }
 
-/** The audit_pending rows for events, after the secret guard (for callers that insert them in their own statement). */
+/**
+ * The audit_pending rows for events, after the secret guard (for callers that insert them in their own
+ * statement). The guard checks `data` in its JSON form, the form that is stored and later chained
+ * as it is: a value with a toJSON (a URL, a Buffer, a class) is checked as what it serialises to.
+ */
 export function pendingAuditRows(events: AuditEventInput[], now: Date) {
-  for (const e of events) assertNoSecrets({ ...e, data: e.data ?? {} });
-  return events.map((e) => ({
+  const rows = events.map((e) => ({
     at: e.at ?? now,
     actor: e.actor,
     action: e.action,
@@ -33,8 +36,10 @@ export function pendingAuditRows(events: AuditEventInput[], now: Date) {
     target_id: e.target_id ?? null,
     request_id: e.request_id ?? null,
     outcome: e.outcome,
-    data: e.data ?? {},
+    data: JSON.parse(JSON.stringify(e.data ?? {})) as Record<string, unknown>,
   }));
+  for (const r of rows) assertNoSecrets(r);
+  return rows;
 }
 
 /**

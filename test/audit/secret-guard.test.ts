@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuditSecretError, assertNoSecrets } from '../../src/audit/secret-guard.js';
+import { pendingAuditRows } from '../../src/audit/audit-outbox.js';
 import { sampleEvent } from './support.js';
 
 const JWT = 'eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJkZXBsb3ktYm90In0.c2lnbmF0dXJl';
@@ -49,5 +50,12 @@ describe('audit secret guard', () => {
         },
       }),
     ).not.toThrow();
+  });
+
+  it('stages data in its JSON form and checks that form: a toJSON cannot hide a secret', () => {
+    const stage = (data: Record<string, unknown>) => pendingAuditRows([{ ...sampleEvent(1), data }], new Date(0));
+    expect(() => stage({ client_secret: { toJSON: () => 'hunter2' } })).toThrow(AuditSecretError);
+    expect(() => stage({ callback: new URL(`https://example.test/cb?t=${JWT}`) })).toThrow(AuditSecretError);
+    expect(stage({ at: new Date(0), seen: { toJSON: () => 3 } })[0]!.data).toEqual({ at: '1970-01-01T00:00:00.000Z', seen: 3 });
   });
 });
