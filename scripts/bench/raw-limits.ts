@@ -8,7 +8,7 @@ import type { Principal } from '../../src/identity/authenticate.js';
 import { mintRows, type MintInput } from '../../src/grants/mint-grant.js';
 import { insertMint, MintWriter } from '../../src/grants/mint.repository.js';
 import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
-import { msSince, summarize, type LatencySummary } from '../lib/stats.js';
+import { msSince, sleep, summarize, type LatencySummary } from '../lib/stats.js';
 import { benchGrant } from '../lib/grant-rows.js';
 
 export interface RateResult extends LatencySummary {
@@ -87,7 +87,6 @@ export async function idleWake(units = 300, gaps = [1, 5]): Promise<IdleWake> {
     const u = process.cpuUsage();
     return u.user + u.system;
   };
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   for (let i = 0; i < units; i++) work(); // JIT warm-up
   let c = cpuMicros();
   for (let i = 0; i < units * 3; i++) work();

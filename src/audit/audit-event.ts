@@ -37,6 +37,22 @@ export interface AuditEvent {
   hash: string;
 }
 
+/**
+ * The columns an event fills in its own right (staged or chained), nullable ones as null and `at`
+ * defaulting to `now`; `data` is left to the caller, which brings it to its stored form.
+ */
+export function eventColumns(e: AuditEventInput, now: Date) {
+  return {
+    at: e.at ?? now,
+    actor: e.actor,
+    action: e.action,
+    target_type: e.target_type ?? null,
+    target_id: e.target_id ?? null,
+    request_id: e.request_id ?? null,
+    outcome: e.outcome,
+  };
+}
+
 /** Where a chain appends, or where verification resumes: the last event's seq and hash. */
 export interface AuditChainHead {
   seq: string;

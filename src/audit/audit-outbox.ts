@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { AuditEventInput } from './audit-event.js';
+import { eventColumns, type AuditEventInput } from './audit-event.js';
 import { appendStagedEvents } from './audit.repository.js';
 import { assertNoSecrets } from './secret-guard.js';
 
@@ -32,16 +32,7 @@ export async function recordAudit(db: Database, events: AuditEventInput | AuditE
  * as it is: a value with a toJSON (a URL, a Buffer, a class) is checked as what it serialises to.
  */
 export function pendingAuditRows(events: AuditEventInput[], now: Date) {
-  const rows = events.map((e) => ({
-    at: e.at ?? now,
-    actor: e.actor,
-    action: e.action,
-    target_type: e.target_type ?? null,
-    target_id: e.target_id ?? null,
-    request_id: e.request_id ?? null,
-    outcome: e.outcome,
-    data: JSON.parse(JSON.stringify(e.data ?? {})) as Record<string, unknown>,
-  }));
+  const rows = events.map((e) => ({ ...eventColumns(e, now), data: JSON.parse(JSON.stringify(e.data ?? {})) as Record<string, unknown> }));
   for (const r of rows) assertNoSecrets(r);
   return rows;
 }

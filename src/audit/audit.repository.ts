@@ -1,7 +1,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import { PREPARED, type Database } from '../db/database.js';
 import { newId } from '../lib/ids.js';
-import { computeAuditHash, type AuditChainHead, type AuditEvent, type AuditEventInput } from './audit-event.js';
+import { computeAuditHash, eventColumns, type AuditChainHead, type AuditEvent, type AuditEventInput } from './audit-event.js';
 import { assertNoSecrets } from './secret-guard.js';
 
 /** The one advisory-lock key every broker process takes to append: ASCII 'tessaudt' as an int64. */
@@ -19,6 +19,8 @@ export const AUDIT_EVENT_COLUMNS = ['seq', 'id', 'at', 'actor', 'action', 'targe
 
 /** An event on its way into the chain; `pending_id` names the staged row it seals, if any. */
 export type ChainInput = AuditEventInput & { pending_id?: string };
+/** A ChainInput whose data is already in its stored (jsonb) form, the form that is hashed. */
+type NormalisedInput = ChainInput & { data: Record<string, unknown> };
 
 /** Runs `fn` in the caller's transaction, or in a new one when `db` is not a transaction. */
 export function inTransaction<T>(db: Database, fn: (trx: Database) => Promise<T>): Promise<T> {
@@ -57,7 +59,7 @@ export async function readAuditHead(trx: Database): Promise<AuditChainHead> {
 
 // A JSON round trip first, so what is hashed is exactly what jsonb gives back (Dates become strings,
 // undefined keys vanish, NaN becomes null), and verification recomputes the same bytes.
-function normalise(event: ChainInput): ChainInput & { data: Record<string, unknown> } {
+function normalise(event: ChainInput): NormalisedInput {
   const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
   // Postgres keeps microseconds and JS milliseconds; both agree on a millisecond-truncated time.
   const normalised = { ...event, data, ...(event.at && { at: new Date(event.at.getTime()) }) };
@@ -83,7 +85,7 @@ export async function appendAuditEvents(db: Database, events: readonly ChainInpu
  * neither the guard nor the JSON round trip runs again. (A guard failing here would also stall the
  * chain, since the sealer would meet the same row on every run.)
  */
-export function appendStagedEvents(trx: Database, events: ReadonlyArray<ChainInput & { data: Record<string, unknown> }>, now: Date): Promise<AuditChainHead[]> {
+export function appendStagedEvents(trx: Database, events: readonly NormalisedInput[], now: Date): Promise<AuditChainHead[]> {
   return appendNormalised(trx, events, now);
 }
 
@@ -96,7 +98,7 @@ const INSERT_COLUMNS = [...AUDIT_EVENT_COLUMNS, 'pending_id'] as const;
 const INSERT_EVENTS = `${PREPARED}insert into audit_events (${INSERT_COLUMNS.join(', ')})
   select ${INSERT_COLUMNS.join(', ')} from jsonb_populate_recordset(null::audit_events, $1::jsonb)`;
 
-async function appendNormalised(db: Database, prepared: ReadonlyArray<ChainInput & { data: Record<string, unknown> }>, now: Date): Promise<AuditChainHead[]> {
+async function appendNormalised(db: Database, prepared: readonly NormalisedInput[], now: Date): Promise<AuditChainHead[]> {
   if (prepared.length === 0) return [];
   return inTransaction(db, async (trx) => {
     await lockAuditChain(trx);
@@ -107,18 +109,7 @@ async function appendNormalised(db: Database, prepared: ReadonlyArray<ChainInput
     // while a backlog was sealed).
     for (let i = 0; i < prepared.length; i += INSERT_CHUNK_ROWS) {
       const rows = prepared.slice(i, i + INSERT_CHUNK_ROWS).map((e) => {
-        const fields = {
-          seq: (BigInt(head.seq) + 1n).toString(),
-          id: newId(),
-          at: e.at ?? now,
-          actor: e.actor,
-          action: e.action,
-          target_type: e.target_type ?? null,
-          target_id: e.target_id ?? null,
-          request_id: e.request_id ?? null,
-          outcome: e.outcome,
-          data: e.data,
-        };
+        const fields = { seq: (BigInt(head.seq) + 1n).toString(), id: newId(), ...eventColumns(e, now), data: e.data };
         const row = { ...fields, prev_hash: head.hash, hash: computeAuditHash(head.hash, fields), pending_id: e.pending_id ?? null };
         head = { seq: row.seq, hash: row.hash };
         return row;
