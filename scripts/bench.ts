@@ -9,7 +9,7 @@ import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/b
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
 import { machineCpuSeconds } from './lib/proc.js';
 import { benchAgent, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
-import { fmt, sleep } from './lib/stats.js';
+import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
 import { paced } from './bench/paced.js';
@@ -24,6 +24,9 @@ import { chartSvg, table, type Row } from './bench/report.js';
 /** Seconds per load step: long enough for a stable p99 at a few thousand req/s, short enough for 2 cores. */
 const STEP_SECONDS = Number(process.env.BENCH_STEP_SECONDS ?? 6);
 const CONCURRENCY = [1, 8, 32, 128];
+/** Rounds of raw INSERT then 32-client mint, back to back, for the throughput target's ratio. */
+const RATIO_ROUNDS = 3;
+const RATIO_STEP_SECONDS = 4;
 /** Identity tokens cycled by the CI clients (the OIDC path has no replay check, like real CI tokens). */
 const IDENTITY_POOL = 256;
 const EXPIRY_GRANTS = 100_000;
@@ -182,6 +185,21 @@ async function main(): Promise<void> {
     const assertionCpu = ((broker.cpuSeconds() - cpuA) / viaAssertion.total) * 1e6;
     rows.push({ scenario: 'mint, RFC 7523 assertion', clients: 32, ...viaAssertion, ratio: viaAssertion.rps / limit, vs: limitName, limits: limits(viaAssertion.rps), note: `${fmt(assertionCpu)} µs CPU/req; + jti INSERT` });
 
+    // The machine's speed drifts by a quarter over minutes (the same mint cost 1,255-2,129 µs of CPU in
+    // steps of one run), so a limit measured once, minutes before the mint step, moves the ratio as much
+    // as any change to the broker. Measured in rounds instead: the raw INSERT and the 32-client mint
+    // back to back, three times; the target takes the median of the rounds' ratios.
+    const ratioRounds: Array<{ insert: number; mint: number; ratio: number }> = [];
+    for (let round = 0; round < RATIO_ROUNDS; round++) {
+      const ins = await rawInsert(db, RATIO_STEP_SECONDS * 1000, 32, true);
+      await sealAll(db); // the broker's sealer must not carry the raw step's events into the mint step
+      const m = await cannon({ url: broker.url, connections: 32, durationSeconds: RATIO_STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders, onResponse: collect });
+      const roundLimit = Math.min(nodePair.rps, ins.rps);
+      ratioRounds.push({ insert: ins.rps, mint: m.rps, ratio: m.rps / roundLimit });
+    }
+    const ratioMedian = median(ratioRounds.map((r) => r.ratio));
+    rows.push({ scenario: 'mint ÷ raw INSERT, interleaved', clients: 32, rps: median(ratioRounds.map((r) => r.mint)), ratio: ratioMedian, vs: 'same round\'s limit', note: `median of ${RATIO_ROUNDS} rounds (${RATIO_STEP_SECONDS} s INSERT, then ${RATIO_STEP_SECONDS} s mint): ${ratioRounds.map((r) => `${fmt(r.mint)}/${fmt(r.insert)} = ${fmt(r.ratio, 2)}`).join(', ')}` });
+
     // Scale-out on the same machine: the one broker's main thread is its limit while Postgres and the
     // load generator leave part of the second core idle. Two replicas on one Postgres, 16 clients each
     // (no load balancer: each cannon drives its own replica), as a deployment would run them.
@@ -247,7 +265,7 @@ async function main(): Promise<void> {
     }
 
     const targets = {
-      mintThroughput: { ratio: m32.rps / limit, min: 0.5, goal: 0.7, pass: m32.rps / limit >= 0.5 },
+      mintThroughput: { ratio: ratioMedian, rounds: ratioRounds.map((r) => r.ratio), singleStep: m32.rps / limit, min: 0.5, goal: 0.7, pass: ratioMedian >= 0.5 },
       p99At70: { p99: at70.p99, max: 25, pass: at70.total > 0 && at70.p99 <= 25 },
       noRequestOver100ms: { maxAt70: at70.max, pass: at70.total > 0 && at70.max <= 100 },
       verifyRatio: { ratio: verify.ratio, min: 0.8, pass: verify.ratio >= 0.8 },
@@ -284,6 +302,7 @@ async function main(): Promise<void> {
       mintAt70: { ...at70, cpuMicrosPerRequest: at70CpuMicros },
       mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
       mintReplicas: { ...replicas, perReplica: pair },
+      mintRatioRounds: { median: ratioMedian, rounds: ratioRounds },
       verify,
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
       expiry,

@@ -10,7 +10,7 @@ import { buildContext, evaluate } from '../../src/policy/evaluate.js';
 import { pickContext } from '../../src/policy/context-reads.js';
 import type { PolicyRequest } from '../../src/policy/index.js';
 import { REPO_ROOT } from '../lib/broker-process.js';
-import { fmt } from '../lib/stats.js';
+import { fmt, median } from '../lib/stats.js';
 import { demoRequests } from './policy.js';
 
 /** Calls per variant per round, and rounds: enough for a stable median on a loaded 2-core VM. */
@@ -56,7 +56,6 @@ for (let round = 0; round <= ROUNDS; round++) {
     if (round > 0) perCall[name]!.push(Number(process.hrtime.bigint() - started) / 1000 / CALLS);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(`demo policies: ${compiled.policyIds.length}, ${requests.length} requests (refund + deploy), ${ROUNDS} rounds x ${CALLS} calls`);
 for (const [name, xs] of Object.entries(perCall)) {
   console.log(`${name.padEnd(56)} median ${fmt(median(xs)).padStart(5)} µs/call   (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`);

@@ -17,6 +17,13 @@ export function summarize(latenciesMs: number[]): LatencySummary {
   return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]!, mean: sum / sorted.length };
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 /** Milliseconds since `start` (a process.hrtime.bigint() reading). */
 export const msSince = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
 
