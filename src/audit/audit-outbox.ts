@@ -58,11 +58,15 @@ export async function sealPendingAudit(db: Database, now: Date, batch = SEAL_BAT
   });
 }
 
-/** Seals until the outbox is empty (or `maxBatches` ran): for the sealer loop and before reading the trail. */
-export async function flushPendingAudit(db: Database, now: Date, maxBatches = 50): Promise<number> {
+/**
+ * Seals until the outbox is empty (or `maxBatches` ran): for the sealer loop and before reading the
+ * trail. `onBatch` hears of each batch committed (the sealer thread reports them, to show it is alive).
+ */
+export async function flushPendingAudit(db: Database, now: Date, maxBatches = 50, onBatch?: (sealed: number) => void): Promise<number> {
   let total = 0;
   for (let i = 0; i < maxBatches; i++) {
     const n = await sealPendingAudit(db, now);
+    onBatch?.(n);
     total += n;
     if (n < SEAL_BATCH) break;
   }

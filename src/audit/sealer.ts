@@ -3,13 +3,16 @@ import type { Database } from '../db/database.js';
 import type { Clock } from '../lib/clock.js';
 import { flushPendingAudit, recordAudit } from './audit-outbox.js';
 import { AuthFailureSummary, type AuthFailure } from './auth-failures.js';
+import type { SealerThread } from './sealer-thread.js';
 
 /** How long a staged event waits, at most, before it is chained (the window in which it is unsealed). */
 export const AUDIT_SEAL_INTERVAL_MS = 250;
 
 /**
  * Chains staged audit events in the background, one flush at a time per process; before each, it
- * stages the summaries of authentication-failure windows that have closed.
+ * stages the summaries of authentication-failure windows that have closed. Given a SealerThread, the
+ * chaining runs there, off the thread that answers requests; once that thread has failed, sealing
+ * continues in-process.
  */
 export class AuditSealer {
   #timer: NodeJS.Timeout | undefined;
@@ -24,7 +27,13 @@ export class AuditSealer {
     private readonly db: Database,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly thread?: SealerThread,
   ) {}
+
+  /** Where chaining runs now: on the sealer thread while it lives, else on this one (tests read it). */
+  get threaded(): boolean {
+    return this.thread?.alive ?? false;
+  }
 
   start(intervalMs = AUDIT_SEAL_INTERVAL_MS): void {
     this.#timer = setInterval(() => void this.flush().catch(() => {}), intervalMs);
@@ -68,9 +77,19 @@ export class AuditSealer {
     });
   }
 
+  /** Chains on the sealer thread while it lives; in-process otherwise, and again if it died in this flush. */
+  #chain(now: Date): Promise<number> {
+    const thread = this.thread;
+    if (!thread?.alive) return flushPendingAudit(this.db, now);
+    return thread.flush(now).catch((err: unknown) => {
+      if (thread.alive) throw err;
+      return flushPendingAudit(this.db, now);
+    });
+  }
+
   #seal(all = false): Promise<number> {
     return this.#stageSummaries(all)
-      .then(() => flushPendingAudit(this.db, this.clock.now()))
+      .then(() => this.#chain(this.clock.now()))
       .then((n) => {
         this.#failures = 0;
         return n;
@@ -91,5 +110,6 @@ export class AuditSealer {
     await this.#running?.catch(() => {});
     await this.#queued?.catch(() => {});
     await this.#seal(true).catch(() => {});
+    await this.thread?.stop();
   }
 }

@@ -21,6 +21,8 @@ export interface DatabaseOptions {
   /** How long a statement may wait for a lock (default: no bound beyond the statement timeout). */
   lockTimeoutMs?: number;
   onPoolError?: (err: Error) => void;
+  /** What pg_stat_activity shows for these connections (default 'tessera'). */
+  applicationName?: string;
 }
 
 /** A kysely instance over a pg pool with timeouts that make the broker fail fast when Postgres is down. */
@@ -33,7 +35,7 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
     statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
     query_timeout: options.queryTimeoutMs ?? (options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS) + 1_000,
     ...(options.lockTimeoutMs !== undefined && { lock_timeout: options.lockTimeoutMs }),
-    application_name: 'tessera',
+    application_name: options.applicationName ?? 'tessera',
   });
   // A client whose server went away emits 'error': on the pool when idle, on the client itself when it
   // is checked out between two queries (Postgres' shutdown notice). Without a listener Node would exit,

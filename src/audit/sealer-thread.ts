@@ -1,0 +1,140 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+
+/** A request to the sealer thread: seal at the caller's time, or close the connection and end. */
+export type SealRequest = { kind: 'flush'; id: number; now: number } | { kind: 'stop' };
+/** What the sealer thread says: it is up, a batch went through, a flush ended, or failed with this error. */
+export type SealReply =
+  | { kind: 'ready' }
+  | { kind: 'progress'; id: number }
+  | { kind: 'done'; id: number; sealed: number }
+  | { kind: 'failed'; id: number; error: ThreadError };
+/** An error as it crosses the thread: its message and name, and pg's fields (code, detail, ...) kept. */
+export type ThreadError = { message: string } & Record<string, unknown>;
+
+/** The sealer thread's connection in pg_stat_activity. */
+export const SEALER_APPLICATION_NAME = 'tessera-sealer';
+
+/**
+ * How long the thread may say nothing while it starts or while a flush is in flight: it reports every
+ * batch, and a batch's seven statements are each bounded by the pool's 6 s query timeout. Past this it
+ * is taken for hung (a blocked loop, a start-up that never finishes), ended, and sealing goes in-process.
+ */
+const SILENCE_MS = 60_000;
+/** How long stop() waits for the thread to close its connection before it terminates it. */
+const STOP_TIMEOUT_MS = 5_000;
+
+export interface SealerThreadOptions {
+  /** The worker's module; tests pass ones that fail. */
+  entry?: URL;
+  silenceMs?: number;
+}
+
+/**
+ * Runs the audit chain's sealing (flushPendingAudit) on a worker thread with its own database
+ * connection. Reading staged events back, hashing them and writing the chain took a sixth of the
+ * request thread's CPU per mint, and a backlog delayed every request queued behind each batch. Each
+ * flush carries the caller's time, so a test clock still decides when events are sealed.
+ *
+ * The worker imports the broker's TypeScript through tsx, which it registers itself (a worker does not
+ * inherit the parent's loader hooks); tsx is resolved here, from this module, not from the working
+ * directory. If the thread fails to start, dies or falls silent, it is ended and logged, `alive`
+ * turns false and calls in flight are rejected: the caller seals in-process from then on (AuditSealer).
+ */
+export class SealerThread {
+  readonly #worker: Worker;
+  readonly #calls = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  readonly #silenceMs: number;
+  #next = 0;
+  #alive = true;
+  #ready = false;
+  #stopping = false;
+  #watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    databaseUrl: string,
+    private readonly log: Logger,
+    options: SealerThreadOptions = {},
+  ) {
+    this.#silenceMs = options.silenceMs ?? SILENCE_MS;
+    const entry = options.entry ?? new URL('./sealer.worker.ts', import.meta.url);
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
+    this.#worker = new Worker(boot, { eval: true, workerData: { databaseUrl }, name: 'tessera-sealer' });
+    this.#worker.on('message', (r: SealReply) => this.#heard(r));
+    this.#worker.on('error', (err) => this.#died(err));
+    this.#worker.on('exit', (code) => this.#died(Object.assign(new Error(`the sealer thread exited (code ${code})`), { code: 'sealer_thread_exited' })));
+    this.#arm();
+  }
+
+  /** True while flushes go to the thread: it has not failed and is not stopping. */
+  get alive(): boolean {
+    return this.#alive && !this.#stopping;
+  }
+
+  /** Seals what is staged, as flushPendingAudit(db, now) would; rejects with its error. */
+  flush(now: Date): Promise<number> {
+    if (!this.alive) return Promise.reject(Object.assign(new Error('the sealer thread is not running'), { code: 'sealer_thread_exited' }));
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#calls.set(id, { resolve, reject });
+      this.#arm();
+      this.#worker.postMessage({ kind: 'flush', id, now: now.getTime() } satisfies SealRequest);
+    });
+  }
+
+  /** Closes the thread's connection and ends it (terminates it, with a warning, if that takes too long). */
+  async stop(): Promise<void> {
+    if (!this.#alive) return;
+    this.#stopping = true;
+    clearTimeout(this.#watchdog);
+    this.#worker.ref();
+    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+    this.#worker.postMessage({ kind: 'stop' } satisfies SealRequest);
+    const force = setTimeout(() => {
+      this.log.warn({ waited_ms: STOP_TIMEOUT_MS }, 'the audit sealer thread did not close its connection in time; terminating it');
+      void this.#worker.terminate();
+    }, STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(force);
+  }
+
+  #heard(r: SealReply): void {
+    if (r.kind === 'ready') this.#ready = true;
+    if (r.kind === 'done' || r.kind === 'failed') {
+      const call = this.#calls.get(r.id);
+      this.#calls.delete(r.id);
+      if (r.kind === 'done') call?.resolve(r.sealed);
+      else call?.reject(Object.assign(new Error(r.error.message), r.error));
+    }
+    this.#arm();
+  }
+
+  /**
+   * Watches for silence while the thread starts or works, and lets it idle otherwise: referenced only
+   * while a flush is in flight, so an idle thread keeps no process alive and a busy one is waited for.
+   */
+  #arm(): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
+    if (!this.#alive || this.#stopping) return;
+    const waiting = this.#calls.size > 0;
+    if (waiting) this.#worker.ref();
+    else this.#worker.unref();
+    if (!waiting && this.#ready) return;
+    this.#watchdog = setTimeout(() => {
+      this.#died(Object.assign(new Error(`the sealer thread said nothing for ${this.#silenceMs} ms`), { code: 'sealer_thread_hung' }));
+      void this.#worker.terminate();
+    }, this.#silenceMs);
+    this.#watchdog.unref();
+  }
+
+  #died(err: Error): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    clearTimeout(this.#watchdog);
+    for (const c of this.#calls.values()) c.reject(err);
+    this.#calls.clear();
+    if (!this.#stopping) this.log.warn({ err: err.message }, 'the audit sealer thread stopped; sealing in-process from now on');
+  }
+}
