@@ -18,7 +18,7 @@ import { systemClock, type Clock } from './lib/clock.js';
 import { startScheduler } from './scheduler/scheduler.js';
 import type { Deps } from './deps.js';
 import { AuditSealer } from './audit/sealer.js';
-import { SealerThread } from './audit/sealer-thread.js';
+import { startSealerThread } from './audit/sealer-thread.js';
 import { reevaluateForSignals } from './decisions/reevaluation.js';
 import { signalFollowUps } from './signals/follow-up.js';
 import { RequestCounter } from './decisions/request-counter.js';
@@ -89,7 +89,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const keyTimer = setInterval(() => keys.refresh().catch((err) => log.warn({ err: err.message }, 'key refresh failed')), KEY_REFRESH_MS);
   keyTimer.unref();
 
-  const audit = new AuditSealer(db, clock, log, o.sealerThread === false ? undefined : new SealerThread(o.databaseUrl, log));
+  const audit = new AuditSealer(db, clock, log, o.sealerThread === false ? undefined : startSealerThread(o.databaseUrl, log));
   audit.start();
   const requests = new RequestCounter(db);
   requests.start();

@@ -15,18 +15,24 @@ export type ThreadError = { message: string } & Record<string, unknown>;
 /** The sealer thread's connection in pg_stat_activity. */
 export const SEALER_APPLICATION_NAME = 'tessera-sealer';
 
+/** How long the thread may take to load its modules and say it is ready. */
+const START_MS = 60_000;
 /**
- * How long the thread may say nothing while it starts or while a flush is in flight: it reports every
- * batch, and a batch's seven statements are each bounded by the pool's 6 s query timeout. Past this it
- * is taken for hung (a blocked loop, a start-up that never finishes), ended, and sealing goes in-process.
+ * How long a flush may go without a word: the thread reports every batch, and a batch is about eleven
+ * statements (begin, read, lock, head, four insert chunks, delete, commit), each bounded by the pool's
+ * 6 s query timeout, after up to 2 s to connect. Past this the thread is taken for hung (a blocked
+ * loop), ended, and sealing goes in-process.
  */
-const SILENCE_MS = 60_000;
-/** How long stop() waits for the thread to close its connection before it terminates it. */
+const SILENCE_MS = 90_000;
+/** How long stop() waits for the thread to finish its flush and close its connection before it terminates it. */
 const STOP_TIMEOUT_MS = 5_000;
+/** Postgres ends a sealer session left idle inside a transaction (a thread stuck mid-batch), releasing its locks. */
+const IDLE_IN_TRANSACTION_MS = 10_000;
 
 export interface SealerThreadOptions {
   /** The worker's module; tests pass ones that fail. */
   entry?: URL;
+  startMs?: number;
   silenceMs?: number;
 }
 
@@ -44,11 +50,13 @@ export interface SealerThreadOptions {
 export class SealerThread {
   readonly #worker: Worker;
   readonly #calls = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  readonly #startMs: number;
   readonly #silenceMs: number;
   #next = 0;
-  #alive = true;
+  /** Why the thread is no longer used, once it is not. */
+  #dead: Error | undefined;
   #ready = false;
-  #stopping = false;
+  #stopping: Promise<void> | undefined;
   #watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -56,20 +64,27 @@ export class SealerThread {
     private readonly log: Logger,
     options: SealerThreadOptions = {},
   ) {
+    this.#startMs = options.startMs ?? START_MS;
     this.#silenceMs = options.silenceMs ?? SILENCE_MS;
     const entry = options.entry ?? new URL('./sealer.worker.ts', import.meta.url);
     const tsx = import.meta.resolve('tsx/esm/api');
     const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
-    this.#worker = new Worker(boot, { eval: true, workerData: { databaseUrl }, name: 'tessera-sealer' });
+    this.#worker = new Worker(boot, { eval: true, workerData: { databaseUrl, idleInTransactionMs: IDLE_IN_TRANSACTION_MS }, name: 'tessera-sealer' });
     this.#worker.on('message', (r: SealReply) => this.#heard(r));
-    this.#worker.on('error', (err) => this.#died(err));
-    this.#worker.on('exit', (code) => this.#died(Object.assign(new Error(`the sealer thread exited (code ${code})`), { code: 'sealer_thread_exited' })));
+    this.#worker.on('error', (err) => this.#giveUp(err));
+    // Calls in flight are rejected only once the thread is gone, so that sealing them in-process does
+    // not meet the rows a stuck thread still has locked.
+    this.#worker.on('exit', (code) => {
+      this.#giveUp(Object.assign(new Error(`the sealer thread exited (code ${code})`), { code: 'sealer_thread_exited' }));
+      for (const c of this.#calls.values()) c.reject(this.#dead!);
+      this.#calls.clear();
+    });
     this.#arm();
   }
 
   /** True while flushes go to the thread: it has not failed and is not stopping. */
   get alive(): boolean {
-    return this.#alive && !this.#stopping;
+    return !this.#dead && !this.#stopping;
   }
 
   /** Seals what is staged, as flushPendingAudit(db, now) would; rejects with its error. */
@@ -83,16 +98,22 @@ export class SealerThread {
     });
   }
 
-  /** Closes the thread's connection and ends it (terminates it, with a warning, if that takes too long). */
-  async stop(): Promise<void> {
-    if (!this.#alive) return;
-    this.#stopping = true;
+  /**
+   * Lets the flush in flight finish, closes the thread's connection and ends it; terminates it, with a
+   * warning, if that takes longer than STOP_TIMEOUT_MS (a flush then in flight is rejected).
+   */
+  stop(): Promise<void> {
+    if (this.#dead) return Promise.resolve();
+    return (this.#stopping ??= this.#stop());
+  }
+
+  async #stop(): Promise<void> {
     clearTimeout(this.#watchdog);
     this.#worker.ref();
     const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.postMessage({ kind: 'stop' } satisfies SealRequest);
     const force = setTimeout(() => {
-      this.log.warn({ waited_ms: STOP_TIMEOUT_MS }, 'the audit sealer thread did not close its connection in time; terminating it');
+      this.log.warn({ waited_ms: STOP_TIMEOUT_MS }, 'the audit sealer thread did not stop in time; terminating it');
       void this.#worker.terminate();
     }, STOP_TIMEOUT_MS);
     await exited;
@@ -105,7 +126,7 @@ export class SealerThread {
       const call = this.#calls.get(r.id);
       this.#calls.delete(r.id);
       if (r.kind === 'done') call?.resolve(r.sealed);
-      else call?.reject(Object.assign(new Error(r.error.message), r.error));
+      else call?.reject(rebuilt(r.error));
     }
     this.#arm();
   }
@@ -117,24 +138,42 @@ export class SealerThread {
   #arm(): void {
     clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
-    if (!this.#alive || this.#stopping) return;
+    if (!this.alive) return;
     const waiting = this.#calls.size > 0;
     if (waiting) this.#worker.ref();
     else this.#worker.unref();
-    if (!waiting && this.#ready) return;
+    if (this.#ready && !waiting) return;
+    const [ms, what] = this.#ready ? [this.#silenceMs, 'said nothing for'] : [this.#startMs, 'did not start within'];
     this.#watchdog = setTimeout(() => {
-      this.#died(Object.assign(new Error(`the sealer thread said nothing for ${this.#silenceMs} ms`), { code: 'sealer_thread_hung' }));
+      this.#giveUp(Object.assign(new Error(`the sealer thread ${what} ${ms} ms`), { code: 'sealer_thread_hung' }));
       void this.#worker.terminate();
-    }, this.#silenceMs);
+    }, ms);
     this.#watchdog.unref();
   }
 
-  #died(err: Error): void {
-    if (!this.#alive) return;
-    this.#alive = false;
+  /** Stops using the thread (once): flushes go in-process from now on. */
+  #giveUp(err: Error): void {
+    if (this.#dead) return;
+    this.#dead = err;
     clearTimeout(this.#watchdog);
-    for (const c of this.#calls.values()) c.reject(err);
-    this.#calls.clear();
     if (!this.#stopping) this.log.warn({ err: err.message }, 'the audit sealer thread stopped; sealing in-process from now on');
+  }
+}
+
+/** The worker's error as an Error again: its message, name and stack as the worker had them, pg's fields beside. */
+function rebuilt({ message, name, stack, ...fields }: ThreadError): Error {
+  const err = Object.assign(new Error(message), fields);
+  if (typeof name === 'string') Object.defineProperty(err, 'name', { value: name, enumerable: false, configurable: true, writable: true });
+  if (typeof stack === 'string') err.stack = stack;
+  return err;
+}
+
+/** A sealer thread, or none (with a warning) if one cannot be created here: the broker then seals in-process. */
+export function startSealerThread(databaseUrl: string, log: Logger): SealerThread | undefined {
+  try {
+    return new SealerThread(databaseUrl, log);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not start the audit sealer thread; sealing in-process');
+    return undefined;
   }
 }

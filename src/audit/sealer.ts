@@ -107,9 +107,10 @@ export class AuditSealer {
   /** Stops the timer and seals what is left, open failure windows included. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    // The thread first: its stop is bounded, and a flush it cannot finish is sealed here instead.
+    await this.thread?.stop();
     await this.#running?.catch(() => {});
     await this.#queued?.catch(() => {});
     await this.#seal(true).catch(() => {});
-    await this.thread?.stop();
   }
 }

@@ -6,10 +6,16 @@ import { flushPendingAudit } from './audit-outbox.js';
 import { SEALER_APPLICATION_NAME, type SealReply, type SealRequest, type ThreadError } from './sealer-thread.js';
 
 const port = parentPort!;
-const { databaseUrl } = workerData as { databaseUrl: string };
+const { databaseUrl, idleInTransactionMs } = workerData as { databaseUrl: string; idleInTransactionMs: number };
 // One connection, since flushes run one at a time. An idle connection's error needs no report: the
 // pool drops that client and the next flush connects again (or fails, and says why).
-const { db } = createDatabase({ url: databaseUrl, maxConnections: 1, applicationName: SEALER_APPLICATION_NAME, onPoolError: () => {} });
+const { db } = createDatabase({
+  url: databaseUrl,
+  maxConnections: 1,
+  applicationName: SEALER_APPLICATION_NAME,
+  idleInTransactionTimeoutMs: idleInTransactionMs,
+  onPoolError: () => {},
+});
 const send = (r: SealReply) => port.postMessage(r);
 
 /** The error's message, name, stack and own fields (pg's code, detail, hint, table, constraint...). */

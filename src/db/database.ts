@@ -23,6 +23,8 @@ export interface DatabaseOptions {
   onPoolError?: (err: Error) => void;
   /** What pg_stat_activity shows for these connections (default 'tessera'). */
   applicationName?: string;
+  /** Postgres ends a session idle inside a transaction this long (default: no bound). */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /** A kysely instance over a pg pool with timeouts that make the broker fail fast when Postgres is down. */
@@ -35,6 +37,7 @@ export function createDatabase(options: DatabaseOptions): { db: Database; pool: 
     statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
     query_timeout: options.queryTimeoutMs ?? (options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS) + 1_000,
     ...(options.lockTimeoutMs !== undefined && { lock_timeout: options.lockTimeoutMs }),
+    ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
     application_name: options.applicationName ?? 'tessera',
   });
   // A client whose server went away emits 'error': on the pool when idle, on the client itself when it

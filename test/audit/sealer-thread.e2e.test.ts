@@ -55,10 +55,10 @@ describe('the sealer thread', () => {
   });
   afterAll(() => t.drop());
 
-  function sealerWith(entry?: string, silenceMs?: number) {
+  function sealerWith(entry?: string, bounds: { startMs?: number; silenceMs?: number } = {}) {
     const { lines, log } = capturingLog();
     const { db } = createDatabase({ url: t.url });
-    const thread = new SealerThread(t.url, log, { ...(entry && { entry: new URL(entry, import.meta.url) }), ...(silenceMs && { silenceMs }) });
+    const thread = new SealerThread(t.url, log, { ...(entry && { entry: new URL(entry, import.meta.url) }), ...bounds });
     const sealer = new AuditSealer(db, new ManualClock(), log, thread);
     return { db, lines, thread, sealer, async close() { await sealer.stop(); await db.destroy(); } };
   }
@@ -95,7 +95,8 @@ describe('the sealer thread', () => {
   });
 
   it('falls silent in a flush: it is ended after the silence bound and the flush is sealed in-process', async () => {
-    const s = sealerWith('./fixtures/never-answers.worker.ts', 300);
+    // The start-up bound stays long, so the flush waits for 'ready' and the silence is mid-flush.
+    const s = sealerWith('./fixtures/never-answers.worker.ts', { silenceMs: 300 });
     try {
       await recordAudit(s.db, [30].map(sampleEvent), new Date());
       expect(await s.sealer.flush()).toBe(1);
@@ -103,6 +104,48 @@ describe('the sealer thread', () => {
       expect(warnings(s.lines)[0]?.err).toMatch(/said nothing for 300 ms/);
     } finally {
       await s.close();
+    }
+  });
+
+  it('never says it is ready: it is ended after the start-up bound and sealing goes in-process', async () => {
+    const s = sealerWith('./fixtures/never-ready.worker.ts', { startMs: 300 });
+    try {
+      await recordAudit(s.db, [35].map(sampleEvent), new Date());
+      expect(await s.sealer.flush()).toBe(1);
+      expect(warnings(s.lines)[0]?.err).toMatch(/did not start within 300 ms/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('idles between flushes without being taken for hung', async () => {
+    // A bound a real flush stays well inside even on a loaded machine, and an idle spell past it.
+    const s = sealerWith(undefined, { silenceMs: 2_000 });
+    try {
+      await recordAudit(s.db, [36].map(sampleEvent), new Date());
+      expect(await s.sealer.flush()).toBe(1); // 'ready' has arrived: the thread answered
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(s.sealer.threaded).toBe(true);
+      expect(warnings(s.lines)).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('stops within its bound when stuck in a flush: that flush is sealed in-process', async () => {
+    const s = sealerWith('./fixtures/never-answers.worker.ts');
+    try {
+      await recordAudit(s.db, [37].map(sampleEvent), new Date());
+      const flushing = s.sealer.flush();
+      await new Promise((r) => setTimeout(r, 50));
+      const started = Date.now();
+      await s.sealer.stop();
+      expect(Date.now() - started).toBeLessThan(9_000); // the thread's 5 s stop bound, not its 90 s silence bound
+      expect(await flushing).toBe(1);
+      expect(await count(t.db, 'audit_pending')).toBe(0);
+      expect(s.lines.filter((l) => String(l.msg).includes('did not stop in time'))).toHaveLength(1);
+    } finally {
+      await s.db.destroy();
     }
   });
 
