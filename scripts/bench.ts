@@ -1,4 +1,5 @@
 // npm run bench: the broker's throughput and latency against the machine's raw limits, measured in one run.
+import { describeError } from './lib/describe-error.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -203,7 +204,9 @@ async function main(): Promise<void> {
     // Scale-out on the same machine: the one broker's main thread is its limit while Postgres and the
     // load generator leave part of the second core idle. Two replicas on one Postgres, 16 clients each
     // (no load balancer: each cannon drives its own replica), as a deployment would run them.
-    const second = await spawnBroker({ ...pg.broker, configDir, kek });
+    // One issuer for both, as replicas behind one load balancer have: the status list row is shared,
+    // and its token names the issuer of whichever replica published it last.
+    const second = await spawnBroker({ ...pg.broker, configDir, kek, env: { TESSERA_ISSUER: broker.url } });
     children.push(second);
     await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
     const cpu2 = [broker.cpuSeconds(), second.cpuSeconds()];
@@ -329,7 +332,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err) => {
-    console.error(`bench failed: ${(err as Error).stack ?? err}`);
+    console.error(`bench failed: ${describeError(err)}`);
     process.exit(1);
   },
 );

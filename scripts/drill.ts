@@ -1,4 +1,5 @@
 // npm run drill [-- name...]: fault drills against real broker processes and a real Postgres; pass/fail with figures.
+import { describeError } from './lib/describe-error.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -80,7 +81,7 @@ function print(r: DrillResult): void {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(`drill failed: ${(err as Error).stack ?? err}`);
+    console.error(`drill failed: ${describeError(err)}`);
     process.exit(1);
   },
 );
