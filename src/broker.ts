@@ -51,8 +51,6 @@ export interface BrokerOptions {
   poolMax?: number;
   /** Run the lifecycle jobs on this replica (default true); tests that drive jobs by hand turn it off. */
   scheduler?: boolean;
-  /** Chain audit events on a worker thread with one connection of its own (default true), off the request thread. */
-  sealerThread?: boolean;
 }
 
 export interface Broker {
@@ -89,7 +87,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const keyTimer = setInterval(() => keys.refresh().catch((err) => log.warn({ err: err.message }, 'key refresh failed')), KEY_REFRESH_MS);
   keyTimer.unref();
 
-  const audit = new AuditSealer(db, clock, log, o.sealerThread === false ? undefined : startSealerThread(o.databaseUrl, log));
+  const audit = new AuditSealer(db, clock, log, startSealerThread(o.databaseUrl, log));
   audit.start();
   const requests = new RequestCounter(db);
   requests.start();

@@ -12,6 +12,9 @@ export type SealReply =
 /** An error as it crosses the thread: its message and name, and pg's fields (code, detail, ...) kept. */
 export type ThreadError = { message: string } & Record<string, unknown>;
 
+/** An error of the thread itself (not of a flush), with a code callers and logs can tell apart. */
+const threadError = (message: string, code: 'sealer_thread_exited' | 'sealer_thread_hung') => Object.assign(new Error(message), { code });
+
 /** The sealer thread's connection in pg_stat_activity. */
 export const SEALER_APPLICATION_NAME = 'tessera-sealer';
 
@@ -75,7 +78,7 @@ export class SealerThread {
     // Calls in flight are rejected only once the thread is gone, so that sealing them in-process does
     // not meet the rows a stuck thread still has locked.
     this.#worker.on('exit', (code) => {
-      this.#giveUp(Object.assign(new Error(`the sealer thread exited (code ${code})`), { code: 'sealer_thread_exited' }));
+      this.#giveUp(threadError(`the sealer thread exited (code ${code})`, 'sealer_thread_exited'));
       for (const c of this.#calls.values()) c.reject(this.#dead!);
       this.#calls.clear();
     });
@@ -89,7 +92,7 @@ export class SealerThread {
 
   /** Seals what is staged, as flushPendingAudit(db, now) would; rejects with its error. */
   flush(now: Date): Promise<number> {
-    if (!this.alive) return Promise.reject(Object.assign(new Error('the sealer thread is not running'), { code: 'sealer_thread_exited' }));
+    if (!this.alive) return Promise.reject(threadError('the sealer thread is not running', 'sealer_thread_exited'));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#calls.set(id, { resolve, reject });
@@ -145,7 +148,7 @@ export class SealerThread {
     if (this.#ready && !waiting) return;
     const [ms, what] = this.#ready ? [this.#silenceMs, 'said nothing for'] : [this.#startMs, 'did not start within'];
     this.#watchdog = setTimeout(() => {
-      this.#giveUp(Object.assign(new Error(`the sealer thread ${what} ${ms} ms`), { code: 'sealer_thread_hung' }));
+      this.#giveUp(threadError(`the sealer thread ${what} ${ms} ms`, 'sealer_thread_hung'));
       void this.#worker.terminate();
     }, ms);
     this.#watchdog.unref();

@@ -82,37 +82,18 @@ describe('the sealer thread', () => {
     }
   });
 
-  it('never starts: sealing goes in-process', async () => {
-    const s = sealerWith('./fixtures/fails-to-load.worker.ts');
+  // The silent thread keeps its long start-up bound, so the flush waits for 'ready' and the silence is mid-flush.
+  it.each([
+    { what: 'never starts: sealing goes in-process', fixture: 'fails-to-load', bounds: {}, id: 20, warning: /does not start/ },
+    { what: 'falls silent in a flush: it is ended after the silence bound and the flush is sealed in-process', fixture: 'never-answers', bounds: { silenceMs: 300 }, id: 30, warning: /said nothing for 300 ms/ },
+    { what: 'never says it is ready: it is ended after the start-up bound and sealing goes in-process', fixture: 'never-ready', bounds: { startMs: 300 }, id: 35, warning: /did not start within 300 ms/ },
+  ])('$what', async ({ fixture, bounds, id, warning }) => {
+    const s = sealerWith(`./fixtures/${fixture}.worker.ts`, bounds);
     try {
-      await recordAudit(s.db, [20].map(sampleEvent), new Date());
+      await recordAudit(s.db, [id].map(sampleEvent), new Date());
       expect(await s.sealer.flush()).toBe(1);
       expect(s.sealer.threaded).toBe(false);
-      expect(warnings(s.lines)[0]?.err).toMatch(/does not start/);
-    } finally {
-      await s.close();
-    }
-  });
-
-  it('falls silent in a flush: it is ended after the silence bound and the flush is sealed in-process', async () => {
-    // The start-up bound stays long, so the flush waits for 'ready' and the silence is mid-flush.
-    const s = sealerWith('./fixtures/never-answers.worker.ts', { silenceMs: 300 });
-    try {
-      await recordAudit(s.db, [30].map(sampleEvent), new Date());
-      expect(await s.sealer.flush()).toBe(1);
-      expect(s.sealer.threaded).toBe(false);
-      expect(warnings(s.lines)[0]?.err).toMatch(/said nothing for 300 ms/);
-    } finally {
-      await s.close();
-    }
-  });
-
-  it('never says it is ready: it is ended after the start-up bound and sealing goes in-process', async () => {
-    const s = sealerWith('./fixtures/never-ready.worker.ts', { startMs: 300 });
-    try {
-      await recordAudit(s.db, [35].map(sampleEvent), new Date());
-      expect(await s.sealer.flush()).toBe(1);
-      expect(warnings(s.lines)[0]?.err).toMatch(/did not start within 300 ms/);
+      expect(warnings(s.lines)[0]?.err).toMatch(warning);
     } finally {
       await s.close();
     }
