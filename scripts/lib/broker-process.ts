@@ -38,6 +38,8 @@ export interface SpawnBrokerOptions {
   nodeArgs?: string[];
   logLevel?: string;
   env?: Record<string, string>;
+  /** The checkout to run (its src/ and node_modules); the repository's own by default. */
+  root?: string;
 }
 
 /** Starts a broker process and waits until /healthz answers. */
@@ -50,13 +52,13 @@ export async function spawnBroker(o: SpawnBrokerOptions): Promise<BrokerProcess>
     PORT: String(port),
     LOG_LEVEL: o.logLevel ?? 'warn',
     ...o.env,
-  }), '/healthz');
+  }), '/healthz', o.root);
 }
 
-/** Starts `node <args>` from the repository root with PORT set, and waits until `healthPath` answers 2xx. */
-export async function spawnServer(args: string[], env: (port: number) => Record<string, string>, healthPath: string): Promise<BrokerProcess> {
+/** Starts `node <args>` from the repository root (or `root`) with PORT set, and waits until `healthPath` answers 2xx. */
+export async function spawnServer(args: string[], env: (port: number) => Record<string, string>, healthPath: string, root = REPO_ROOT): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, PORT: String(port), ...env(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, PORT: String(port), ...env(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let partial = '';
   const errors: string[] = [];
