@@ -113,6 +113,8 @@ async function verifyIssuerToken(token: string, issuer: IssuerSpec, ctx: Authent
       maxTokenAge: issuer.max_token_age_seconds,
       currentDate: now,
       requiredClaims: ['sub', 'exp', 'iat'],
+      // Issuer tokens are presented again and again until they expire: their signature is checked once per key.
+      reuse: true,
     });
   } catch (err) {
     throw authenticationFailed(`issuer ${issuer.id}: ${(err as Error & { code?: string }).code ?? 'error'}: ${(err as Error).message}`, err);

@@ -128,3 +128,26 @@ describe('claim patterns are anchored', () => {
     expect(await grant(await ci.token({ job_workflow_ref: WORKFLOW, repository: 'acme/api-fork' }))).toEqual({ status: 401, logged: expect.stringMatching(/no workload binding/) });
   });
 });
+
+/** A counter's value in the broker's /metrics, for one label set. */
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${broker.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+describe('an identity token presented again', () => {
+  it('is checked once and reused after, its claims still checked each time; an assertion never is', async () => {
+    const name = 'tessera_identity_signature_checks_total';
+    const before = { checked: await metric(name, 'result="checked"'), reused: await metric(name, 'result="reused"') };
+    const token = await ci.token({ job_workflow_ref: WORKFLOW, exp: now() + 60 });
+    expect((await grant(token)).status).toBe(201);
+    expect((await grant(token)).status).toBe(201);
+    expect((await grant(await agent.assertion(broker.url, {}, now()))).status).toBe(201);
+    expect(await metric(name, 'result="checked"')).toBe(before.checked + 1);
+    expect(await metric(name, 'result="reused"')).toBe(before.reused + 1);
+    // Past its exp and the issuer's leeway the same token is refused, though its signature was checked.
+    broker.clock.advance(60 + LEEWAY + 1);
+    expect(await grant(token)).toEqual({ status: 401, logged: expect.stringMatching(/ERR_JWT_EXPIRED/) });
+  });
+});

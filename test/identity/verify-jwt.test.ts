@@ -1,7 +1,7 @@
 import { generateKeyPairSync, KeyObject, sign as cryptoSign } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { verifyJwt } from '../../src/identity/verify-jwt.js';
+import { MAX_VERIFIED, signatureChecks, verifyJwt } from '../../src/identity/verify-jwt.js';
 
 /**
  * verifyJwt must accept exactly what jose's jwtVerify accepts, with the same error code when it
@@ -174,5 +174,73 @@ describe('verifyJwt against jose jwtVerify', () => {
     const { jose, ours } = await both(await sign(signers.es256!), raw);
     expect(jose).toMatchObject({ ok: true });
     expect(ours).toEqual(jose);
+  });
+});
+
+describe('verifyJwt with reuse: a signature checked once per token and key', () => {
+  const REUSE = { ...OPTIONS, reuse: true };
+  const counts = () => ({ checked: signatureChecks.get({ result: 'checked' }), reused: signatureChecks.get({ result: 'reused' }) });
+  const delta = (before: ReturnType<typeof counts>) => {
+    const now = counts();
+    return { checked: now.checked - before.checked, reused: now.reused - before.reused };
+  };
+
+  it('checks the signature of a token once, then reuses the check, with the payload jose gives', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'reuse-1' }));
+    const before = counts();
+    const first = await verifyJwt(token, jwks, REUSE);
+    const second = await verifyJwt(token, jwks, REUSE);
+    expect(delta(before)).toEqual({ checked: 1, reused: 1 });
+    expect(second).toEqual(first);
+    expect(second).toEqual((await jwtVerify(token, jwks, OPTIONS)).payload);
+  });
+
+  it('still checks the claims of a reused token on every call: past exp and the tolerance it is refused as jose refuses it', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'reuse-exp', exp: T + 30 }));
+    await verifyJwt(token, jwks, REUSE);
+    const later = { ...REUSE, currentDate: new Date((T + 30 + OPTIONS.clockTolerance + 1) * 1000) };
+    const { reuse: _, ...laterForJose } = later;
+    expect(await outcome(() => verifyJwt(token, jwks, later))).toEqual({ ok: false, code: 'ERR_JWT_EXPIRED' });
+    expect(await outcome(async () => (await jwtVerify(token, jwks, laterForJose)).payload)).toEqual({ ok: false, code: 'ERR_JWT_EXPIRED' });
+    // An audience this caller no longer accepts is refused too, though the signature was reused.
+    const aud = await sign(signers.es256!, claims({ jti: 'reuse-aud' }));
+    const before = counts();
+    await verifyJwt(aud, jwks, REUSE);
+    expect(await outcome(() => verifyJwt(aud, jwks, { ...REUSE, audience: 'someone-else' }))).toEqual({ ok: false, code: 'ERR_JWT_CLAIM_VALIDATION_FAILED' });
+    expect(delta(before)).toEqual({ checked: 1, reused: 1 });
+  });
+
+  it('refuses a remembered token with its signature changed, and checks a token again under a newly imported key', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'reuse-tamper' }));
+    await verifyJwt(token, jwks, REUSE);
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const flipped = Buffer.from(s, 'base64url');
+    flipped[10] ^= 1;
+    expect(await outcome(() => verifyJwt(`${h}.${p}.${flipped.toString('base64url')}`, jwks, REUSE))).toEqual({ ok: false, code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+    // The same JWK imported again (a JWKS refresh): a new key, so the signature is checked again.
+    const refreshed = createLocalJWKSet({ keys: [signers.es256!.jwk] });
+    const before = counts();
+    await verifyJwt(token, refreshed, REUSE);
+    await verifyJwt(token, refreshed, REUSE);
+    expect(delta(before)).toEqual({ checked: 1, reused: 1 });
+  });
+
+  it('remembers nothing for callers without reuse, and at most MAX_VERIFIED tokens per key, the oldest out first', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'no-reuse' }));
+    const before = counts();
+    await verifyJwt(token, jwks, OPTIONS);
+    await verifyJwt(token, jwks, OPTIONS);
+    expect(delta(before)).toEqual({ checked: 0, reused: 0 });
+
+    // A key of its own, so earlier tests' entries do not count; tokens signed natively (fast).
+    const own = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ownKeys = createLocalJWKSet({ keys: [{ ...(own.publicKey.export({ format: 'jwk' }) as JWK), kid: 'own', alg: 'ES256', use: 'sig' }] });
+    const tokens = Array.from({ length: MAX_VERIFIED + 1 }, (_, i) => signNatively({ alg: 'ES256', kid: 'own' }, claims({ jti: `fill-${i}` }), own.privateKey));
+    for (const t of tokens) await verifyJwt(t, ownKeys, REUSE);
+    const full = counts();
+    await verifyJwt(tokens[MAX_VERIFIED]!, ownKeys, REUSE); // the newest is remembered
+    await verifyJwt(tokens[1]!, ownKeys, REUSE); // so is the second oldest
+    await verifyJwt(tokens[0]!, ownKeys, REUSE); // the oldest made room
+    expect(delta(full)).toEqual({ checked: 1, reused: 2 });
   });
 });
