@@ -13,7 +13,7 @@ import { describeError } from './lib/describe-error.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { cannon } from './bench/cannon.js';
 
-const USAGE = `Usage: npm run bench:ab -- [--base <git ref>] [--rounds <n>] [--clients <n>] [--seconds <n>]
+const USAGE = `Usage: npm run bench:ab -- [--base <git ref>] [--rounds <n>] [--clients <n>] [--seconds <n>] [--node-flags='<flags>']
 
 Compares this checkout (uncommitted changes included) with another build, on one machine at once:
 each side is a broker process on its own scratch Postgres, and the two take turns at the same load
@@ -26,6 +26,8 @@ something; the median of the rounds' ratios is the result.
   --rounds   rounds (default 6)
   --clients  concurrent clients (default 32)
   --seconds  seconds per step (default 4)
+  --node-flags  extra node flags for this checkout's broker only (e.g. --node-flags=--max-semi-space-size=32),
+             to measure a runtime setting against the same build without it (--base HEAD)
   --help     this text
 
 Prints each round and the medians; writes bench-results/ab-<time>.json.`;
@@ -53,7 +55,7 @@ async function settle(side: Side): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { base: { type: 'string', default: 'HEAD' }, rounds: { type: 'string', default: '6' }, clients: { type: 'string', default: '32' }, seconds: { type: 'string', default: '4' }, help: { type: 'boolean', default: false } },
+    options: { base: { type: 'string', default: 'HEAD' }, rounds: { type: 'string', default: '6' }, clients: { type: 'string', default: '32' }, seconds: { type: 'string', default: '4' }, 'node-flags': { type: 'string', default: '' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -75,11 +77,12 @@ async function main(): Promise<void> {
     execFileSync('git', ['worktree', 'add', '--detach', '--force', worktree, commit], { cwd: REPO_ROOT, stdio: 'ignore' });
     await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(worktree, 'node_modules'));
     const agent = benchAgent();
-    for (const [name, root] of [[`base ${values.base}`, worktree], ['this checkout', REPO_ROOT]] as const) {
-      log(`starting Postgres and a broker for ${name}`);
+    const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
+    for (const [name, root, nodeArgs] of [[`base ${values.base}`, worktree, []], ['this checkout', REPO_ROOT, nodeFlags]] as const) {
+      log(`starting Postgres and a broker for ${name}${nodeArgs.length ? ` (${nodeArgs.join(' ')})` : ''}`);
       const pg = await startScratchPostgres('ab');
       const configDir = await writeBenchConfig(path.join(pg.dir, 'config'), issuer, agent);
-      const broker = await spawnBroker({ ...pg.broker, configDir, kek: randomBytes(32).toString('base64url'), root });
+      const broker = await spawnBroker({ ...pg.broker, configDir, kek: randomBytes(32).toString('base64url'), root, nodeArgs: [...nodeArgs] });
       sides.push({ name, pg, db: createDatabase({ url: pg.url }).db, broker });
     }
     const tokens = Array.from({ length: IDENTITY_POOL }, () => issuer.token());
@@ -109,6 +112,7 @@ async function main(): Promise<void> {
     }
     const summary = {
       base: { ref: values.base, commit },
+      nodeFlags,
       clients,
       seconds,
       medianRatio: median(results.map((r) => r.ratio)),

@@ -57,7 +57,7 @@ export async function deliverWebhooks(deps: DeliveryDeps, now: Date, budgetMs = 
 async function deliverOne(deps: DeliveryDeps, d: ClaimedDelivery, now: Date): Promise<'delivered' | 'retry' | 'failed'> {
   let error: string;
   try {
-    const { token } = deps.keys.sign('secevent+jwt', sessionRevokedClaims({ issuer: deps.issuer, audience: d.audience, eventId: d.event_id, createdAt: d.event_created_at, data: d.data }));
+    const { token } = await deps.keys.sign('secevent+jwt', sessionRevokedClaims({ issuer: deps.issuer, audience: d.audience, eventId: d.event_id, createdAt: d.event_created_at, data: d.data }));
     const res = await fetch(d.url, {
       method: 'POST',
       headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },

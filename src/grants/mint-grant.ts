@@ -68,7 +68,7 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
   const grantId = newId();
   const statusIdx = await deps.statusIndexes.next();
   for (let attempt = 1; ; attempt++) {
-    const { token, grant } = signGrant(deps, principal, m, { grantId, statusIdx, now });
+    const { token, grant } = await signGrant(deps, principal, m, { grantId, statusIdx, now });
     const outcome = await persist(deps, m, grant, mintRows(principal, m, grant, now));
     if (outcome === 'inserted') {
       grantsMinted.inc({ task: m.task.spec.name });
@@ -95,11 +95,11 @@ const decisionContext = (principal: Principal, m: MintInput, grantId: string, no
 });
 
 /** Signs the token with the current key and builds the grant row around it. */
-function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { grantId: string; statusIdx: number; now: Date }) {
+async function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, ids: { grantId: string; statusIdx: number; now: Date }) {
   const { task, params, scopes, decision } = m;
   const { grantId, statusIdx, now } = ids;
   const expiresAt = new Date(now.getTime() + m.ttlSeconds * 1000);
-  const { token, kid } = deps.keys.sign(
+  const { token, kid } = await deps.keys.sign(
     'at+jwt',
     accessTokenClaims({
       issuer: deps.issuer,

@@ -67,7 +67,7 @@ export async function publishStatusList(deps: StatusListDeps, now: Date): Promis
     exp: iat + STATUS_LIST_VALIDITY_SECONDS,
     ttl: STATUS_LIST_TTL_SECONDS,
   });
-  const { token } = deps.keys.sign('statuslist+jwt', { iss: deps.issuer, ...claims });
+  const { token } = await deps.keys.sign('statuslist+jwt', { iss: deps.issuer, ...claims });
   const row = { id: STATUS_LIST_ID, token, issued_at: now, expires_at: new Date((iat + STATUS_LIST_VALIDITY_SECONDS) * 1000) };
   await deps.db
     .insertInto('status_lists')

@@ -4,7 +4,7 @@ import type { Database } from '../db/database.js';
 import type { Clock } from '../lib/clock.js';
 import type { Kek } from './kek.js';
 import { insertKey, listPublishedKeys, withKeyLock, type KeyChange, type StoredKey } from './key.repository.js';
-import { signEs256 } from './jws.js';
+import { signEs256Async } from './jws.js';
 import { revokeKey, rotateKeys, type RotationStep, type RotationTiming } from './rotation.js';
 
 /** The public members of an EC JWK, as published in JWKS. */
@@ -88,11 +88,11 @@ export class KeyStore {
     return this.#signing.kid;
   }
 
-  /** Signs a JWT with the current key; `typ` names the token kind (at+jwt, statuslist+jwt, secevent+jwt). */
-  sign(typ: string, payload: Record<string, unknown>): { token: string; kid: string } {
+  /** Signs a JWT with the current key (off the request thread, see signEs256Async); `typ` names the token kind (at+jwt, statuslist+jwt, secevent+jwt). */
+  async sign(typ: string, payload: Record<string, unknown>): Promise<{ token: string; kid: string }> {
     if (!this.#signing) throw new Error('KeyStore.init() has not run');
     const { kid, key } = this.#signing;
-    return { token: signEs256({ typ, kid }, payload, key), kid };
+    return { token: await signEs256Async({ typ, kid }, payload, key), kid };
   }
 
   /** The public JWKS (public members only). */
