@@ -104,6 +104,20 @@ function batchStatementFor(tables: Array<{ table: string; columns: string[]; ign
 }
 
 /**
+ * The columns a batch writes to `table`: every row of every mint gives its own value for every column
+ * any of them names (a key one row lacks is null, as it would be in that mint's own statement). One
+ * pass into a Set: the nested flatMaps this replaced were 3 % of the request thread at 32 clients.
+ */
+function columnsOf(perMint: TableRows[][], table: string): string[] {
+  const columns = new Set<string>();
+  for (const tables of perMint) {
+    const t = tables.find((x) => x.table === table);
+    if (t) for (const row of t.rows) for (const key of Object.keys(row)) columns.add(key);
+  }
+  return [...columns];
+}
+
+/**
  * Several mints in ONE statement, each under its own guards (workload active, key not revoked, parent
  * active; see insertMint): one commit and one round trip for all of them, and a mint refused by its
  * guards writes nothing while the others are written. Returns each mint's outcome, in order. Mints must
@@ -111,13 +125,7 @@ function batchStatementFor(tables: Array<{ table: string; columns: string[]; ign
  */
 export async function insertMints(db: Database, writes: MintWrite[]): Promise<MintOutcome[]> {
   const perMint = writes.map(tablesOf);
-  const shape = perMint[0]!.map((t) => ({
-    table: t.table,
-    // Every row of every mint gives its own value for every column any of them names (a key one row
-    // lacks is null, as it would be in that mint's own statement).
-    columns: [...new Set(perMint.flatMap((tables) => tables.find((x) => x.table === t.table)?.rows.flatMap((r) => Object.keys(r)) ?? []))],
-    ignoreConflicts: t.ignoreConflicts ?? false,
-  }));
+  const shape = perMint[0]!.map((t) => ({ table: t.table, columns: columnsOf(perMint, t.table), ignoreConflicts: t.ignoreConflicts ?? false }));
   const guards = writes.map((w, i) => ({ i, workload_id: w.grant.workload_id, kid: w.grant.kid, parent_id: w.grant.parent_id }));
   const rows = shape.map((s) => {
     const tagged = perMint.flatMap((tables, i) => (tables.find((x) => x.table === s.table)?.rows ?? []).map((row) => ({ i, row })));
@@ -169,7 +177,8 @@ export class MintWriter {
 
   write(grant: NewGrant, extra: TableRows[]): Promise<MintOutcome> {
     const write = { grant, extra };
-    const shape = tablesOf(write).map((t) => t.table).join(',');
+    // The tables tablesOf gives, without copying the grant row to name them.
+    const shape = ['grants', ...extra.filter((t) => t.rows.length > 0).map((t) => t.table)].join(',');
     let batcher = this.#byShape.get(shape);
     if (!batcher) this.#byShape.set(shape, (batcher = new TurnBatcher((writes) => writeMints(this.db, writes), MAX_MINT_BATCH, rowSpecific)));
     return batcher.ask(write);
