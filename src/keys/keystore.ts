@@ -66,10 +66,19 @@ export class KeyStore {
     return result;
   }
 
-  /** Reloads keys from Postgres (after a rotation, on any replica). */
-  async refresh(): Promise<void> {
-    const keys = await listPublishedKeys(this.db, this.clock.now());
-    this.load(keys);
+  /** The reload running or last run: reloads run one after another (see refresh). */
+  #reloading: Promise<void> = Promise.resolve();
+
+  /**
+   * Reloads keys from Postgres (after a rotation, on any replica). Reloads run one at a time, in call
+   * order: run side by side, the periodic reload could read the keys before a revocation committed and
+   * be applied after the revocation's own reload, putting the revoked key back as the signing key
+   * (found in review; every mint then failed key_revoked twice, a 503, until the next reload).
+   */
+  refresh(): Promise<void> {
+    const run = this.#reloading.catch(() => undefined).then(async () => this.load(await listPublishedKeys(this.db, this.clock.now())));
+    this.#reloading = run;
+    return run;
   }
 
   private load(keys: StoredKey[]): void {
