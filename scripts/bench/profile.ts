@@ -46,7 +46,7 @@ function areaOf(url: string, fn: string): string {
   return 'node other';
 }
 
-const MINT_PATH = ['authenticateWorkload', 'verifyIssuerToken', 'verifyClientAssertion', 'jwtVerify', 'requestGrant', 'signEs256', 'sha256Hex', 'insertMint', 'consumeAssertionJti', 'parseOrThrow', 'jsonParser', 'requestContext'];
+const MINT_PATH = ['authenticateWorkload', 'verifyIssuerToken', 'verifyClientAssertion', 'jwtVerify', 'requestGrant', 'signEs256', 'signEs256Async', 'sha256Hex', 'insertMint', 'consumeAssertionJti', 'parseOrThrow', 'jsonParser', 'requestContext'];
 
 /**
  * Reads a V8 .cpuprofile and charges self time to areas and functions. Samples before `fromMicros`

@@ -69,24 +69,32 @@ function parseHeader(bytes: Buffer): Record<string, unknown> | undefined {
  * SHA-256, so no token is kept) under the same KeyObject (a JWKS refresh or rotation imports new keys,
  * and their entries start empty), and the claims are checked again on every call. An entry is kept
  * until the token's `exp` (plus the caller's clock tolerance) and at most MAX_VERIFIED per key, the
- * oldest first out. Only callers that pass `reuse` use it: single-use assertions would only fill it.
+ * least recently used first out. Only callers that pass `reuse` use it: single-use assertions would only fill it.
  */
 const verifiedSignatures = new WeakMap<KeyObject, Map<string, number>>();
-/** Signature checks of callers that pass `reuse`: `checked` by node:crypto, or `reused` from an earlier check. */
-export const signatureChecks = metrics.counter('tessera_identity_signature_checks_total', 'Identity token signatures, by whether they were checked or an earlier check of the same token under the same key was reused.');
+/**
+ * Signature checks of callers that pass `reuse`: `checked` by node:crypto (passed or not), `reused`
+ * from an earlier check, or `jose` for a token outside the common shape, which jose checks whole.
+ */
+export const signatureChecks = metrics.counter(
+  'tessera_identity_signature_checks_total',
+  'Identity token signatures: checked, reused from an earlier check of the same token under the same key, or checked by jose (uncommon shapes).',
+);
 export const MAX_VERIFIED = 4_096;
 
 function alreadyVerified(key: KeyObject, digest: string, nowMs: number): boolean {
   const entries = verifiedSignatures.get(key);
   const until = entries?.get(digest);
   if (until === undefined) return false;
-  if (until > nowMs) return true;
   entries!.delete(digest);
-  return false;
+  if (until <= nowMs) return false;
+  // Moved to the newest end: tokens in use stay while a flood of tokens used once pushes out the oldest.
+  entries!.set(digest, until);
+  return true;
 }
 
-function rememberVerified(key: KeyObject, digest: string, payload: JWTPayload, toleranceSeconds: number): void {
-  if (typeof payload.exp !== 'number') return;
+function rememberVerified(key: KeyObject, digest: string, payload: JWTPayload, toleranceSeconds: number, nowMs: number): void {
+  if (typeof payload.exp !== 'number' || (payload.exp + toleranceSeconds) * 1000 <= nowMs) return;
   let entries = verifiedSignatures.get(key);
   if (!entries) verifiedSignatures.set(key, (entries = new Map()));
   if (entries.size >= MAX_VERIFIED) entries.delete(entries.keys().next().value!);
@@ -118,12 +126,16 @@ export async function verifyJwt(token: string, getKey: JWTVerifyGetKey, options:
   const header = shaped ? parseHeader(hb) : undefined;
   const alg = typeof header?.alg === 'string' && Object.hasOwn(NATIVE, header.alg) ? NATIVE[header.alg] : undefined;
   if (!header || !alg || !options.algorithms.includes(header.alg as string) || 'crit' in header || 'b64' in header || options.typ !== undefined) {
+    if (options.reuse) signatureChecks.inc({ result: 'jose' });
     return (await jwtVerify(token, getKey, options)).payload;
   }
   const jws: FlattenedJWSInput = { protected: h, payload: p, signature: s };
   const resolved = await getKey(header as CompactJWSHeaderParameters, jws);
   const key = keyObjectFor(resolved, alg);
-  if (!key) return (await jwtVerify(token, resolved, options)).payload;
+  if (!key) {
+    if (options.reuse) signatureChecks.inc({ result: 'jose' });
+    return (await jwtVerify(token, resolved, options)).payload;
+  }
 
   const digest = options.reuse ? createHash('sha256').update(token).digest('base64url') : undefined;
   const nowMs = (options.currentDate ?? new Date()).getTime();
@@ -144,6 +156,6 @@ export async function verifyJwt(token: string, getKey: JWTVerifyGetKey, options:
   }
   if (!valid) throw new errors.JWSSignatureVerificationFailed();
   const { payload } = UnsecuredJWT.decode(`${NONE_HEADER}.${p}.`, options);
-  if (digest) rememberVerified(key, digest, payload, toleranceOf(options));
+  if (digest) rememberVerified(key, digest, payload, toleranceOf(options), nowMs);
   return payload;
 }

@@ -195,19 +195,38 @@ describe('verifyJwt with reuse: a signature checked once per token and key', () 
     expect(second).toEqual((await jwtVerify(token, jwks, OPTIONS)).payload);
   });
 
-  it('still checks the claims of a reused token on every call: past exp and the tolerance it is refused as jose refuses it', async () => {
-    const token = await sign(signers.es256!, claims({ jti: 'reuse-exp', exp: T + 30 }));
+  it('still checks the claims of a reused token on every call, as jose does, while its check is remembered', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'reuse-claims', iat: T - 10, nbf: T - 10 }));
     await verifyJwt(token, jwks, REUSE);
-    const later = { ...REUSE, currentDate: new Date((T + 30 + OPTIONS.clockTolerance + 1) * 1000) };
-    const { reuse: _, ...laterForJose } = later;
-    expect(await outcome(() => verifyJwt(token, jwks, later))).toEqual({ ok: false, code: 'ERR_JWT_EXPIRED' });
-    expect(await outcome(async () => (await jwtVerify(token, jwks, laterForJose)).payload)).toEqual({ ok: false, code: 'ERR_JWT_EXPIRED' });
-    // An audience this caller no longer accepts is refused too, though the signature was reused.
-    const aud = await sign(signers.es256!, claims({ jti: 'reuse-aud' }));
     const before = counts();
-    await verifyJwt(aud, jwks, REUSE);
-    expect(await outcome(() => verifyJwt(aud, jwks, { ...REUSE, audience: 'someone-else' }))).toEqual({ ok: false, code: 'ERR_JWT_CLAIM_VALIDATION_FAILED' });
-    expect(delta(before)).toEqual({ checked: 1, reused: 1 });
+    // Each refusal below comes from the reused path (the entry lives until exp): jose refuses the same way.
+    const refused: Array<[string, JWTVerifyOptions & { algorithms: string[] }, string]> = [
+      ['older than maxTokenAge', { ...OPTIONS, maxTokenAge: 5, clockTolerance: 0 }, 'ERR_JWT_EXPIRED'],
+      ['not yet valid (the clock went back)', { ...OPTIONS, currentDate: new Date((T - 100) * 1000), clockTolerance: 0 }, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['another audience', { ...OPTIONS, audience: 'someone-else' }, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['another issuer', { ...OPTIONS, issuer: 'https://other.example' }, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['a claim now required', { ...OPTIONS, requiredClaims: ['sub', 'exp', 'iat', 'environment'] }, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+    ];
+    for (const [name, options, code] of refused) {
+      expect(await outcome(() => verifyJwt(token, jwks, { ...options, reuse: true })), name).toEqual({ ok: false, code });
+      expect(await outcome(async () => (await jwtVerify(token, jwks, options)).payload), name).toEqual({ ok: false, code });
+    }
+    expect(delta(before)).toEqual({ checked: 0, reused: refused.length });
+    // Past exp and the tolerance the entry is gone, and jose's refusal is the one given.
+    const later = { ...OPTIONS, currentDate: new Date((T + 300 + OPTIONS.clockTolerance + 1) * 1000) };
+    expect(await outcome(() => verifyJwt(token, jwks, { ...later, reuse: true }))).toEqual({ ok: false, code: 'ERR_JWT_EXPIRED' });
+  });
+
+  it('refuses a remembered token once its key leaves the key set or its algorithm is no longer allowed', async () => {
+    const token = await sign(signers.es256!, claims({ jti: 'reuse-guards' }));
+    let served = true;
+    const rotating: JWTVerifyGetKey = (header, jws) => (served ? jwks(header, jws) : createLocalJWKSet({ keys: [signers.es384!.jwk] })(header, jws));
+    await verifyJwt(token, rotating, REUSE);
+    served = false;
+    expect(await outcome(() => verifyJwt(token, rotating, REUSE))).toEqual({ ok: false, code: 'ERR_JWKS_NO_MATCHING_KEY' });
+    served = true;
+    expect(await outcome(() => verifyJwt(token, rotating, { ...REUSE, algorithms: ['ES384'] }))).toEqual({ ok: false, code: 'ERR_JOSE_ALG_NOT_ALLOWED' });
+    expect(await outcome(() => verifyJwt(token, rotating, REUSE))).toMatchObject({ ok: true });
   });
 
   it('refuses a remembered token with its signature changed, and checks a token again under a newly imported key', async () => {
@@ -225,7 +244,7 @@ describe('verifyJwt with reuse: a signature checked once per token and key', () 
     expect(delta(before)).toEqual({ checked: 1, reused: 1 });
   });
 
-  it('remembers nothing for callers without reuse, and at most MAX_VERIFIED tokens per key, the oldest out first', async () => {
+  it('remembers nothing for callers without reuse, and at most MAX_VERIFIED tokens per key, the least recently used out first', async () => {
     const token = await sign(signers.es256!, claims({ jti: 'no-reuse' }));
     const before = counts();
     await verifyJwt(token, jwks, OPTIONS);
@@ -236,11 +255,13 @@ describe('verifyJwt with reuse: a signature checked once per token and key', () 
     const own = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const ownKeys = createLocalJWKSet({ keys: [{ ...(own.publicKey.export({ format: 'jwk' }) as JWK), kid: 'own', alg: 'ES256', use: 'sig' }] });
     const tokens = Array.from({ length: MAX_VERIFIED + 1 }, (_, i) => signNatively({ alg: 'ES256', kid: 'own' }, claims({ jti: `fill-${i}` }), own.privateKey));
-    for (const t of tokens) await verifyJwt(t, ownKeys, REUSE);
+    for (const t of tokens.slice(0, MAX_VERIFIED)) await verifyJwt(t, ownKeys, REUSE);
     const full = counts();
-    await verifyJwt(tokens[MAX_VERIFIED]!, ownKeys, REUSE); // the newest is remembered
-    await verifyJwt(tokens[1]!, ownKeys, REUSE); // so is the second oldest
-    await verifyJwt(tokens[0]!, ownKeys, REUSE); // the oldest made room
-    expect(delta(full)).toEqual({ checked: 1, reused: 2 });
+    await verifyJwt(tokens[0]!, ownKeys, REUSE); // the oldest, used again: now the most recently used
+    await verifyJwt(tokens[MAX_VERIFIED]!, ownKeys, REUSE); // one more token makes room
+    await verifyJwt(tokens[0]!, ownKeys, REUSE); // still remembered
+    await verifyJwt(tokens[2]!, ownKeys, REUSE); // so is the third
+    await verifyJwt(tokens[1]!, ownKeys, REUSE); // the least recently used went out
+    expect(delta(full)).toEqual({ checked: 2, reused: 3 });
   });
 });
