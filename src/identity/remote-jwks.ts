@@ -1,5 +1,6 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Clock } from '../lib/clock.js';
+import { canonicalJson } from '../lib/hash.js';
 
 /**
  * How long past its max age a JWKS is still served when every refresh fails: long enough to ride out
@@ -10,6 +11,8 @@ export const STALE_JWKS_GRACE_MS = 60 * 60 * 1000;
 
 interface CachedSet {
   set: ReturnType<typeof createLocalJWKSet>;
+  /** The fetched JWKS as canonical JSON: an unchanged refetch keeps the set (see #fetchKeys). */
+  fingerprint: string;
   fetchedAt: number;
 }
 
@@ -95,6 +98,10 @@ export class RemoteJwks {
     if (!res.ok) throw new errors.JOSEError(`JWKS fetch from ${this.o.url} answered ${res.status}`);
     const jwks = (await res.json()) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new errors.JWKSInvalid(`JWKS from ${this.o.url} has no keys array`);
-    this.#keys = { set: createLocalJWKSet(jwks), fetchedAt: this.o.clock.now().getTime() };
+    // An unchanged set keeps its imported keys, and with them the signature checks remembered under
+    // them (verifyJwt's reuse): otherwise every refetch, each max age, would check every token again.
+    const fingerprint = canonicalJson(jwks);
+    const set = this.#keys?.fingerprint === fingerprint ? this.#keys.set : createLocalJWKSet(jwks);
+    this.#keys = { set, fingerprint, fetchedAt: this.o.clock.now().getTime() };
   }
 }

@@ -154,3 +154,26 @@ describe('an identity token presented again', () => {
     expect(await metric(name, 'result="checked"')).toBe(before.checked + 1);
   });
 });
+
+describe('an identity token presented across a JWKS refetch', () => {
+  it('keeps its reused check when the refetched key set is unchanged', async () => {
+    const name = 'tessera_identity_signature_checks_total';
+    const token = await ci.token({ job_workflow_ref: WORKFLOW, exp: now() + 3600 });
+    expect((await grant(token)).status).toBe(201);
+    const before = { checked: await metric(name, 'result="checked"'), reused: await metric(name, 'result="reused"'), fetches: ci.jwksFetches };
+    // Past the JWKS max age (600 s by default): the next request refetches it, and it has not changed.
+    broker.clock.advance(601);
+    expect((await grant(token)).status).toBe(201);
+    expect(ci.jwksFetches).toBe(before.fetches + 1);
+    expect(await metric(name, 'result="reused"')).toBe(before.reused + 1);
+    expect(await metric(name, 'result="checked"')).toBe(before.checked);
+    // A rotation changes the set: its keys are imported again, and a token checked before is checked again.
+    const fresh = await ci.token({ job_workflow_ref: WORKFLOW, exp: now() + 3600 });
+    expect((await grant(fresh)).status).toBe(201);
+    await ci.rotate();
+    broker.clock.advance(601);
+    expect((await grant(fresh)).status).toBe(201);
+    expect(ci.jwksFetches).toBe(before.fetches + 2);
+    expect(await metric(name, 'result="checked"')).toBe(before.checked + 2);
+  });
+});
