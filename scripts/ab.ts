@@ -13,7 +13,7 @@ import { describeError } from './lib/describe-error.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { cannon } from './bench/cannon.js';
 
-const USAGE = `Usage: npm run bench:ab -- [--base <git ref>] [--rounds <n>] [--clients <n>] [--seconds <n>] [--node-flags='<flags>']
+const USAGE = `Usage: npm run bench:ab -- [--base <git ref>] [--rounds <n>] [--clients <n>] [--seconds <n>] [--identity oidc|assertion] [--node-flags='<flags>']
 
 Compares this checkout (uncommitted changes included) with another build, on one machine at once:
 each side is a broker process on its own scratch Postgres, and the two take turns at the same load
@@ -26,6 +26,8 @@ something; the median of the rounds' ratios is the result.
   --rounds   rounds (default 6)
   --clients  concurrent clients (default 32)
   --seconds  seconds per step (default 4)
+  --identity how the clients prove who they are: oidc (CI tokens from a pool of 256, reused as a CI
+             job reuses its token; the default) or assertion (an RFC 7523 assertion per request)
   --node-flags  extra node flags for this checkout's broker only (e.g. --node-flags=--max-semi-space-size=32),
              to measure a runtime setting against the same build without it (--base HEAD)
   --help     this text
@@ -55,7 +57,7 @@ async function settle(side: Side): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { base: { type: 'string', default: 'HEAD' }, rounds: { type: 'string', default: '6' }, clients: { type: 'string', default: '32' }, seconds: { type: 'string', default: '4' }, 'node-flags': { type: 'string', default: '' }, help: { type: 'boolean', default: false } },
+    options: { base: { type: 'string', default: 'HEAD' }, rounds: { type: 'string', default: '6' }, clients: { type: 'string', default: '32' }, seconds: { type: 'string', default: '4' }, 'node-flags': { type: 'string', default: '' }, identity: { type: 'string', default: 'oidc' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
   for (const [name, v] of Object.entries({ rounds, clients, seconds })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, not ${String(values[name as keyof typeof values])}`);
   }
+  if (values.identity !== 'oidc' && values.identity !== 'assertion') throw new Error(`--identity must be oidc or assertion, not ${values.identity}`);
   const commit = execFileSync('git', ['rev-parse', '--verify', `${values.base}^{commit}`], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
 
   const worktree = await mkdtemp(path.join(os.tmpdir(), 'tessera-ab-base-'));
@@ -87,11 +90,12 @@ async function main(): Promise<void> {
     }
     const tokens = Array.from({ length: IDENTITY_POOL }, () => issuer.token());
     let n = 0;
-    const headers = () => ({ authorization: `Bearer ${tokens[n++ % tokens.length]}` });
+    const headersFor = (side: Side) =>
+      values.identity === 'assertion' ? () => ({ authorization: `Bearer ${agent.assertion(side.broker.url)}` }) : () => ({ authorization: `Bearer ${tokens[n++ % tokens.length]}` });
     const step = async (side: Side, durationSeconds: number) => {
       await settle(side);
       const cpu = side.broker.cpuSeconds();
-      const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers });
+      const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: headersFor(side) });
       if (r.non2xx || r.errors) throw new Error(`${side.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors (${JSON.stringify(r.statuses)})`);
       return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total };
     };
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
     for (const side of sides) await step(side, 3);
 
     const results: Array<{ base: Awaited<ReturnType<typeof step>>; head: Awaited<ReturnType<typeof step>>; ratio: number }> = [];
-    process.stdout.write(`${clients} clients, ${seconds} s steps; ratio = this checkout ÷ base\n`);
+    process.stdout.write(`${clients} clients, ${seconds} s steps, ${values.identity} identities; ratio = this checkout ÷ base\n`);
     process.stdout.write('round  base mints/s  µs/mint  p99 ms   this mints/s  µs/mint  p99 ms   ratio\n');
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 ? [0, 1] : [1, 0];
@@ -113,6 +117,7 @@ async function main(): Promise<void> {
     const summary = {
       base: { ref: values.base, commit },
       nodeFlags,
+      identity: values.identity,
       clients,
       seconds,
       medianRatio: median(results.map((r) => r.ratio)),
