@@ -139,6 +139,27 @@ describe('live signals change the outcome', () => {
     expect((await pushSignals([{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }], edrAuth)).status).toBe(401);
   });
 
+  it('concurrent requests read their own signals, though they share one statement', async () => {
+    await trust('trusted');
+    const observed = now().toISOString();
+    const hosts = [
+      { type: 'host_posture', subject: 'runner-c1', value: 'compromised', observed_at: observed },
+      { type: 'host_posture', subject: 'runner-c2', value: 'ok', observed_at: observed },
+    ];
+    expect((await pushSignals(hosts, await edrSigned(hosts))).status).toBe(202);
+    const runners = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 'runner-c1' : i % 3 === 1 ? 'runner-c2' : 'runner-c3'));
+    const tokens = await Promise.all(runners.map((runner_name) => ci.token({ runner_name })));
+    const answers = await Promise.all(tokens.map((t) => post(`${broker.url}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, { authorization: `Bearer ${t}` })));
+    expect(answers.map((a) => a.status)).toEqual(runners.map((r) => (r === 'runner-c1' ? 403 : 201)));
+    for (const [i, a] of answers.entries()) {
+      const used = (await decision(a.body.decision_id)).signals.used as Array<Record<string, unknown>>;
+      const host = used.find((u) => u.type === 'host_posture');
+      const expected = runners[i] === 'runner-c3' ? { subject: 'runner-c3', status: 'missing' } : { subject: runners[i], status: 'fresh', value: runners[i] === 'runner-c1' ? 'compromised' : 'ok' };
+      expect(host, `request ${i} (${runners[i]})`).toMatchObject(expected);
+      expect(used.find((u) => u.type === 'runner_trust')).toMatchObject({ subject: 'api-deploy', status: 'fresh', value: 'trusted' });
+    }
+  });
+
   it('refuses a signed source request that asks to live longer than 5 minutes (401, not a 500)', async () => {
     const iat = Math.floor(now().getTime() / 1000);
     const ok = [{ type: 'host_posture', subject: 'runner-7', value: 'ok', observed_at: now().toISOString() }];

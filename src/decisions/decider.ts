@@ -6,6 +6,7 @@ import { IDENTITY_CLAIMS, taskReadsContext, type BrokerSignals, type PolicyValue
 import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
 import { decide, type Verdict } from './decide.js';
 import { gatherSignals, type SignalUse } from './gather-signals.js';
+import { SignalReader } from '../signals/signal.repository.js';
 import { HistoryReader, type WorkloadHistory } from './history.js';
 import type { RequestCounter } from './request-counter.js';
 
@@ -47,13 +48,14 @@ export function identitySummary(p: Principal, readable: readonly string[] = IDEN
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
   const histories = new HistoryReader(db, counter);
+  const signalReader = new SignalReader(db);
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
     const identity = identitySummary(principal, snap.policies?.identityClaims);
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const [signals, history] = await Promise.all([
-        gatherSignals(db, snap, principal, now),
+        gatherSignals(signalReader, snap, principal, now),
         histories.read({
           workloadId: principal.workload.id,
           task: task.spec.name,

@@ -1,8 +1,7 @@
 import type { RegistrySnapshot } from '../config/registry.js';
-import type { Database } from '../db/database.js';
 import type { Principal } from '../identity/authenticate.js';
 import { signalValueProblem, type PolicyValue } from '../policy/index.js';
-import { latestSignals } from '../signals/signal.repository.js';
+import type { SignalReader } from '../signals/signal.repository.js';
 import { signalSubject } from '../signals/subject.js';
 
 /** How one registered signal stood when the decision was made, as recorded in the decision. */
@@ -25,14 +24,14 @@ export interface SignalUse {
  * absent: policy never sees a default, and one bad value costs only that signal, not the decision.
  */
 export async function gatherSignals(
-  db: Database,
+  signals: Pick<SignalReader, 'latest'>,
   registry: RegistrySnapshot,
   principal: Principal,
   now: Date,
 ): Promise<{ values: Record<string, PolicyValue>; uses: SignalUse[] }> {
   const wanted = [...registry.signalTypes.values()].map((t) => ({ type: t, subject: signalSubject(t, principal) }));
   const keys = wanted.filter((w) => w.subject !== null).map((w) => ({ type: w.type.name, subject: w.subject! }));
-  const found = new Map((await latestSignals(db, keys)).map((s) => [`${s.type}\u0000${s.subject}`, s]));
+  const found = new Map((await signals.latest(keys)).map((s) => [`${s.type}\u0000${s.subject}`, s]));
   const values: Record<string, PolicyValue> = {};
   const uses: SignalUse[] = wanted.map(({ type, subject }) => {
     const s = subject === null ? undefined : found.get(`${type.name}\u0000${subject}`);

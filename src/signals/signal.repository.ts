@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
-import type { Database } from '../db/database.js';
+import { CompiledQuery } from 'kysely';
+import { PREPARED, type Database } from '../db/database.js';
+import { TurnBatcher } from '../lib/turn-batcher.js';
 
 export interface NewSignal {
   type: string;
@@ -23,21 +24,49 @@ export async function insertSignals(db: Database, signals: NewSignal[], received
     .execute();
 }
 
-/** The newest observation of each (type, subject) pair asked for, in one query; of two observed at the same instant, the one received last. */
-export async function latestSignals(db: Database, keys: Array<{ type: string; subject: string }>): Promise<StoredSignal[]> {
-  if (!keys.length) return [];
-  const types = keys.map((k) => k.type);
-  const subjects = keys.map((k) => k.subject);
-  const { rows } = await sql<StoredSignal>`
-    select distinct on (s.type, s.subject) s.type, s.subject, s.value, s.source, s.observed_at, s.expires_at, s.received_at
-    from signals s
-    join unnest(${types}::text[], ${subjects}::text[]) as k(type, subject) on s.type = k.type and s.subject = k.subject
-    order by s.type, s.subject, s.observed_at desc, s.id desc`.execute(db);
-  return rows;
-}
-
 /** Deletes observations that can no longer matter: older than `before` and superseded or expired. */
 export async function purgeSignalsBefore(db: Database, before: Date): Promise<number> {
   const r = await db.deleteFrom('signals').where('observed_at', '<', before).executeTakeFirst();
   return Number(r.numDeletedRows);
+}
+
+type SignalKey = { type: string; subject: string };
+
+/**
+ * The newest observation of each (type, subject) pair asked for (of two observed at the same instant,
+ * the one received last), for the keys of many requests at once: each key tagged with its request's place.
+ */
+const LATEST_SIGNALS_SQL = `${PREPARED}
+  select k.i, s.type, s.subject, s.value, s.source, s.observed_at, s.expires_at, s.received_at
+  from jsonb_to_recordset($1::jsonb) as k(i int, type text, subject text)
+  cross join lateral (select * from signals s where s.type = k.type and s.subject = k.subject
+    order by s.observed_at desc, s.id desc limit 1) s`;
+
+/** Requests per statement at most (each brings one key per registered signal type). */
+const MAX_SIGNAL_BATCH = 64;
+
+async function readLatest(db: Database, requests: SignalKey[][]): Promise<StoredSignal[][]> {
+  const keys = requests.flatMap((ks, i) => ks.map((k) => ({ i, type: k.type, subject: k.subject })));
+  const { rows } = await db.executeQuery<StoredSignal & { i: number }>(CompiledQuery.raw(LATEST_SIGNALS_SQL, [JSON.stringify(keys)]));
+  const answers: StoredSignal[][] = requests.map(() => []);
+  for (const { i, ...signal } of rows) answers[i]!.push(signal);
+  return answers;
+}
+
+/**
+ * The newest observations a decision reads: the requests that ask in the same turn of the event loop
+ * share one statement (TurnBatcher), as their history reads do (HistoryReader). With signal types
+ * registered, each mint had paid a round trip of its own for them, beside the shared history read.
+ * Each request gets the newest observation of its own keys only; a failed statement fails them all.
+ */
+export class SignalReader {
+  readonly #batcher: TurnBatcher<SignalKey[], StoredSignal[]>;
+
+  constructor(db: Database) {
+    this.#batcher = new TurnBatcher((requests) => readLatest(db, requests), MAX_SIGNAL_BATCH);
+  }
+
+  latest(keys: SignalKey[]): Promise<StoredSignal[]> {
+    return keys.length ? this.#batcher.ask(keys) : Promise.resolve([]);
+  }
 }

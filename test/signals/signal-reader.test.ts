@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertSignals, SignalReader } from '../../src/signals/signal.repository.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => t.drop());
+
+const at = (s: string) => new Date(`2026-12-01T10:00:${s}Z`);
+const signal = (type: string, subject: string, value: unknown, observed: string) => ({ type, subject, value, source: 'test', observed_at: at(observed), expires_at: null });
+
+describe('SignalReader', () => {
+  it('answers requests asked in one turn from one statement, each with the newest observation of its own keys', async () => {
+    await insertSignals(t.db, [signal('trust', 'w1', 'old', '00'), signal('trust', 'w1', 'new', '05'), signal('trust', 'w2', 'w2-only', '01')], at('10'));
+    // Observed at the same instant as w1's newest, received later: this one counts.
+    await insertSignals(t.db, [signal('trust', 'w1', 'newest', '05'), signal('posture', 'h1', { ok: true }, '02')], at('11'));
+    let statements = 0;
+    const counting = t.db.withPlugin({ transformQuery: (a) => a.node, transformResult: async (a) => (statements++, a.result) });
+    const reader = new SignalReader(counting);
+    const [a, b, c, none] = await Promise.all([
+      reader.latest([{ type: 'trust', subject: 'w1' }, { type: 'posture', subject: 'h1' }]),
+      reader.latest([{ type: 'trust', subject: 'w2' }, { type: 'posture', subject: 'h9' }]),
+      reader.latest([{ type: 'trust', subject: 'w3' }]),
+      reader.latest([]),
+    ]);
+    expect(statements).toBe(1);
+    expect(a.map((s) => [s.type, s.subject, s.value]).sort()).toEqual([['posture', 'h1', { ok: true }], ['trust', 'w1', 'newest']]);
+    expect(a.find((s) => s.type === 'posture')).toMatchObject({ observed_at: at('02'), received_at: at('11'), source: 'test', expires_at: null });
+    expect(b.map((s) => [s.type, s.subject, s.value])).toEqual([['trust', 'w2', 'w2-only']]);
+    expect(c).toEqual([]);
+    expect(none).toEqual([]);
+  });
+});
