@@ -129,13 +129,20 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
         workloads: [CI_WORKLOAD, AGENT_WORKLOAD],
       },
     ],
+    // A signal type as the demo registers them: every mint reads its newest observation (there is none
+    // here, so the forbid below never trips), as a deployment that uses signals does.
+    signal_types: [
+      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: 900 },
+    ],
+    signal_sources: [{ id: 'bench-attestor', api_key_sha256: '0'.repeat(64) }],
     // A policy shaped like the demo ones, so every mint gathers signals and history and runs Cedar:
-    // a permit with a TTL cap, and a rate forbid the load never trips.
+    // a permit with a TTL cap, a rate forbid the load never trips, and a signal forbid.
     policies: [
       {
         file: 'bench.cedar',
         text: `@id("bench-permit") @max_ttl("600") permit (principal is Workload, action == Action::"${BENCH_TASK}", resource) when { context.params.service == "api" };
-@id("bench-rate") @reason("rate spike") forbid (principal, action == Action::"${BENCH_TASK}", resource) when { context.broker.requests_last_minute > 100000000 };`,
+@id("bench-rate") @reason("rate spike") forbid (principal, action == Action::"${BENCH_TASK}", resource) when { context.broker.requests_last_minute > 100000000 };
+@id("bench-runner") @reason("untrusted runner") forbid (principal, action == Action::"${BENCH_TASK}", resource) when { context.signals has runner_trust && context.signals.runner_trust == "untrusted" };`,
       },
     ],
   };
