@@ -42,6 +42,9 @@ const LATEST_SIGNALS_SQL = `${PREPARED}
   cross join lateral (select * from signals s where s.type = k.type and s.subject = k.subject
     order by s.observed_at desc, s.id desc limit 1) s`;
 
+/** String.prototype.toWellFormed (ES2024, in Node 20; the project's lib is ES2023). */
+const wellFormed = (s: string): string => (s as string & { toWellFormed(): string }).toWellFormed();
+
 /** Requests per statement at most (each brings one key per registered signal type). */
 const MAX_SIGNAL_BATCH = 64;
 
@@ -63,10 +66,15 @@ export class SignalReader {
   readonly #batcher: TurnBatcher<SignalKey[], StoredSignal[]>;
 
   constructor(db: Database) {
-    this.#batcher = new TurnBatcher((requests) => readLatest(db, requests), MAX_SIGNAL_BATCH);
+    // A key Postgres cannot take as jsonb fails the statement with a data exception (class 22): then
+    // each request is asked alone, so it costs only the request that brought it (found in review).
+    this.#batcher = new TurnBatcher((requests) => readLatest(db, requests), MAX_SIGNAL_BATCH, (err) => /^22/.test(String((err as { code?: unknown }).code ?? '')));
   }
 
   latest(keys: SignalKey[]): Promise<StoredSignal[]> {
-    return keys.length ? this.#batcher.ask(keys) : Promise.resolve([]);
+    // A key with U+0000 can never match (Postgres stores no such text, so no observation has it), and
+    // one with a lone surrogate matches what Postgres made of it as text: U+FFFD, as toWellFormed gives.
+    const asked = keys.filter((k) => !k.type.includes('\u0000') && !k.subject.includes('\u0000')).map((k) => ({ type: wellFormed(k.type), subject: wellFormed(k.subject) }));
+    return asked.length ? this.#batcher.ask(asked) : Promise.resolve([]);
   }
 }

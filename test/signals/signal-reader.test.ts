@@ -32,4 +32,19 @@ describe('SignalReader', () => {
     expect(c).toEqual([]);
     expect(none).toEqual([]);
   });
+
+  it('answers the same key for every request that asks it, and one request\'s unstorable key costs no other request', async () => {
+    const reader = new SignalReader(t.db);
+    const [a, b, nul, surrogate] = await Promise.all([
+      reader.latest([{ type: 'trust', subject: 'w2' }]),
+      reader.latest([{ type: 'trust', subject: 'w2' }, { type: 'trust', subject: 'w1' }]),
+      // Neither can be stored as text (U+0000) or jsonb (a lone surrogate): Postgres would refuse the statement.
+      reader.latest([{ type: 'trust', subject: 'runner\u0000x' }]),
+      reader.latest([{ type: 'trust', subject: 'runner\ud800x' }]),
+    ]);
+    expect(a.map((s) => s.value)).toEqual(['w2-only']);
+    expect(b.map((s) => s.value).sort()).toEqual(['newest', 'w2-only']);
+    expect(nul).toEqual([]);
+    expect(surrogate).toEqual([]);
+  });
 });
