@@ -68,15 +68,24 @@ export class KeyStore {
 
   /** The reload running or last run: reloads run one after another (see refresh). */
   #reloading: Promise<void> = Promise.resolve();
+  /** A reload waiting for the one running, not yet begun: callers until it begins share it. */
+  #queued: Promise<void> | undefined;
 
   /**
    * Reloads keys from Postgres (after a rotation, on any replica). Reloads run one at a time, in call
    * order: run side by side, the periodic reload could read the keys before a revocation committed and
    * be applied after the revocation's own reload, putting the revoked key back as the signing key
-   * (found in review; every mint then failed key_revoked twice, a 503, until the next reload).
+   * (found in review; every mint then failed key_revoked twice, a 503, until the next reload). Callers
+   * that arrive while a reload waits its turn share it: it reads the keys after each of them called,
+   * and a burst of mints refused with key_revoked costs one reload, not one after another.
    */
   refresh(): Promise<void> {
-    const run = this.#reloading.catch(() => undefined).then(async () => this.load(await listPublishedKeys(this.db, this.clock.now())));
+    if (this.#queued) return this.#queued;
+    const run = this.#reloading.catch(() => undefined).then(async () => {
+      this.#queued = undefined;
+      this.load(await listPublishedKeys(this.db, this.clock.now()));
+    });
+    this.#queued = run;
     this.#reloading = run;
     return run;
   }

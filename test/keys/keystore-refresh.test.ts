@@ -7,6 +7,8 @@ import { ManualClock } from '../../src/lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let t: TestDatabase;
+/** One key-encryption key for the database's keys, as all replicas of a deployment share it. */
+const kek = new Kek(randomBytes(32));
 beforeAll(async () => {
   t = await createTestDatabase();
 });
@@ -19,6 +21,7 @@ afterAll(async () => t.drop());
  */
 function holdNextResult() {
   let armed = false;
+  let results = 0;
   let release!: () => void;
   let reached!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -26,6 +29,7 @@ function holdNextResult() {
   const plugin: KyselyPlugin = {
     transformQuery: (args) => args.node,
     transformResult: async (args) => {
+      results++;
       if (armed) {
         armed = false;
         reached();
@@ -34,13 +38,13 @@ function holdNextResult() {
       return args.result;
     },
   };
-  return { plugin, arm: () => (armed = true), held, release };
+  return { plugin, arm: () => (armed = true), held, release, results: () => results };
 }
 
 describe('KeyStore.refresh', () => {
   it('never applies a reload that read the keys before a revocation after the reload that read them after it', async () => {
     const hold = holdNextResult();
-    const keys = new KeyStore(t.db.withPlugin(hold.plugin), new Kek(randomBytes(32)), new ManualClock());
+    const keys = new KeyStore(t.db.withPlugin(hold.plugin), kek, new ManualClock());
     await keys.init();
     const revokedKid = keys.currentKid;
 
@@ -50,15 +54,35 @@ describe('KeyStore.refresh', () => {
     await hold.held;
     // Meanwhile an admin revokes the current key on this replica.
     const revoking = keys.revoke(revokedKid, { actor: 'admin:test', reason: 'compromised' }, new Date());
-    for (let i = 0; i < 200; i++) {
-      const { rows } = await sql<{ status: string }>`select status from signing_keys where kid = ${revokedKid}`.execute(t.db);
-      if (rows[0]?.status === 'revoked') break;
-      await new Promise((r) => setTimeout(r, 10));
+    let status: string | undefined;
+    for (let i = 0; i < 500 && status !== 'revoked'; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 10));
+      status = (await sql<{ status: string }>`select status from signing_keys where kid = ${revokedKid}`.execute(t.db)).rows[0]?.status;
     }
+    expect(status).toBe('revoked');
     hold.release();
     await Promise.all([periodic, revoking]);
 
     expect(keys.currentKid).not.toBe(revokedKid);
     expect(keys.jwks().keys.map((k) => k.kid)).not.toContain(revokedKid);
+  });
+
+  it('gives the callers that arrive while a reload waits its turn one reload between them', async () => {
+    const hold = holdNextResult();
+    const keys = new KeyStore(t.db.withPlugin(hold.plugin), kek, new ManualClock());
+    await keys.init();
+    hold.arm();
+    const running = keys.refresh();
+    await hold.held;
+    const before = hold.results();
+    // A burst of mints refused with key_revoked, all asking for a reload while one is running.
+    const waiting = Array.from({ length: 50 }, () => keys.refresh());
+    expect(new Set(waiting).size).toBe(1);
+    hold.release();
+    await Promise.all([running, ...waiting]);
+    expect(hold.results() - before).toBe(1); // after the held one, one shared reload
+    // A call after that reload began waits for a reload of its own.
+    await keys.refresh();
+    expect(hold.results() - before).toBe(2);
   });
 });
