@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { createDatabase, type Database } from '../src/db/database.js';
 import { REPO_ROOT, spawnBroker, type BrokerProcess } from './lib/broker-process.js';
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
-import { benchAgent, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
+import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
 import { describeError } from './lib/describe-error.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { cannon } from './bench/cannon.js';
@@ -45,13 +45,45 @@ interface Side {
   broker: BrokerProcess;
 }
 
-/** Waits until the side's sealer has chained what the last step staged, so it does not run into the other side's step. */
-async function settle(side: Side): Promise<void> {
+interface StepFigures {
+  rps: number;
+  p99: number;
+  /** CPU per mint of the broker process (request and sealer threads), its backlog sealed included. */
+  cpuMicros: number;
+  /** CPU per mint of its Postgres (every backend), likewise. */
+  pgCpuMicros: number;
+}
+
+/** Waits until the side's sealer has chained what its last step staged (false if it has not within SETTLE_MAX_MS). */
+async function settle(side: Side): Promise<boolean> {
   const started = Date.now();
   while (Date.now() - started < SETTLE_MAX_MS) {
     const row = await side.db.selectFrom('audit_pending').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    if (Number(row.n) === 0) return;
+    if (Number(row.n) === 0) return true;
     await sleep(250);
+  }
+  return false;
+}
+
+/** Undo steps, run last first whatever fails; also on SIGINT and SIGTERM, so no worktree, cluster or broker is left. */
+class Cleanup {
+  readonly #steps: Array<{ what: string; run: () => unknown }> = [];
+  #ran = false;
+
+  add(what: string, run: () => unknown): void {
+    this.#steps.push({ what, run });
+  }
+
+  async run(): Promise<void> {
+    if (this.#ran) return;
+    this.#ran = true;
+    for (const { what, run } of this.#steps.reverse()) {
+      try {
+        await run();
+      } catch (err) {
+        log(`cleanup: ${what} failed: ${(err as Error).message}`);
+      }
+    }
   }
 }
 
@@ -72,48 +104,74 @@ async function main(): Promise<void> {
   if (values.identity !== 'oidc' && values.identity !== 'assertion') throw new Error(`--identity must be oidc or assertion, not ${values.identity}`);
   const commit = execFileSync('git', ['rev-parse', '--verify', `${values.base}^{commit}`], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
 
-  const worktree = await mkdtemp(path.join(os.tmpdir(), 'tessera-ab-base-'));
-  const sides: Side[] = [];
-  const issuer = await startBenchIssuer();
+  const cleanup = new Cleanup();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: cleaning up`);
+      void cleanup.run().finally(() => process.exit(130));
+    });
+  }
   try {
+    const issuer = await startBenchIssuer();
+    cleanup.add('stop the CI issuer', () => issuer.close());
+    const worktree = await mkdtemp(path.join(os.tmpdir(), 'tessera-ab-base-'));
+    cleanup.add(`remove the worktree ${worktree}`, async () => {
+      await rm(worktree, { recursive: true, force: true });
+      execFileSync('git', ['worktree', 'prune'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    });
     log(`checking out ${values.base} (${commit.slice(0, 12)}) in ${worktree}`);
-    execFileSync('git', ['worktree', 'add', '--detach', '--force', worktree, commit], { cwd: REPO_ROOT, stdio: 'ignore' });
+    execFileSync('git', ['worktree', 'add', '--detach', '--force', worktree, commit], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(worktree, 'node_modules'));
     const agent = benchAgent();
     const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
+    const sides: Side[] = [];
     for (const [name, root, nodeArgs] of [[`base ${values.base}`, worktree, []], ['this checkout', REPO_ROOT, nodeFlags]] as const) {
       log(`starting Postgres and a broker for ${name}${nodeArgs.length ? ` (${nodeArgs.join(' ')})` : ''}`);
       const pg = await startScratchPostgres('ab');
+      cleanup.add(`destroy ${name}'s Postgres`, () => pg.destroy());
+      const { db } = createDatabase({ url: pg.url });
+      cleanup.add(`close ${name}'s connections`, () => db.destroy());
       const configDir = await writeBenchConfig(path.join(pg.dir, 'config'), issuer, agent);
       const broker = await spawnBroker({ ...pg.broker, configDir, kek: randomBytes(32).toString('base64url'), root, nodeArgs: [...nodeArgs] });
-      sides.push({ name, pg, db: createDatabase({ url: pg.url }).db, broker });
+      cleanup.add(`stop ${name}'s broker`, () => broker.stop());
+      await seedBenchSignal(broker.url);
+      sides.push({ name, pg, db, broker });
     }
-    const tokens = Array.from({ length: IDENTITY_POOL }, () => issuer.token());
+    let tokens: string[] = [];
     let n = 0;
     const headersFor = (side: Side) =>
       values.identity === 'assertion' ? () => ({ authorization: `Bearer ${agent.assertion(side.broker.url)}` }) : () => ({ authorization: `Bearer ${tokens[n++ % tokens.length]}` });
-    const step = async (side: Side, durationSeconds: number) => {
-      await settle(side);
+    /** One step: the load, then the wait for its own audit backlog, so each side's CPU includes the sealing it caused and the next step starts on a drained outbox. */
+    const step = async (side: Side, durationSeconds: number): Promise<StepFigures> => {
       const cpu = side.broker.cpuSeconds();
+      const pgCpu = side.pg.cpuSeconds();
       const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: headersFor(side) });
       if (r.non2xx || r.errors) throw new Error(`${side.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors (${JSON.stringify(r.statuses)})`);
-      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total };
+      if (!(await settle(side))) log(`${side.name}: audit backlog not sealed within ${SETTLE_MAX_MS / 1000} s; its CPU figures leave the rest out`);
+      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total, pgCpuMicros: ((side.pg.cpuSeconds() - pgCpu) * 1e6) / r.total };
+    };
+    // Identity tokens are minted afresh each round, well inside their lifetime and the issuer's maximum age.
+    const freshTokens = () => {
+      tokens = Array.from({ length: IDENTITY_POOL }, () => issuer.token());
     };
     log('warming both (JIT, pools, JWKS)');
+    freshTokens();
     for (const side of sides) await step(side, 3);
 
-    const results: Array<{ base: Awaited<ReturnType<typeof step>>; head: Awaited<ReturnType<typeof step>>; ratio: number }> = [];
-    process.stdout.write(`${clients} clients, ${seconds} s steps, ${values.identity} identities; ratio = this checkout ÷ base\n`);
-    process.stdout.write('round  base mints/s  µs/mint  p99 ms   this mints/s  µs/mint  p99 ms   ratio\n');
+    const results: Array<{ base: StepFigures; head: StepFigures; ratio: number }> = [];
+    process.stdout.write(`${clients} clients, ${seconds} s steps, ${values.identity} identities; ratio = this checkout ÷ base; µs = CPU per mint, sealing included\n`);
+    process.stdout.write('round  base mints/s  broker µs  pg µs  p99 ms   this mints/s  broker µs  pg µs  p99 ms   ratio\n');
     for (let round = 1; round <= rounds; round++) {
+      freshTokens();
       const order = round % 2 ? [0, 1] : [1, 0];
-      const got: Array<Awaited<ReturnType<typeof step>>> = [];
+      const got: StepFigures[] = [];
       for (const i of order) got[i] = await step(sides[i]!, seconds);
-      const [base, head] = got as [Awaited<ReturnType<typeof step>>, Awaited<ReturnType<typeof step>>];
+      const [base, head] = got as [StepFigures, StepFigures];
       results.push({ base, head, ratio: head.rps / base.rps });
-      const cols = (s: typeof base) => `${fmt(s.rps).padStart(12)}  ${fmt(s.cpuMicros).padStart(7)}  ${fmt(s.p99).padStart(6)}`;
+      const cols = (s: StepFigures) => `${fmt(s.rps).padStart(12)}  ${fmt(s.cpuMicros).padStart(9)}  ${fmt(s.pgCpuMicros).padStart(5)}  ${fmt(s.p99).padStart(6)}`;
       process.stdout.write(`${String(round).padStart(5)}  ${cols(base)}   ${cols(head)}   ${fmt(head.rps / base.rps).padStart(5)}\n`);
     }
+    const med = (f: (s: StepFigures) => number) => ({ base: median(results.map((r) => f(r.base))), head: median(results.map((r) => f(r.head))) });
     const summary = {
       base: { ref: values.base, commit },
       nodeFlags,
@@ -122,12 +180,14 @@ async function main(): Promise<void> {
       seconds,
       medianRatio: median(results.map((r) => r.ratio)),
       ratioRange: [Math.min(...results.map((r) => r.ratio)), Math.max(...results.map((r) => r.ratio))],
-      medianCpuMicros: { base: median(results.map((r) => r.base.cpuMicros)), head: median(results.map((r) => r.head.cpuMicros)) },
+      medianCpuMicros: med((s) => s.cpuMicros),
+      medianPostgresCpuMicros: med((s) => s.pgCpuMicros),
       rounds: results,
     };
     process.stdout.write(
       `median ratio ${fmt(summary.medianRatio)} (rounds ${fmt(summary.ratioRange[0])}–${fmt(summary.ratioRange[1])}); ` +
-        `CPU per mint ${fmt(summary.medianCpuMicros.base)} → ${fmt(summary.medianCpuMicros.head)} µs (medians)\n`,
+        `CPU per mint (medians): broker ${fmt(summary.medianCpuMicros.base)} → ${fmt(summary.medianCpuMicros.head)} µs, ` +
+        `Postgres ${fmt(summary.medianPostgresCpuMicros.base)} → ${fmt(summary.medianPostgresCpuMicros.head)} µs\n`,
     );
     const outDir = path.join(REPO_ROOT, 'bench-results');
     await mkdir(outDir, { recursive: true });
@@ -135,14 +195,7 @@ async function main(): Promise<void> {
     await writeFile(file, `${JSON.stringify(summary, null, 2)}\n`);
     log(`wrote ${path.relative(REPO_ROOT, file)}`);
   } finally {
-    for (const side of sides) {
-      await side.broker.stop();
-      await side.db.destroy();
-      await side.pg.destroy();
-    }
-    await issuer.close();
-    await rm(worktree, { recursive: true, force: true });
-    execFileSync('git', ['worktree', 'prune'], { cwd: REPO_ROOT, stdio: 'ignore' });
+    await cleanup.run();
   }
 }
 

@@ -9,7 +9,7 @@ import { sealAll } from './lib/seal.js';
 import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/broker-process.js';
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
 import { machineCpuSeconds } from './lib/proc.js';
-import { benchAgent, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
+import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
@@ -113,6 +113,7 @@ async function main(): Promise<void> {
   try {
     const broker = await spawnBroker({ ...pg.broker, configDir, kek });
     children.push(broker);
+    await seedBenchSignal(broker.url);
 
     log('raw limits: ES256 through node:crypto and jose, the grant INSERT, express hello-world');
     const nodePair = await nodeCryptoPair(2_000);

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { writeFile, mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +12,9 @@ export const BENCH_AUDIENCE = 'https://deploy.bench.example';
 export const CI_WORKLOAD = 'bench-ci';
 export const AGENT_WORKLOAD = 'bench-agent';
 export const MINT_BODY = JSON.stringify({ task: BENCH_TASK, params: { service: 'api' } });
+/** The bench's signal source key (a bench-only value: the source and its key exist only in scratch clusters). */
+const BENCH_SIGNAL_KEY = 'bench-attestor-key-not-a-secret';
+
 /** Identity tokens in a pool are reused for the whole run; a run is well under this. */
 const IDENTITY_TOKEN_LIFETIME_SECONDS = 1800;
 
@@ -129,12 +132,12 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
         workloads: [CI_WORKLOAD, AGENT_WORKLOAD],
       },
     ],
-    // A signal type as the demo registers them: every mint reads its newest observation (there is none
-    // here, so the forbid below never trips), as a deployment that uses signals does.
+    // A signal type as the demo registers them: every mint reads its newest observation (seedBenchSignal
+    // stores one, "trusted", so the forbid below reads it and never trips), as a deployment that uses signals does.
     signal_types: [
-      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: 900 },
+      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: 3600 },
     ],
-    signal_sources: [{ id: 'bench-attestor', api_key_sha256: '0'.repeat(64) }],
+    signal_sources: [{ id: 'bench-attestor', api_key_sha256: createHash('sha256').update(BENCH_SIGNAL_KEY).digest('hex') }],
     // A policy shaped like the demo ones, so every mint gathers signals and history and runs Cedar:
     // a permit with a TTL cap, a rate forbid the load never trips, and a signal forbid.
     policies: [
@@ -150,4 +153,14 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'bench.json'), JSON.stringify(doc, null, 2));
   return dir;
+}
+
+/** Stores the bench CI workload's runner_trust observation ("trusted") through the broker's signals API. */
+export async function seedBenchSignal(brokerUrl: string): Promise<void> {
+  const res = await fetch(`${brokerUrl}/v1/signals`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_SIGNAL_KEY}` },
+    body: JSON.stringify({ signals: [{ type: 'runner_trust', subject: CI_WORKLOAD, value: 'trusted', observed_at: new Date().toISOString() }] }),
+  });
+  if (res.status !== 202) throw new Error(`seeding the bench signal: ${res.status} ${await res.text()}`);
 }
