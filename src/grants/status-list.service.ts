@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { decodeJwt } from 'jose';
 import type { Database } from '../db/database.js';
 import type { KeyStore } from '../keys/keystore.js';
 import { epochSeconds } from '../lib/clock.js';
@@ -50,7 +51,8 @@ interface StatusListDeps {
  * the grants, so tokens minted after this publish still have their index inside it. The stored list is
  * replaced only by a newer one: a replica with a slower clock or a slow query never rolls it back.
  */
-export async function publishStatusList(deps: StatusListDeps, now: Date): Promise<{ token: string; entries: number }> {
+export async function publishStatusList(deps: StatusListDeps, now: Date): Promise<{ token: string; entries: number; otherIssuer?: string }> {
+  const otherIssuer = await liveListOfAnotherIssuer(deps, now);
   const { rows } = await sql<{ status_idx: number }>`
     select status_idx from grants
     where status <> 'active' and status_idx is not null and expires_at > ${new Date(now.getTime() - EXPIRED_MARGIN_SECONDS * 1000)}`.execute(deps.db);
@@ -74,7 +76,25 @@ export async function publishStatusList(deps: StatusListDeps, now: Date): Promis
     .values(row)
     .onConflict((oc) => oc.column('id').doUpdateSet({ token, issued_at: now, expires_at: row.expires_at }).where('status_lists.issued_at', '<', now))
     .execute();
-  return { token, entries: size };
+  return { token, entries: size, ...(otherIssuer && { otherIssuer }) };
+}
+
+/**
+ * The issuer of the stored list when another issuer published it within its ttl: a replica sharing
+ * this database under another TESSERA_ISSUER. The list is one row, so the replicas overwrite each
+ * other's, and verifiers of either one's tokens then fail closed (the list's `sub` names the other
+ * issuer's URI). Replicas must share one issuer; this is how the broker notices that they do not.
+ */
+async function liveListOfAnotherIssuer(deps: StatusListDeps, now: Date): Promise<string | undefined> {
+  const stored = await deps.db.selectFrom('status_lists').select(['token', 'issued_at']).where('id', '=', STATUS_LIST_ID).executeTakeFirst();
+  if (!stored || now.getTime() - stored.issued_at.getTime() > STATUS_LIST_TTL_SECONDS * 1000) return undefined;
+  let iss: unknown;
+  try {
+    iss = decodeJwt(stored.token).iss;
+  } catch {
+    return undefined;
+  }
+  return typeof iss === 'string' && iss !== deps.issuer ? iss : undefined;
 }
 
 /** Whether a list issued at `issuedAt` may still be served at `now` without republishing. */

@@ -22,7 +22,16 @@ export const JOBS: readonly Job[] = [
   {
     name: 'publish-status-list',
     schedule: '*/10 * * * * *',
-    run: async (deps, now) => ({ processed: (await publishStatusList(deps, now)).entries }),
+    run: async (deps, now) => {
+      const published = await publishStatusList(deps, now);
+      if (published.otherIssuer) {
+        deps.log.warn(
+          { issuer: deps.issuer, other_issuer: published.otherIssuer },
+          'another broker on this database publishes the status list under another issuer: verifiers of either one\'s tokens fail; give every replica the same TESSERA_ISSUER',
+        );
+      }
+      return { processed: published.entries };
+    },
   },
   {
     name: 'rotate-keys',

@@ -13,6 +13,7 @@ import { startLifecycleBroker, startReceiver, type Lifecycle } from './support.j
 import { sql } from 'kysely';
 import { decodeStatusList, statusAt } from '../../src/verify/status-list.js';
 import { StatusIndexAllocator } from '../../src/grants/status-index.js';
+import { JOBS } from '../../src/scheduler/jobs.js';
 
 let t: Lifecycle;
 let rs: { client_id: string; client_secret: string };
@@ -295,5 +296,26 @@ describe('/metrics', () => {
     expect(after).toContain('\ntessera_webhook_deliveries_undeliverable 2\n');
     expect(after).toContain('\ntessera_webhook_deliveries_pending 0\n');
     expect(text).toContain('# TYPE tessera_job_runs_total counter');
+  });
+});
+
+describe('replicas on one database under different issuers', () => {
+  it('are noticed when the status list is published: the job warns and names both issuers', async () => {
+    const deps = t.broker.deps;
+    const other = 'https://other-replica.example';
+    const job = JOBS.find((j) => j.name === 'publish-status-list')!;
+    // Alone, or after its own list: nothing to notice.
+    expect((await publishStatusList(deps, now())).otherIssuer).toBeUndefined();
+    t.broker.clock.advance(1);
+    // A replica under another issuer publishes next: it notices this broker's list...
+    expect((await publishStatusList({ ...deps, issuer: other }, now())).otherIssuer).toBe(deps.issuer);
+    t.broker.clock.advance(1);
+    // ...and this broker's job notices the other's, and says what to do.
+    await job.run(deps, now());
+    const warning = t.broker.logs.find((l) => l.other_issuer === other);
+    expect(warning).toMatchObject({ issuer: deps.issuer, msg: expect.stringContaining('same TESSERA_ISSUER') });
+    // Once the other's list is older than its ttl (no such replica any more), nothing is noticed.
+    t.broker.clock.advance(STATUS_LIST_TTL_SECONDS + 1);
+    expect((await publishStatusList(deps, now())).otherIssuer).toBeUndefined();
   });
 });
