@@ -52,10 +52,13 @@ interface StatusListDeps {
  * replaced only by a newer one: a replica with a slower clock or a slow query never rolls it back.
  */
 export async function publishStatusList(deps: StatusListDeps, now: Date): Promise<{ token: string; entries: number; otherIssuer?: string }> {
-  const otherIssuer = await liveListOfAnotherIssuer(deps, now);
-  const { rows } = await sql<{ status_idx: number }>`
-    select status_idx from grants
-    where status <> 'active' and status_idx is not null and expires_at > ${new Date(now.getTime() - EXPIRED_MARGIN_SECONDS * 1000)}`.execute(deps.db);
+  // Beside the list's own read, and best effort: a diagnostic must never hold up or fail a publish.
+  const [otherIssuer, { rows }] = await Promise.all([
+    liveListOfAnotherIssuer(deps, now).catch(() => undefined),
+    sql<{ status_idx: number }>`
+      select status_idx from grants
+      where status <> 'active' and status_idx is not null and expires_at > ${new Date(now.getTime() - EXPIRED_MARGIN_SECONDS * 1000)}`.execute(deps.db),
+  ]);
   const seq = await sql<{ last: number }>`select last_value::integer as last from grant_status_idx_seq`.execute(deps.db);
   const size = Math.ceil((seq.rows[0]!.last + 1 + HEADROOM_ENTRIES) / SIZE_STEP) * SIZE_STEP;
   const statuses = new Uint8Array(size);
