@@ -8,9 +8,10 @@ import { parseArgs } from 'node:util';
 import { createDatabase, type Database } from '../src/db/database.js';
 import { REPO_ROOT, spawnBroker, type BrokerProcess } from './lib/broker-process.js';
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
-import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
+import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, IDENTITY_POOL, MINT_BODY } from './lib/identities.js';
+import { untilSealed } from './lib/seal.js';
 import { describeError } from './lib/describe-error.js';
-import { fmt, median, sleep } from './lib/stats.js';
+import { fmt, median } from './lib/stats.js';
 import { cannon } from './bench/cannon.js';
 
 const USAGE = `Usage: npm run bench:ab -- [--base <git ref>] [--rounds <n>] [--clients <n>] [--seconds <n>] [--identity oidc|assertion] [--node-flags='<flags>']
@@ -34,7 +35,6 @@ something; the median of the rounds' ratios is the result.
 
 Prints each round and the medians; writes bench-results/ab-<time>.json.`;
 
-const IDENTITY_POOL = 256;
 const SETTLE_MAX_MS = 30_000;
 const log = (msg: string) => process.stderr.write(`[ab ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -55,15 +55,7 @@ interface StepFigures {
 }
 
 /** Waits until the side's sealer has chained what its last step staged (false if it has not within SETTLE_MAX_MS). */
-async function settle(side: Side): Promise<boolean> {
-  const started = Date.now();
-  while (Date.now() - started < SETTLE_MAX_MS) {
-    const row = await side.db.selectFrom('audit_pending').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    if (Number(row.n) === 0) return true;
-    await sleep(250);
-  }
-  return false;
-}
+const settle = async (side: Side): Promise<boolean> => (await untilSealed(side.db, SETTLE_MAX_MS)) === 0;
 
 /** Undo steps, run last first whatever fails; also on SIGINT and SIGTERM, so no worktree, cluster or broker is left. */
 class Cleanup {

@@ -5,11 +5,11 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createDatabase, type Database } from '../src/db/database.js';
-import { sealAll } from './lib/seal.js';
+import { sealAll, untilSealed } from './lib/seal.js';
 import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/broker-process.js';
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
 import { machineCpuSeconds } from './lib/proc.js';
-import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, MINT_BODY } from './lib/identities.js';
+import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, IDENTITY_POOL, MINT_BODY } from './lib/identities.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
@@ -28,8 +28,6 @@ const CONCURRENCY = [1, 8, 32, 128];
 /** Rounds of raw INSERT then 32-client mint, back to back, for the throughput target's ratio. */
 const RATIO_ROUNDS = 3;
 const RATIO_STEP_SECONDS = 4;
-/** Identity tokens cycled by the CI clients (the OIDC path has no replay check, like real CI tokens). */
-const IDENTITY_POOL = 256;
 const EXPIRY_GRANTS = 100_000;
 const EXPIRY_BATCHES = [END_BATCH_SIZE, 1_000, 5_000];
 /** Stop by ourselves even if something hangs. */
@@ -73,13 +71,7 @@ const QUIET_MS = 2_000;
 /** Waits until the broker's sealer has chained every staged audit event (or SETTLE_MAX_MS), then QUIET_MS more. */
 async function settle(db: Database): Promise<{ pending: number; waitedMs: number }> {
   const started = Date.now();
-  let pending = Infinity;
-  while (Date.now() - started < SETTLE_MAX_MS) {
-    const row = await db.selectFrom('audit_pending').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    pending = Number(row.n);
-    if (pending === 0) break;
-    await sleep(250);
-  }
+  const pending = await untilSealed(db, SETTLE_MAX_MS);
   const waitedMs = Date.now() - started;
   await sleep(QUIET_MS);
   return { pending, waitedMs };

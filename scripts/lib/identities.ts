@@ -15,6 +15,8 @@ export const MINT_BODY = JSON.stringify({ task: BENCH_TASK, params: { service: '
 /** The bench's signal source key (a bench-only value: the source and its key exist only in scratch clusters). */
 const BENCH_SIGNAL_KEY = 'bench-attestor-key-not-a-secret';
 
+/** Identity tokens the CI clients cycle through (the OIDC path has no replay check, like real CI tokens). */
+export const IDENTITY_POOL = 256;
 /** Identity tokens in a pool are reused for the whole run; a run is well under this. */
 const IDENTITY_TOKEN_LIFETIME_SECONDS = 1800;
 

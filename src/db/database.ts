@@ -120,6 +120,12 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
  * True when an error means "Postgres is not reachable or not serving" (as opposed to a bad query):
  * connection refused/reset, pool timeout, server shutting down, statement timeout.
  */
+/** The SQLSTATE class of a Postgres error (its code's first two characters: '22' data exception, ...); '' for other errors. */
+export const sqlStateClass = (err: unknown): string => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code.slice(0, 2) : '';
+};
+
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const e = err as Error & { code?: string };

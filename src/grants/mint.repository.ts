@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely';
-import { PREPARED, type Database } from '../db/database.js';
+import { PREPARED, sqlStateClass, type Database } from '../db/database.js';
 import type { NewGrant } from './grant.repository.js';
 import { TurnBatcher } from '../lib/turn-batcher.js';
 
@@ -69,10 +69,10 @@ export interface MintWrite {
 }
 
 /** The tables of one mint in statement order, grants first, empty ones left out. */
-const tablesOf = (w: MintWrite): TableRows[] => [
-  { table: 'grants', rows: [{ ...w.grant, status: 'active', use_count: 0 }] },
-  ...w.extra.filter((t) => t.rows.length > 0),
-];
+const tablesOf = (w: MintWrite): TableRows[] => [{ table: 'grants', rows: [{ ...w.grant, status: 'active', use_count: 0 }] }, ...written(w.extra)];
+
+/** The tables beside the grant that a mint writes rows to. */
+const written = (extra: TableRows[]) => extra.filter((t) => t.rows.length > 0);
 
 /** An INSERT of the rows tagged with an accepted mint's index: rows are `{ i, row }`, one jsonb array per table. */
 function batchInsert(table: string, columns: string[], ignoreConflicts: boolean, param: number): string {
@@ -140,7 +140,7 @@ export async function insertMints(db: Database, writes: MintWrite[]): Promise<Mi
  * failure): worth retrying each mint alone. Anything else (connection lost, Postgres shutting down, a
  * timeout) would fail the retries the same way, only later: every mint of the batch gets it at once.
  */
-const rowSpecific = (err: unknown) => /^(22|23|40)/.test(String((err as { code?: unknown }).code ?? ''));
+const rowSpecific = (err: unknown) => ['22', '23', '40'].includes(sqlStateClass(err));
 
 /**
  * Rows of a table whose inserts may wait on each other's keys (`on conflict do nothing`: a second
@@ -178,7 +178,7 @@ export class MintWriter {
   write(grant: NewGrant, extra: TableRows[]): Promise<MintOutcome> {
     const write = { grant, extra };
     // The tables tablesOf gives, without copying the grant row to name them.
-    const shape = ['grants', ...extra.filter((t) => t.rows.length > 0).map((t) => t.table)].join(',');
+    const shape = ['grants', ...written(extra).map((t) => t.table)].join(',');
     let batcher = this.#byShape.get(shape);
     if (!batcher) this.#byShape.set(shape, (batcher = new TurnBatcher((writes) => writeMints(this.db, writes), MAX_MINT_BATCH, rowSpecific)));
     return batcher.ask(write);

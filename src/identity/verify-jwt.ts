@@ -1,6 +1,7 @@
-import { constants, createHash, KeyObject, verify as verifySignature, type webcrypto } from 'node:crypto';
+import { constants, KeyObject, verify as verifySignature, type webcrypto } from 'node:crypto';
 import { types } from 'node:util';
 import { metrics } from '../lib/metrics.js';
+import { sha256Hex } from '../lib/hash.js';
 import { errors, jwtVerify, UnsecuredJWT, type FlattenedJWSInput, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 
 /** How node:crypto checks each algorithm it takes over from WebCrypto, and the key it must be given. */
@@ -137,7 +138,7 @@ export async function verifyJwt(token: string, getKey: JWTVerifyGetKey, options:
     return (await jwtVerify(token, resolved, options)).payload;
   }
 
-  const digest = options.reuse ? createHash('sha256').update(token).digest('base64url') : undefined;
+  const digest = options.reuse ? sha256Hex(token) : undefined;
   const nowMs = (options.currentDate ?? new Date()).getTime();
   if (digest && alreadyVerified(key, digest, nowMs)) {
     signatureChecks.inc({ result: 'reused' });

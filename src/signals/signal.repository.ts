@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely';
-import { PREPARED, type Database } from '../db/database.js';
+import { PREPARED, sqlStateClass, type Database } from '../db/database.js';
 import { TurnBatcher } from '../lib/turn-batcher.js';
 
 export interface NewSignal {
@@ -68,7 +68,7 @@ export class SignalReader {
   constructor(db: Database) {
     // A key Postgres cannot take as jsonb fails the statement with a data exception (class 22): then
     // each request is asked alone, so it costs only the request that brought it (found in review).
-    this.#batcher = new TurnBatcher((requests) => readLatest(db, requests), MAX_SIGNAL_BATCH, (err) => /^22/.test(String((err as { code?: unknown }).code ?? '')));
+    this.#batcher = new TurnBatcher((requests) => readLatest(db, requests), MAX_SIGNAL_BATCH, (err) => sqlStateClass(err) === '22');
   }
 
   latest(keys: SignalKey[]): Promise<StoredSignal[]> {
