@@ -48,8 +48,10 @@ interface Side {
 interface StepFigures {
   rps: number;
   p99: number;
-  /** CPU per mint of the broker process (request and sealer threads), its backlog sealed included. */
+  /** CPU per mint of the broker process (every thread), its backlog sealed included. */
   cpuMicros: number;
+  /** CPU per mint of the broker's request thread alone, during the load. */
+  threadMicros: number;
   /** CPU per mint of its Postgres (every backend), likewise. */
   pgCpuMicros: number;
 }
@@ -135,12 +137,15 @@ async function main(): Promise<void> {
       values.identity === 'assertion' ? () => ({ authorization: `Bearer ${agent.assertion(side.broker.url)}` }) : () => ({ authorization: `Bearer ${tokens[n++ % tokens.length]}` });
     /** One step: the load, then the wait for its own audit backlog, so each side's CPU includes the sealing it caused and the next step starts on a drained outbox. */
     const step = async (side: Side, durationSeconds: number): Promise<StepFigures> => {
+      if (!side.broker.alive()) throw new Error(`${side.name}'s broker exited:\n${side.broker.stderrTail()}`);
       const cpu = side.broker.cpuSeconds();
+      const thread = side.broker.requestThreadCpuSeconds();
       const pgCpu = side.pg.cpuSeconds();
       const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: headersFor(side) });
+      const threadMicros = ((side.broker.requestThreadCpuSeconds() - thread) * 1e6) / r.total;
       if (r.non2xx || r.errors) throw new Error(`${side.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors (${JSON.stringify(r.statuses)})`);
       if (!(await settle(side))) log(`${side.name}: audit backlog not sealed within ${SETTLE_MAX_MS / 1000} s; its CPU figures leave the rest out`);
-      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total, pgCpuMicros: ((side.pg.cpuSeconds() - pgCpu) * 1e6) / r.total };
+      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total, threadMicros, pgCpuMicros: ((side.pg.cpuSeconds() - pgCpu) * 1e6) / r.total };
     };
     // Identity tokens are minted afresh each round, well inside their lifetime and the issuer's maximum age.
     const freshTokens = () => {
@@ -151,8 +156,8 @@ async function main(): Promise<void> {
     for (const side of sides) await step(side, 3);
 
     const results: Array<{ base: StepFigures; head: StepFigures; ratio: number }> = [];
-    process.stdout.write(`${clients} clients, ${seconds} s steps, ${values.identity} identities; ratio = this checkout ÷ base; µs = CPU per mint, sealing included\n`);
-    process.stdout.write('round  base mints/s  broker µs  pg µs  p99 ms   this mints/s  broker µs  pg µs  p99 ms   ratio\n');
+    process.stdout.write(`${clients} clients, ${seconds} s steps, ${values.identity} identities; ratio = this checkout ÷ base; µs = CPU per mint, sealing included (thread: the request thread's, during the load)\n`);
+    process.stdout.write('round  base mints/s  broker µs  thread µs  pg µs  p99 ms   this mints/s  broker µs  thread µs  pg µs  p99 ms   ratio\n');
     for (let round = 1; round <= rounds; round++) {
       freshTokens();
       const order = round % 2 ? [0, 1] : [1, 0];
@@ -160,7 +165,7 @@ async function main(): Promise<void> {
       for (const i of order) got[i] = await step(sides[i]!, seconds);
       const [base, head] = got as [StepFigures, StepFigures];
       results.push({ base, head, ratio: head.rps / base.rps });
-      const cols = (s: StepFigures) => `${fmt(s.rps).padStart(12)}  ${fmt(s.cpuMicros).padStart(9)}  ${fmt(s.pgCpuMicros).padStart(5)}  ${fmt(s.p99).padStart(6)}`;
+      const cols = (s: StepFigures) => `${fmt(s.rps).padStart(12)}  ${fmt(s.cpuMicros).padStart(9)}  ${fmt(s.threadMicros).padStart(9)}  ${fmt(s.pgCpuMicros).padStart(5)}  ${fmt(s.p99).padStart(6)}`;
       process.stdout.write(`${String(round).padStart(5)}  ${cols(base)}   ${cols(head)}   ${fmt(head.rps / base.rps).padStart(5)}\n`);
     }
     const med = (f: (s: StepFigures) => number) => ({ base: median(results.map((r) => f(r.base))), head: median(results.map((r) => f(r.head))) });
@@ -173,12 +178,14 @@ async function main(): Promise<void> {
       medianRatio: median(results.map((r) => r.ratio)),
       ratioRange: [Math.min(...results.map((r) => r.ratio)), Math.max(...results.map((r) => r.ratio))],
       medianCpuMicros: med((s) => s.cpuMicros),
+      medianRequestThreadCpuMicros: med((s) => s.threadMicros),
       medianPostgresCpuMicros: med((s) => s.pgCpuMicros),
       rounds: results,
     };
     process.stdout.write(
       `median ratio ${fmt(summary.medianRatio)} (rounds ${fmt(summary.ratioRange[0])}–${fmt(summary.ratioRange[1])}); ` +
-        `CPU per mint (medians): broker ${fmt(summary.medianCpuMicros.base)} → ${fmt(summary.medianCpuMicros.head)} µs, ` +
+        `CPU per mint (medians): broker ${fmt(summary.medianCpuMicros.base)} → ${fmt(summary.medianCpuMicros.head)} µs ` +
+        `(request thread ${fmt(summary.medianRequestThreadCpuMicros.base)} → ${fmt(summary.medianRequestThreadCpuMicros.head)} µs), ` +
         `Postgres ${fmt(summary.medianPostgresCpuMicros.base)} → ${fmt(summary.medianPostgresCpuMicros.head)} µs\n`,
     );
     const outDir = path.join(REPO_ROOT, 'bench-results');

@@ -36,6 +36,8 @@ const WATCHDOG_MS = 9 * 60_000;
 /** Average cores each party used over a step. */
 interface CoreShare {
   broker: number;
+  /** The broker's main thread alone: the one that runs every request's JavaScript. */
+  requestThread: number;
   postgres: number;
   /** This process: the load generator (and the fake CI issuer, idle once its JWKS is cached). */
   loadGenerator: number;
@@ -47,6 +49,7 @@ interface CoreShare {
 function coreSplit(broker: BrokerProcess, pg: ScratchPostgres): () => CoreShare {
   const started = performance.now();
   const b = broker.cpuSeconds();
+  const rt = broker.requestThreadCpuSeconds();
   const p = pg.cpuSeconds();
   const me = process.cpuUsage();
   const m = machineCpuSeconds();
@@ -56,6 +59,7 @@ function coreSplit(broker: BrokerProcess, pg: ScratchPostgres): () => CoreShare 
     const m2 = machineCpuSeconds();
     return {
       broker: (broker.cpuSeconds() - b) / seconds,
+      requestThread: (broker.requestThreadCpuSeconds() - rt) / seconds,
       postgres: (pg.cpuSeconds() - p) / seconds,
       loadGenerator: (used.user + used.system) / 1e6 / seconds,
       machine: (m2.busy - m.busy) / seconds,
@@ -203,11 +207,13 @@ async function main(): Promise<void> {
     children.push(second);
     await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
     const cpu2 = [broker.cpuSeconds(), second.cpuSeconds()];
+    const secondThread = second.requestThreadCpuSeconds();
     const replicaSplit = coreSplit(broker, pg);
     const pair = await Promise.all([broker, second].map((b) => cannon({ url: b.url, connections: 16, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders, onResponse: collect })));
     const replicaCores = replicaSplit();
     const secondCpu = second.cpuSeconds() - cpu2[1]!;
     const secondCores = secondCpu / STEP_SECONDS;
+    const secondRequestThread = (second.requestThreadCpuSeconds() - secondThread) / STEP_SECONDS;
     await second.stop();
     const replicas = {
       rps: pair[0]!.rps + pair[1]!.rps,
@@ -215,7 +221,8 @@ async function main(): Promise<void> {
       p99: Math.max(pair[0]!.p99, pair[1]!.p99),
       max: Math.max(pair[0]!.max, pair[1]!.max),
       cpuMicrosPerRequest: ((broker.cpuSeconds() - cpu2[0]! + secondCpu) / (pair[0]!.total + pair[1]!.total)) * 1e6,
-      cores: { ...replicaCores, broker: replicaCores.broker + secondCores },
+      // Each replica's request thread is its own limit: the busier of the two counts.
+      cores: { ...replicaCores, broker: replicaCores.broker + secondCores, requestThread: Math.max(replicaCores.requestThread, secondRequestThread) },
     };
     rows.push({ scenario: 'mint, 2 broker replicas', clients: 32, ...replicas, ratio: replicas.rps / limit, vs: limitName, limits: limits(replicas.rps), note: `16 clients each; ${fmt(pair[0]!.rps)} + ${fmt(pair[1]!.rps)}/s; p50/p99 the worse replica's; ${fmt(replicas.cpuMicrosPerRequest)} µs CPU/req` });
     const withoutRow = await missingRows(db, handedOut);
@@ -276,7 +283,7 @@ async function main(): Promise<void> {
     console.log(`Where the ${os.cpus().length} cores went during the mint steps (cores busy on average; steal = taken by the hypervisor):`);
     for (const m of [...mint, { clients: '2x16', cores: replicas.cores }]) {
       const k = m.cores;
-      console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)}, Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
+      console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)} (request thread${m.clients === '2x16' ? ', busier replica' : ''} ${fmt(k.requestThread, 2)}), Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
     }
     console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/embedded.js';
 import { sleep } from './stats.js';
-import { processCpuSeconds } from './proc.js';
+import { processCpuSeconds, threadCpuSeconds } from './proc.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_ERROR_LINES = 20;
@@ -19,6 +19,8 @@ export interface BrokerProcess {
   child: ChildProcess;
   /** User + system CPU seconds the process has used so far. */
   cpuSeconds(): number;
+  /** The same for its main thread alone: the one that serves requests (not the sealer's, Cedar's or libuv's). */
+  requestThreadCpuSeconds(): number;
   rssBytes(): number;
   alive(): boolean;
   /** SIGTERM (graceful shutdown, writes a --cpu-prof profile), SIGKILL if it does not exit in time. */
@@ -91,6 +93,9 @@ export async function spawnServer(args: string[], env: (port: number) => Record<
     child,
     cpuSeconds() {
       return processCpuSeconds(pid);
+    },
+    requestThreadCpuSeconds() {
+      return threadCpuSeconds(pid);
     },
     rssBytes() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -9,6 +9,13 @@ function statFields(pid: number): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
+/** User + system CPU seconds of one thread of `pid` (its main thread when `tid` is `pid`). */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
 /** User + system CPU seconds of `pid`; with `reaped`, plus those of its children that have exited. */
 export function processCpuSeconds(pid: number, reaped = false): number {
   const f = statFields(pid);
