@@ -198,8 +198,8 @@ async function main(): Promise<void> {
     const ratioMedian = median(ratioRounds.map((r) => r.ratio));
     rows.push({ scenario: 'mint ÷ raw INSERT, interleaved', clients: 32, rps: median(ratioRounds.map((r) => r.mint)), ratio: ratioMedian, vs: 'same round\'s limit', note: `median of ${RATIO_ROUNDS} rounds (${RATIO_STEP_SECONDS} s INSERT, then ${RATIO_STEP_SECONDS} s mint): ${ratioRounds.map((r) => `${fmt(r.mint)}/${fmt(r.insert)} = ${fmt(r.ratio, 2)}`).join(', ')}` });
 
-    // Scale-out on the same machine: the one broker's main thread is its limit while Postgres and the
-    // load generator leave part of the second core idle. Two replicas on one Postgres, 16 clients each
+    // Scale-out on the same machine: Postgres and the load generator leave part of the second core idle,
+    // and one broker's request thread is not saturated either. Two replicas on one Postgres, 16 clients each
     // (no load balancer: each cannon drives its own replica), as a deployment would run them.
     // One issuer for both, as replicas behind one load balancer have: the status list row is shared,
     // and its token names the issuer of whichever replica published it last.
