@@ -142,6 +142,7 @@ async function main(): Promise<void> {
       const thread = side.broker.requestThreadCpuSeconds();
       const pgCpu = side.pg.cpuSeconds();
       const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: headersFor(side) });
+      if (!side.broker.alive()) throw new Error(`${side.name}'s broker exited during the load:\n${side.broker.stderrTail()}`);
       const threadMicros = ((side.broker.requestThreadCpuSeconds() - thread) * 1e6) / r.total;
       if (r.non2xx || r.errors) throw new Error(`${side.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors (${JSON.stringify(r.statuses)})`);
       if (!(await settle(side))) log(`${side.name}: audit backlog not sealed within ${SETTLE_MAX_MS / 1000} s; its CPU figures leave the rest out`);

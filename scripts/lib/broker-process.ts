@@ -19,7 +19,7 @@ export interface BrokerProcess {
   child: ChildProcess;
   /** User + system CPU seconds the process has used so far. */
   cpuSeconds(): number;
-  /** The same for its main thread alone: the one that serves requests (not the sealer's, Cedar's or libuv's). */
+  /** The same for its main thread alone: the one that serves requests (not the sealer's, libuv's or V8's helpers). */
   requestThreadCpuSeconds(): number;
   rssBytes(): number;
   alive(): boolean;
