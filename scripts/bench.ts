@@ -207,13 +207,12 @@ async function main(): Promise<void> {
     children.push(second);
     await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
     const cpu2 = [broker.cpuSeconds(), second.cpuSeconds()];
-    const secondThread = second.requestThreadCpuSeconds();
     const replicaSplit = coreSplit(broker, pg);
+    const secondSplit = coreSplit(second, pg);
     const pair = await Promise.all([broker, second].map((b) => cannon({ url: b.url, connections: 16, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders, onResponse: collect })));
     const replicaCores = replicaSplit();
+    const secondCores = secondSplit();
     const secondCpu = second.cpuSeconds() - cpu2[1]!;
-    const secondCores = secondCpu / STEP_SECONDS;
-    const secondRequestThread = (second.requestThreadCpuSeconds() - secondThread) / STEP_SECONDS;
     await second.stop();
     const replicas = {
       rps: pair[0]!.rps + pair[1]!.rps,
@@ -222,7 +221,7 @@ async function main(): Promise<void> {
       max: Math.max(pair[0]!.max, pair[1]!.max),
       cpuMicrosPerRequest: ((broker.cpuSeconds() - cpu2[0]! + secondCpu) / (pair[0]!.total + pair[1]!.total)) * 1e6,
       // Each replica's request thread is its own limit: the busier of the two counts.
-      cores: { ...replicaCores, broker: replicaCores.broker + secondCores, requestThread: Math.max(replicaCores.requestThread, secondRequestThread) },
+      cores: { ...replicaCores, broker: replicaCores.broker + secondCores.broker, requestThread: Math.max(replicaCores.requestThread, secondCores.requestThread) },
     };
     rows.push({ scenario: 'mint, 2 broker replicas', clients: 32, ...replicas, ratio: replicas.rps / limit, vs: limitName, limits: limits(replicas.rps), note: `16 clients each; ${fmt(pair[0]!.rps)} + ${fmt(pair[1]!.rps)}/s; p50/p99 the worse replica's; ${fmt(replicas.cpuMicrosPerRequest)} µs CPU/req` });
     const withoutRow = await missingRows(db, handedOut);

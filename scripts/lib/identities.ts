@@ -1,9 +1,10 @@
-import { createHash, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { writeFile, mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { signEs256 } from '../../src/keys/jws.js';
+import { sha256Hex } from '../../src/lib/hash.js';
 import { validateConfig } from '../../src/config/load-folder.js';
 
 /** The task every bench and drill client asks for. */
@@ -139,7 +140,7 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
     signal_types: [
       { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: 3600 },
     ],
-    signal_sources: [{ id: 'bench-attestor', api_key_sha256: createHash('sha256').update(BENCH_SIGNAL_KEY).digest('hex') }],
+    signal_sources: [{ id: 'bench-attestor', api_key_sha256: sha256Hex(BENCH_SIGNAL_KEY) }],
     // A policy shaped like the demo ones, so every mint gathers signals and history and runs Cedar:
     // a permit with a TTL cap, a rate forbid the load never trips, and a signal forbid.
     policies: [

@@ -4,15 +4,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 const CLOCK_TICKS_PER_SECOND = 100;
 
 /** The fields of /proc/<pid>/stat after the command name (which is in parentheses and may hold spaces). */
-function statFields(pid: number): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+function statFields(pid: number, file = `/proc/${pid}/stat`): string[] {
+  const stat = readFileSync(file, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** User + system CPU seconds of one thread of `pid` (its main thread when `tid` is `pid`). */
 export function threadCpuSeconds(pid: number, tid = pid): number {
-  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields(pid, `/proc/${pid}/task/${tid}/stat`);
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SECOND;
 }
 

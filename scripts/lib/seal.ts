@@ -1,5 +1,6 @@
 import { flushPendingAudit } from '../../src/audit/audit-outbox.js';
 import type { Database } from '../../src/db/database.js';
+import { sleep } from './stats.js';
 
 /** Waits until the broker's sealer has chained every staged audit event, or `maxMs` passed; returns how many are still staged. */
 export async function untilSealed(db: Database, maxMs: number): Promise<number> {
@@ -8,7 +9,7 @@ export async function untilSealed(db: Database, maxMs: number): Promise<number> 
     const row = await db.selectFrom('audit_pending').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     const pending = Number(row.n);
     if (pending === 0 || Date.now() - started >= maxMs) return pending;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 

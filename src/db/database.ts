@@ -116,16 +116,16 @@ function guardedPool(pool: pg.Pool): PostgresPool {
 // ENOENT: a Unix socket whose file is gone (the server stopped).
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENOENT']);
 
-/**
- * True when an error means "Postgres is not reachable or not serving" (as opposed to a bad query):
- * connection refused/reset, pool timeout, server shutting down, statement timeout.
- */
 /** The SQLSTATE class of a Postgres error (its code's first two characters: '22' data exception, ...); '' for other errors. */
 export const sqlStateClass = (err: unknown): string => {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code.slice(0, 2) : '';
 };
 
+/**
+ * True when an error means "Postgres is not reachable or not serving" (as opposed to a bad query):
+ * connection refused/reset, pool timeout, server shutting down, statement timeout.
+ */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const e = err as Error & { code?: string };
