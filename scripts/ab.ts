@@ -52,6 +52,8 @@ interface StepFigures {
   cpuMicros: number;
   /** CPU per mint of the broker's request thread alone, during the load. */
   threadMicros: number;
+  /** Time per mint the request thread was runnable but had no core, during the load. */
+  threadWaitMicros: number;
   /** CPU per mint of its Postgres (every backend), likewise. */
   pgCpuMicros: number;
 }
@@ -140,13 +142,15 @@ async function main(): Promise<void> {
       if (!side.broker.alive()) throw new Error(`${side.name}'s broker exited:\n${side.broker.stderrTail()}`);
       const cpu = side.broker.cpuSeconds();
       const thread = side.broker.requestThreadCpuSeconds();
+      const waited = side.broker.requestThreadWaitSeconds();
       const pgCpu = side.pg.cpuSeconds();
       const r = await cannon({ url: side.broker.url, connections: clients, durationSeconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: headersFor(side) });
       if (!side.broker.alive()) throw new Error(`${side.name}'s broker exited during the load:\n${side.broker.stderrTail()}`);
       const threadMicros = ((side.broker.requestThreadCpuSeconds() - thread) * 1e6) / r.total;
+      const threadWaitMicros = ((side.broker.requestThreadWaitSeconds() - waited) * 1e6) / r.total;
       if (r.non2xx || r.errors) throw new Error(`${side.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors (${JSON.stringify(r.statuses)})`);
       if (!(await settle(side))) log(`${side.name}: audit backlog not sealed within ${SETTLE_MAX_MS / 1000} s; its CPU figures leave the rest out`);
-      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total, threadMicros, pgCpuMicros: ((side.pg.cpuSeconds() - pgCpu) * 1e6) / r.total };
+      return { rps: r.rps, p99: r.p99, cpuMicros: ((side.broker.cpuSeconds() - cpu) * 1e6) / r.total, threadMicros, threadWaitMicros, pgCpuMicros: ((side.pg.cpuSeconds() - pgCpu) * 1e6) / r.total };
     };
     // Identity tokens are minted afresh each round, well inside their lifetime and the issuer's maximum age.
     const freshTokens = () => {
@@ -180,13 +184,15 @@ async function main(): Promise<void> {
       ratioRange: [Math.min(...results.map((r) => r.ratio)), Math.max(...results.map((r) => r.ratio))],
       medianCpuMicros: med((s) => s.cpuMicros),
       medianRequestThreadCpuMicros: med((s) => s.threadMicros),
+      medianRequestThreadWaitMicros: med((s) => s.threadWaitMicros),
       medianPostgresCpuMicros: med((s) => s.pgCpuMicros),
       rounds: results,
     };
     process.stdout.write(
       `median ratio ${fmt(summary.medianRatio)} (rounds ${fmt(summary.ratioRange[0])}–${fmt(summary.ratioRange[1])}); ` +
         `CPU per mint (medians): broker ${fmt(summary.medianCpuMicros.base)} → ${fmt(summary.medianCpuMicros.head)} µs ` +
-        `(request thread ${fmt(summary.medianRequestThreadCpuMicros.base)} → ${fmt(summary.medianRequestThreadCpuMicros.head)} µs), ` +
+        `(request thread ${fmt(summary.medianRequestThreadCpuMicros.base)} → ${fmt(summary.medianRequestThreadCpuMicros.head)} µs, ` +
+        `waiting for a core ${fmt(summary.medianRequestThreadWaitMicros.base)} → ${fmt(summary.medianRequestThreadWaitMicros.head)} µs), ` +
         `Postgres ${fmt(summary.medianPostgresCpuMicros.base)} → ${fmt(summary.medianPostgresCpuMicros.head)} µs\n`,
     );
     const outDir = path.join(REPO_ROOT, 'bench-results');

@@ -38,6 +38,8 @@ interface CoreShare {
   broker: number;
   /** The broker's main thread alone: the one that runs every request's JavaScript. */
   requestThread: number;
+  /** Cores' worth of time the request thread was runnable but had no core (it had work and waited). */
+  requestThreadWaiting: number;
   postgres: number;
   /** This process: the load generator (and the fake CI issuer, idle once its JWKS is cached). */
   loadGenerator: number;
@@ -50,6 +52,7 @@ function coreSplit(broker: BrokerProcess, pg: ScratchPostgres): () => CoreShare 
   const started = performance.now();
   const b = broker.cpuSeconds();
   const rt = broker.requestThreadCpuSeconds();
+  const rw = broker.requestThreadWaitSeconds();
   const p = pg.cpuSeconds();
   const me = process.cpuUsage();
   const m = machineCpuSeconds();
@@ -60,6 +63,7 @@ function coreSplit(broker: BrokerProcess, pg: ScratchPostgres): () => CoreShare 
     return {
       broker: (broker.cpuSeconds() - b) / seconds,
       requestThread: (broker.requestThreadCpuSeconds() - rt) / seconds,
+      requestThreadWaiting: (broker.requestThreadWaitSeconds() - rw) / seconds,
       postgres: (pg.cpuSeconds() - p) / seconds,
       loadGenerator: (used.user + used.system) / 1e6 / seconds,
       machine: (m2.busy - m.busy) / seconds,
@@ -214,14 +218,15 @@ async function main(): Promise<void> {
     const secondCores = secondSplit();
     const secondCpu = second.cpuSeconds() - cpu2[1]!;
     await second.stop();
+    // Each replica's request thread is its own limit: the busier of the two counts.
+    const busier = replicaCores.requestThread >= secondCores.requestThread ? replicaCores : secondCores;
     const replicas = {
       rps: pair[0]!.rps + pair[1]!.rps,
       p50: Math.max(pair[0]!.p50, pair[1]!.p50),
       p99: Math.max(pair[0]!.p99, pair[1]!.p99),
       max: Math.max(pair[0]!.max, pair[1]!.max),
       cpuMicrosPerRequest: ((broker.cpuSeconds() - cpu2[0]! + secondCpu) / (pair[0]!.total + pair[1]!.total)) * 1e6,
-      // Each replica's request thread is its own limit: the busier of the two counts.
-      cores: { ...replicaCores, broker: replicaCores.broker + secondCores.broker, requestThread: Math.max(replicaCores.requestThread, secondCores.requestThread) },
+      cores: { ...replicaCores, broker: replicaCores.broker + secondCores.broker, requestThread: busier.requestThread, requestThreadWaiting: busier.requestThreadWaiting },
     };
     rows.push({ scenario: 'mint, 2 broker replicas', clients: 32, ...replicas, ratio: replicas.rps / limit, vs: limitName, limits: limits(replicas.rps), note: `16 clients each; ${fmt(pair[0]!.rps)} + ${fmt(pair[1]!.rps)}/s; p50/p99 the worse replica's; ${fmt(replicas.cpuMicrosPerRequest)} µs CPU/req` });
     const withoutRow = await missingRows(db, handedOut);
@@ -279,10 +284,10 @@ async function main(): Promise<void> {
     console.log(`\ntessera bench ${run}  (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}, ${STEP_SECONDS} s steps)\n`);
     console.log(table(rows));
     console.log(`\nJWKS: ${verify.steadyFetches} fetch(es) in steady state; rotation burst of ${verify.burst.tokens} tokens with a new kid: ${verify.burst.fetches} fetch(es), ${verify.burst.verified} verified; unknown kid inside cooldown: ${verify.burst.unknownKidFetchesWithinCooldown} fetch(es)`);
-    console.log(`Where the ${os.cpus().length} cores went during the mint steps (cores busy on average; steal = taken by the hypervisor):`);
+    console.log(`Where the ${os.cpus().length} cores went during the mint steps (cores busy on average; waiting = runnable with no core free, from schedstat; steal = taken by the hypervisor):`);
     for (const m of [...mint, { clients: '2x16', cores: replicas.cores }]) {
       const k = m.cores;
-      console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)} (request thread${m.clients === '2x16' ? ', busier replica' : ''} ${fmt(k.requestThread, 2)}), Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
+      console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)} (request thread${m.clients === '2x16' ? ', busier replica' : ''} ${fmt(k.requestThread, 2)} running + ${fmt(k.requestThreadWaiting, 2)} waiting for a core), Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
     }
     console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/embedded.js';
 import { sleep } from './stats.js';
-import { processCpuSeconds, threadCpuSeconds } from './proc.js';
+import { processCpuSeconds, threadCpuSeconds, threadWaitSeconds } from './proc.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_ERROR_LINES = 20;
@@ -21,6 +21,8 @@ export interface BrokerProcess {
   cpuSeconds(): number;
   /** The same for its main thread alone: the one that serves requests (not the sealer's, libuv's or V8's helpers). */
   requestThreadCpuSeconds(): number;
+  /** Seconds its main thread has been runnable but waiting for a core (NaN without schedstat). */
+  requestThreadWaitSeconds(): number;
   rssBytes(): number;
   alive(): boolean;
   /** SIGTERM (graceful shutdown, writes a --cpu-prof profile), SIGKILL if it does not exit in time. */
@@ -96,6 +98,9 @@ export async function spawnServer(args: string[], env: (port: number) => Record<
     },
     requestThreadCpuSeconds() {
       return threadCpuSeconds(pid);
+    },
+    requestThreadWaitSeconds() {
+      return threadWaitSeconds(pid);
     },
     rssBytes() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -15,6 +15,18 @@ export function threadCpuSeconds(pid: number, tid = pid): number {
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
+/**
+ * Seconds one thread of `pid` has spent runnable but waiting for a core (the second field of its
+ * schedstat, in nanoseconds): time it had work and no CPU. NaN where the kernel keeps no schedstat.
+ */
+export function threadWaitSeconds(pid: number, tid = pid): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 /** User + system CPU seconds of `pid`; with `reaped`, plus those of its children that have exited. */
 export function processCpuSeconds(pid: number, reaped = false): number {
   const f = statFields(pid);
