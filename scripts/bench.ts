@@ -20,6 +20,7 @@ import { benchMintPolicy, benchPolicy } from './bench/policy.js';
 import { benchExpirySweep } from './bench/expiry-sweep.js';
 import { END_BATCH_SIZE } from '../src/grants/end-grants.js';
 import { summarizeProfile } from './bench/profile.js';
+import { composedCeiling, withMachineCost } from './bench/machine-cost.js';
 import { chartSvg, table, type Row } from './bench/report.js';
 
 /** Seconds per load step: long enough for a stable p99 at a few thousand req/s, short enough for 2 cores. */
@@ -116,21 +117,22 @@ async function main(): Promise<void> {
     await seedBenchSignal(broker.url);
 
     log('raw limits: ES256 through node:crypto and jose, the grant INSERT, express hello-world');
-    const nodePair = await nodeCryptoPair(2_000);
+    const nodePair = await withMachineCost(() => nodeCryptoPair(2_000));
     const jose = await josePair(2_000);
     const wake = await idleWake();
     // Policy alone runs here, on a quiet machine: after the load steps Postgres is still checkpointing.
     log('policy evaluation alone (demo policies, compiled once)');
     const policy = await benchPolicy(2_000);
-    const mintPolicy = await benchMintPolicy(2_000, configDir);
+    const mintPolicy = await withMachineCost(() => benchMintPolicy(2_000, configDir));
     // The limit is the write as the broker does it (shared statements); one statement per mint beside it.
-    const insert = await rawInsert(db, 5_000, 32, true);
+    // Its cost includes chaining the audit events it staged (the sealer's work, which a mint causes too),
+    // and they are chained now so that the broker's sealer does not carry them into the mint steps.
+    const insert = await withMachineCost(() => rawInsert(db, 5_000, 32, true), () => sealAll(db));
     const insertAlone = await rawInsert(db, 5_000, 32, false);
-    // Chain the raw step's audit events now, so the broker's sealer does not carry them into the mint steps.
     await sealAll(db);
     const hello = await spawnServer(['--import', 'tsx', 'scripts/bench/hello-server.ts'], () => ({}), '/');
     children.push(hello);
-    const helloRun = await cannon({ url: hello.url, connections: 32, durationSeconds: STEP_SECONDS, headers: () => ({}) });
+    const helloRun = await withMachineCost(() => cannon({ url: hello.url, connections: 32, durationSeconds: STEP_SECONDS, headers: () => ({}) }));
     await hello.stop();
     const limit = Math.min(nodePair.rps, insert.rps);
     const limits = (rps: number) => ({ crypto: rps / nodePair.rps, insert: rps / insert.rps, hello: rps / helloRun.rps });
@@ -271,6 +273,13 @@ async function main(): Promise<void> {
       rows.push({ scenario: `expiry sweep, batch ${e.batch}`, clients: 1, rps: e.rowsPerSecond, note: `${e.expired} rows in ${fmt(e.seconds)} s, ${e.statements} statements${e.batch === END_BATCH_SIZE ? ' (chosen)' : ''}; then ${fmt(e.sealed)} audit events chained in ${fmt(e.sealSeconds)} s` });
     }
 
+    // What a mint made of its raw parts alone would cost the machine, and the rate that caps: one identity
+    // verify and one token signature (the pair), the write with its chaining, one HTTP exchange with the
+    // load generator's side of it, one policy evaluation. The mint also reads its signals and history.
+    const parts = { crypto: nodePair.machineMicrosPerOp, insert: insert.machineMicrosPerOp, http: helloRun.machineMicrosPerOp, policy: mintPolicy.machineMicrosPerOp };
+    const ceiling = composedCeiling(os.cpus().length, parts);
+    const mintMachineMicros = (m32.cores.machine / m32.rps) * 1e6;
+
     const targets = {
       mintThroughput: { ratio: ratioMedian, rounds: ratioRounds.map((r) => r.ratio), singleStep: m32.rps / limit, min: 0.5, goal: 0.7, pass: ratioMedian >= 0.5 },
       p99At70: { p99: at70.p99, max: 25, pass: at70.total > 0 && at70.p99 <= 25 },
@@ -289,6 +298,11 @@ async function main(): Promise<void> {
       const k = m.cores;
       console.log(`  ${String(m.clients).padStart(4)} clients: broker${m.clients === '2x16' ? 's' : ''} ${fmt(k.broker, 2)} (request thread${m.clients === '2x16' ? ', busier replica' : ''} ${fmt(k.requestThread, 2)} running + ${fmt(k.requestThreadWaiting, 2)} waiting for a core), Postgres ${fmt(k.postgres, 2)}, load generator ${fmt(k.loadGenerator, 2)}, other ${fmt(Math.max(0, k.machine - k.broker - k.postgres - k.loadGenerator), 2)}; machine ${fmt(k.machine, 2)} of ${os.cpus().length}, steal ${fmt(k.steal, 2)}`);
     }
+    console.log(
+      `Composed ceiling: a mint made of its raw parts alone would cost the machine ${fmt(ceiling.microsPerOp)} µs of CPU ` +
+        `(${Object.entries(parts).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}), so ${os.cpus().length} cores cap it at ${fmt(ceiling.rps)}/s = ${fmt(ceiling.rps / limit, 2)}x ${limitName}; ` +
+        `the mint at 32 clients costs ${fmt(mintMachineMicros)} µs of machine CPU and reaches ${fmt(m32.rps)}/s, ${fmt(m32.rps / ceiling.rps, 2)} of that ceiling`,
+    );
     console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluate ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(policyShare * 100, 2)}% of it (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {
       console.log(`\nCPU profile (${fmt(profileRun.rps)} req/s, ${fmt(profile.busyMs)} ms busy main thread over the 5 s run): self time by area`);
@@ -310,6 +324,7 @@ async function main(): Promise<void> {
       mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
       mintReplicas: { ...replicas, perReplica: pair },
       mintRatioRounds: { median: ratioMedian, rounds: ratioRounds },
+      composedCeiling: { parts, ...ceiling, ratioToLimit: ceiling.rps / limit, mintMachineMicros, mintShareOfCeiling: m32.rps / ceiling.rps },
       verify,
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
       expiry,
