@@ -5,9 +5,8 @@ import { newId } from '../lib/ids.js';
 import { IDENTITY_CLAIMS, taskReadsContext, type BrokerSignals, type PolicyValue } from '../policy/index.js';
 import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
 import { decide, type Verdict } from './decide.js';
-import { gatherSignals, type SignalUse } from './gather-signals.js';
-import { SignalReader } from '../signals/signal.repository.js';
-import { HistoryReader, type WorkloadHistory } from './history.js';
+import { gatherSignals, wantedSignals, type SignalUse } from './gather-signals.js';
+import { FactsReader, type WorkloadHistory } from './history.js';
 import type { RequestCounter } from './request-counter.js';
 
 export type Outcome = Verdict['outcome'];
@@ -47,26 +46,25 @@ export function identitySummary(p: Principal, readable: readonly string[] = IDEN
  * ready to record. The workload's own identity proof supplies the identity facts.
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
-  const histories = new HistoryReader(db, counter);
-  const signalReader = new SignalReader(db);
+  const reader = new FactsReader(db, counter);
   return async ({ principal, task, params, purpose }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
     const identity = identitySummary(principal, snap.policies?.identityClaims);
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
-      const [signals, history] = await Promise.all([
-        gatherSignals(signalReader, snap, principal, now),
-        histories.read({
-          workloadId: principal.workload.id,
-          task: task.spec.name,
-          params,
-          target: task.spec.target,
-          now,
-          baselineDays: snap.settings.novelty_baseline_days,
-          // decide() gathers facts only when policies are configured.
-          countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
-        }),
-      ]);
+      const wanted = wantedSignals(snap, principal);
+      const { history, signals: found } = await reader.read({
+        workloadId: principal.workload.id,
+        task: task.spec.name,
+        params,
+        target: task.spec.target,
+        now,
+        baselineDays: snap.settings.novelty_baseline_days,
+        // decide() gathers facts only when policies are configured.
+        countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
+        signals: wanted.keys,
+      });
+      const signals = gatherSignals(wanted, found, now);
       return {
         params: params as Record<string, PolicyValue>,
         purpose: purpose ?? '',

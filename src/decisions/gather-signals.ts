@@ -1,7 +1,7 @@
 import type { RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
-import { signalValueProblem, type PolicyValue } from '../policy/index.js';
-import type { SignalReader } from '../signals/signal.repository.js';
+import { signalValueProblem, type PolicyValue, type SignalTypeSpec } from '../policy/index.js';
+import type { SignalKey, StoredSignal } from '../signals/signal.repository.js';
 import { signalSubject } from '../signals/subject.js';
 
 /** How one registered signal stood when the decision was made, as recorded in the decision. */
@@ -18,23 +18,33 @@ export interface SignalUse {
   problem?: string;
 }
 
-/**
- * The fresh value of every registered signal type for this request. A signal older than its type's
- * maximum age, past its own expiry, never sent, or whose stored value no longer fits its type is
- * absent: policy never sees a default, and one bad value costs only that signal, not the decision.
- */
-export async function gatherSignals(
-  signals: Pick<SignalReader, 'latest'>,
-  registry: RegistrySnapshot,
-  principal: Principal,
-  now: Date,
-): Promise<{ values: Record<string, PolicyValue>; uses: SignalUse[] }> {
+/** The signals a request's decision reads: each registered type with its subject for this principal (null: none applies). */
+export interface WantedSignals {
+  wanted: Array<{ type: SignalTypeSpec; subject: string | null }>;
+  /** The (type, subject) pairs to look up: those with a subject. */
+  keys: SignalKey[];
+}
+
+export function wantedSignals(registry: RegistrySnapshot, principal: Principal): WantedSignals {
   const wanted = [...registry.signalTypes.values()].map((t) => ({ type: t, subject: signalSubject(t, principal) }));
-  const keys = wanted.filter((w) => w.subject !== null).map((w) => ({ type: w.type.name, subject: w.subject! }));
-  const found = new Map((await signals.latest(keys)).map((s) => [`${s.type}\u0000${s.subject}`, s]));
+  return { wanted, keys: wanted.filter((w) => w.subject !== null).map((w) => ({ type: w.type.name, subject: w.subject! })) };
+}
+
+/**
+ * The fresh value of every wanted signal type, from the newest observations `found`. A signal older
+ * than its type's maximum age, past its own expiry, never sent, or whose stored value no longer fits
+ * its type is absent: policy never sees a default, and one bad value costs only that signal, not the
+ * decision.
+ */
+export function gatherSignals(
+  { wanted }: WantedSignals,
+  found: StoredSignal[],
+  now: Date,
+): { values: Record<string, PolicyValue>; uses: SignalUse[] } {
+  const byKey = new Map(found.map((s) => [`${s.type}\u0000${s.subject}`, s]));
   const values: Record<string, PolicyValue> = {};
   const uses: SignalUse[] = wanted.map(({ type, subject }) => {
-    const s = subject === null ? undefined : found.get(`${type.name}\u0000${subject}`);
+    const s = subject === null ? undefined : byKey.get(`${type.name}\u0000${subject}`);
     if (!s) return { type: type.name, subject, status: 'missing' };
     const age = Math.round((now.getTime() - s.observed_at.getTime()) / 1000);
     const base = { type: type.name, subject, value: s.value, source: s.source, observed_at: s.observed_at.toISOString(), age_seconds: age };

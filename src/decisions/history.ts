@@ -1,8 +1,9 @@
 import { CompiledQuery } from 'kysely';
-import { PREPARED, type Database } from '../db/database.js';
+import { PREPARED, sqlStateClass, type Database } from '../db/database.js';
 import { canonicalJson, sha256Hex } from '../lib/hash.js';
 import { minuteOf, type RequestCounter } from './request-counter.js';
 import { TurnBatcher } from '../lib/turn-batcher.js';
+import { latestSignalsColumn, latestSignalsFrom, storableSignalKeys, type SignalKey, type StoredSignal } from '../signals/signal.repository.js';
 
 const MINUTE = 60_000;
 /**
@@ -63,6 +64,17 @@ export interface HistoryQuery {
   countActiveGrants: boolean;
 }
 
+/** One request's question for its facts: its history, and the newest observation of each signal key. */
+export interface FactsQuery extends HistoryQuery {
+  signals: SignalKey[];
+}
+
+/** What Postgres knows about one request: its workload's history and the signals it asked for (those observed). */
+export interface Facts {
+  history: WorkloadHistory;
+  signals: StoredSignal[];
+}
+
 /** A question as sent to Postgres: its windows, keys and this replica's unflushed counts, fixed when asked. */
 interface HistoryRow {
   /** Its place in the batch: answers come back in this order. */
@@ -80,9 +92,10 @@ interface HistoryRow {
   unflushed_cur: number;
   unflushed_prev: number;
   unflushed_hour: number;
+  signal_keys: SignalKey[];
 }
 
-function historyRow(q: HistoryQuery, counter: RequestCounter): Omit<HistoryRow, 'i'> {
+function historyRow(q: FactsQuery, counter: RequestCounter): Omit<HistoryRow, 'i'> {
   const cur = minuteOf(q.now);
   const prev = new Date(cur.getTime() - MINUTE);
   const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
@@ -101,11 +114,13 @@ function historyRow(q: HistoryQuery, counter: RequestCounter): Omit<HistoryRow, 
     unflushed_cur: counter.unflushed(q.workloadId, cur),
     unflushed_prev: counter.unflushed(q.workloadId, prev),
     unflushed_hour: counter.unflushedSince(q.workloadId, hourAgo),
+    signal_keys: storableSignalKeys(q.signals),
   };
 }
 
 /**
- * What the broker's own history says about each request, for any number of requests in one statement:
+ * What the broker knows about each request, for any number of requests in one statement: the
+ * newest observation of each signal it asks for (see latestSignalsColumn), and what its own history says:
  * request rate over sliding windows, active grants, and what the workload has used before (within the
  * baseline). The one-minute rate is the sliding-window estimate over two fixed buckets: the current
  * minute plus the previous one weighted by how much of it still lies inside the window.
@@ -124,14 +139,15 @@ const HISTORY_SQL = `${PREPARED}
       and g.expires_at > q.now limit ${ACTIVE_GRANTS_CAP}) a) end as active,
     (select array_agg(distinct u.param) from usage_baseline u
       join unnest(q.params, q.hashes) as k(p, h) on u.param = k.p and u.value_sha256 = k.h
-      where u.workload_id = q.workload_id and u.task = q.task and u.day >= q.since) as seen
+      where u.workload_id = q.workload_id and u.task = q.task and u.day >= q.since) as seen,
+    ${latestSignalsColumn('q.signal_keys')} as signals
   from jsonb_to_recordset($1::jsonb) as q(i int, workload_id text, task text, now timestamptz, cur timestamptz,
     prev timestamptz, hour_ago timestamptz, since date, count_active boolean, params text[], hashes text[],
-    unflushed_cur int, unflushed_prev int, unflushed_hour int)
+    unflushed_cur int, unflushed_prev int, unflushed_hour int, signal_keys jsonb)
   order by q.i`;
 
-async function readHistories(db: Database, questions: Array<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'> }>): Promise<WorkloadHistory[]> {
-  const { rows } = await db.executeQuery<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null }>(
+async function readFacts(db: Database, questions: Array<{ q: FactsQuery; row: Omit<HistoryRow, 'i'> }>): Promise<Facts[]> {
+  const { rows } = await db.executeQuery<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null; signals: Parameters<typeof latestSignalsFrom>[0] }>(
     CompiledQuery.raw(HISTORY_SQL, [JSON.stringify(questions.map((x, i) => ({ ...x.row, i })))]),
   );
   if (rows.length !== questions.length) throw new Error(`history: ${rows.length} answers to ${questions.length} questions`);
@@ -139,7 +155,7 @@ async function readHistories(db: Database, questions: Array<{ q: HistoryQuery; r
     const { q } = questions[i]!;
     const seen = new Set(r.seen ?? []);
     const fractionLeft = 1 - (q.now.getTime() - minuteOf(q.now).getTime()) / MINUTE;
-    return {
+    const history = {
       requestsLastMinute: Number(r.cur) + Math.floor(Number(r.prev) * fractionLeft),
       requestsLastHour: Number(r.hour),
       activeGrants: r.active === null ? null : Number(r.active),
@@ -147,6 +163,7 @@ async function readHistories(db: Database, questions: Array<{ q: HistoryQuery; r
       targetIsNew: !seen.has('*'),
       newParams: Object.keys(q.params).filter((p) => !seen.has(p)),
     };
+    return { history, signals: latestSignalsFrom(r.signals) };
   });
 }
 
@@ -154,24 +171,26 @@ async function readHistories(db: Database, questions: Array<{ q: HistoryQuery; r
 const MAX_BATCH = 64;
 
 /**
- * Reads request histories, sharing one statement among the requests that ask in the same turn of the
- * event loop (TurnBatcher). Each request used to cost a round trip of its own: a socket write and read
- * in the broker and a statement in Postgres, which on this hardware cost more than the lookups
- * themselves. The answer is the same as a query of its own (each question carries its own time, keys
- * and this replica's unflushed counts, fixed when it was asked); a failed statement fails every
- * request in it.
+ * Reads the facts of decisions (history and signals), sharing one statement among the requests that
+ * ask in the same turn of the event loop (TurnBatcher). Each request used to cost a round trip of its
+ * own: a socket write and read in the broker and a statement in Postgres, which on this hardware cost
+ * more than the lookups themselves; then history and signals shared one statement each, two per turn,
+ * and now one (each statement also wakes a Postgres backend that takes a core from the request thread).
+ * The answer is the same as a query of its own (each question carries its own time, keys and this
+ * replica's unflushed counts, fixed when it was asked); a failed statement fails every request in it,
+ * except a data exception (class 22), which may be one request's key: then each is asked alone.
  */
-export class HistoryReader {
-  readonly #batcher: TurnBatcher<{ q: HistoryQuery; row: Omit<HistoryRow, 'i'> }, WorkloadHistory>;
+export class FactsReader {
+  readonly #batcher: TurnBatcher<{ q: FactsQuery; row: Omit<HistoryRow, 'i'> }, Facts>;
 
   constructor(
     db: Database,
     private readonly counter: RequestCounter,
   ) {
-    this.#batcher = new TurnBatcher((questions) => readHistories(db, questions), MAX_BATCH);
+    this.#batcher = new TurnBatcher((questions) => readFacts(db, questions), MAX_BATCH, (err) => sqlStateClass(err) === '22');
   }
 
-  read(q: HistoryQuery): Promise<WorkloadHistory> {
+  read(q: FactsQuery): Promise<Facts> {
     return this.#batcher.ask({ q, row: historyRow(q, this.counter) });
   }
 }

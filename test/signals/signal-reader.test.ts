@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertSignals, SignalReader } from '../../src/signals/signal.repository.js';
+import { insertSignals, type SignalKey } from '../../src/signals/signal.repository.js';
+import { FactsReader } from '../../src/decisions/history.js';
+import { RequestCounter } from '../../src/decisions/request-counter.js';
+import type { Database } from '../../src/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let t: TestDatabase;
@@ -9,21 +12,29 @@ beforeAll(async () => {
 afterAll(async () => t.drop());
 
 const at = (s: string) => new Date(`2026-12-01T10:00:${s}Z`);
+/** The facts read as the decider asks it, for these signal keys (the history part is the same for each). */
+const reader = (db: Database) => {
+  const facts = new FactsReader(db, new RequestCounter(t.db));
+  return {
+    latest: (signals: SignalKey[]) =>
+      facts.read({ workloadId: 'ci', task: 'deploy', params: {}, now: at('30'), baselineDays: 30, countActiveGrants: false, signals }).then((f) => f.signals),
+  };
+};
 const signal = (type: string, subject: string, value: unknown, observed: string) => ({ type, subject, value, source: 'test', observed_at: at(observed), expires_at: null });
 
-describe('SignalReader', () => {
-  it('answers requests asked in one turn from one statement, each with the newest observation of its own keys', async () => {
+describe('FactsReader: signals', () => {
+  it('answers requests asked in one turn from one statement (their history with it), each with the newest observation of its own keys', async () => {
     await insertSignals(t.db, [signal('trust', 'w1', 'old', '00'), signal('trust', 'w1', 'new', '05'), signal('trust', 'w2', 'w2-only', '01')], at('10'));
     // Observed at the same instant as w1's newest, received later: this one counts.
     await insertSignals(t.db, [signal('trust', 'w1', 'newest', '05'), signal('posture', 'h1', { ok: true }, '02')], at('11'));
     let statements = 0;
     const counting = t.db.withPlugin({ transformQuery: (a) => a.node, transformResult: async (a) => (statements++, a.result) });
-    const reader = new SignalReader(counting);
+    const r = reader(counting);
     const [a, b, c, none] = await Promise.all([
-      reader.latest([{ type: 'trust', subject: 'w1' }, { type: 'posture', subject: 'h1' }]),
-      reader.latest([{ type: 'trust', subject: 'w2' }, { type: 'posture', subject: 'h9' }]),
-      reader.latest([{ type: 'trust', subject: 'w3' }]),
-      reader.latest([]),
+      r.latest([{ type: 'trust', subject: 'w1' }, { type: 'posture', subject: 'h1' }]),
+      r.latest([{ type: 'trust', subject: 'w2' }, { type: 'posture', subject: 'h9' }]),
+      r.latest([{ type: 'trust', subject: 'w3' }]),
+      r.latest([]),
     ]);
     expect(statements).toBe(1);
     expect(a.map((s) => [s.type, s.subject, s.value]).sort()).toEqual([['posture', 'h1', { ok: true }], ['trust', 'w1', 'newest']]);
@@ -34,13 +45,13 @@ describe('SignalReader', () => {
   });
 
   it('answers the same key for every request that asks it, and one request\'s unstorable key costs no other request', async () => {
-    const reader = new SignalReader(t.db);
+    const r = reader(t.db);
     const [a, b, nul, surrogate] = await Promise.all([
-      reader.latest([{ type: 'trust', subject: 'w2' }]),
-      reader.latest([{ type: 'trust', subject: 'w2' }, { type: 'trust', subject: 'w1' }]),
+      r.latest([{ type: 'trust', subject: 'w2' }]),
+      r.latest([{ type: 'trust', subject: 'w2' }, { type: 'trust', subject: 'w1' }]),
       // Neither can be stored as text (U+0000) or jsonb (a lone surrogate): Postgres would refuse the statement.
-      reader.latest([{ type: 'trust', subject: 'runner\u0000x' }]),
-      reader.latest([{ type: 'trust', subject: 'runner\ud800x' }]),
+      r.latest([{ type: 'trust', subject: 'runner\u0000x' }]),
+      r.latest([{ type: 'trust', subject: 'runner\ud800x' }]),
     ]);
     expect(a.map((s) => s.value)).toEqual(['w2-only']);
     expect(b.map((s) => s.value).sort()).toEqual(['newest', 'w2-only']);

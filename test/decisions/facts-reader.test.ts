@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
-import { HistoryReader, usageRows, type HistoryQuery } from '../../src/decisions/history.js';
+import { FactsReader, usageRows, type FactsQuery } from '../../src/decisions/history.js';
 import { RequestCounter, minuteOf } from '../../src/decisions/request-counter.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -36,26 +36,27 @@ beforeAll(async () => {
 });
 afterAll(() => t.drop());
 
-const ask = (workloadId: string, params: Record<string, unknown>, extra: Partial<HistoryQuery> = {}): HistoryQuery => ({
+const ask = (workloadId: string, params: Record<string, unknown>, extra: Partial<FactsQuery> = {}): FactsQuery => ({
   workloadId,
   task: 'deploy',
   params,
   now: NOW,
   baselineDays: 30,
   countActiveGrants: false,
+  signals: [],
   ...extra,
 });
 
-describe('HistoryReader', () => {
+describe('FactsReader: history', () => {
   it('answers requests asked in the same turn with one statement, each with its own history', async () => {
     const counter = new RequestCounter(t.db);
     counter.increment('ci-b', NOW); // this replica's own count, not yet flushed
-    const reader = new HistoryReader(counted, counter);
+    const reader = new FactsReader(counted, counter);
     statements = 0;
     const [a, b, c] = await Promise.all([
-      reader.read(ask('ci-a', { service: 'api' })),
-      reader.read(ask('ci-b', { service: 'api' }, { countActiveGrants: true })),
-      reader.read(ask('ci-a', { service: 'worker' })),
+      reader.read(ask('ci-a', { service: 'api' })).then((f) => f.history),
+      reader.read(ask('ci-b', { service: 'api' }, { countActiveGrants: true })).then((f) => f.history),
+      reader.read(ask('ci-a', { service: 'worker' })).then((f) => f.history),
     ]);
     expect(statements).toBe(1);
     // 7 this minute + half of the previous minute's 4 (30 s into the minute).
@@ -65,15 +66,15 @@ describe('HistoryReader', () => {
 
     // The same questions one at a time give the same answers, one statement each.
     statements = 0;
-    expect(await reader.read(ask('ci-a', { service: 'api' }))).toEqual(a);
-    expect(await reader.read(ask('ci-b', { service: 'api' }, { countActiveGrants: true }))).toEqual(b);
+    expect((await reader.read(ask('ci-a', { service: 'api' }))).history).toEqual(a);
+    expect((await reader.read(ask('ci-b', { service: 'api' }, { countActiveGrants: true }))).history).toEqual(b);
     expect(statements).toBe(2);
   });
 
   it('splits a large burst into statements of at most 64 questions, answers in order', async () => {
-    const reader = new HistoryReader(counted, new RequestCounter(t.db));
+    const reader = new FactsReader(counted, new RequestCounter(t.db));
     statements = 0;
-    const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => reader.read(ask(i % 2 ? 'ci-a' : 'ci-b', { service: 'api' }))));
+    const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => reader.read(ask(i % 2 ? 'ci-a' : 'ci-b', { service: 'api' })).then((f) => f.history)));
     expect(statements).toBe(3);
     answers.forEach((h, i) => expect(h.requestsLastHour, `answer ${i}`).toBe(i % 2 ? 11 : 1));
   });
@@ -86,10 +87,10 @@ describe('HistoryReader', () => {
         return (...args: Parameters<Database['executeQuery']>) => (fail ? Promise.reject(new Error('connection terminated')) : target.executeQuery(...args));
       },
     });
-    const reader = new HistoryReader(flaky, new RequestCounter(t.db));
-    const failed = await Promise.allSettled([reader.read(ask('ci-a', {})), reader.read(ask('ci-b', {}))]);
+    const reader = new FactsReader(flaky, new RequestCounter(t.db));
+    const failed = await Promise.allSettled([reader.read(ask('ci-a', {})).then((f) => f.history), reader.read(ask('ci-b', {})).then((f) => f.history)]);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     fail = false;
-    expect((await reader.read(ask('ci-a', {}))).requestsLastHour).toBe(11);
+    expect((await reader.read(ask('ci-a', {}))).history.requestsLastHour).toBe(11);
   });
 });
