@@ -1,7 +1,7 @@
 import type { RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
 import { signalValueProblem, type PolicyValue, type SignalTypeSpec } from '../policy/index.js';
-import type { SignalKey, StoredSignal } from '../signals/signal.repository.js';
+import { asStored, type SignalKey, type StoredSignal } from '../signals/signal.repository.js';
 import { signalSubject } from '../signals/subject.js';
 
 /** How one registered signal stood when the decision was made, as recorded in the decision. */
@@ -44,7 +44,8 @@ export function gatherSignals(
   const byKey = new Map(found.map((s) => [`${s.type}\u0000${s.subject}`, s]));
   const values: Record<string, PolicyValue> = {};
   const uses: SignalUse[] = wanted.map(({ type, subject }) => {
-    const s = subject === null ? undefined : byKey.get(`${type.name}\u0000${subject}`);
+    // Matched as looked up: a subject with a lone surrogate was asked, and is stored, with U+FFFD.
+    const s = subject === null ? undefined : byKey.get(`${type.name}\u0000${asStored(subject)}`);
     if (!s) return { type: type.name, subject, status: 'missing' };
     const age = Math.round((now.getTime() - s.observed_at.getTime()) / 1000);
     const base = { type: type.name, subject, value: s.value, source: s.source, observed_at: s.observed_at.toISOString(), age_seconds: age };

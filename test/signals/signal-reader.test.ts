@@ -3,6 +3,8 @@ import { insertSignals, type SignalKey } from '../../src/signals/signal.reposito
 import { FactsReader } from '../../src/decisions/history.js';
 import { RequestCounter } from '../../src/decisions/request-counter.js';
 import type { Database } from '../../src/db/database.js';
+import { gatherSignals } from '../../src/decisions/gather-signals.js';
+import { signalTypeSpec } from '../../src/policy/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let t: TestDatabase;
@@ -57,5 +59,36 @@ describe('FactsReader: signals', () => {
     expect(b.map((s) => s.value).sort()).toEqual(['newest', 'w2-only']);
     expect(nul).toEqual([]);
     expect(surrogate).toEqual([]);
+  });
+
+  it('reads back any year Postgres stores, and matches a lone-surrogate subject to what was stored for it', async () => {
+    const farFuture = new Date('9999-12-31T23:59:59-23:59'); // year 10000 in UTC
+    await insertSignals(t.db, [{ ...signal('trust', 'far', 'x', '03'), expires_at: farFuture }, signal('trust', 'runner\ufffdx', 'replaced', '04')], at('12'));
+    const r = reader(t.db);
+    const [far, surrogate] = await Promise.all([r.latest([{ type: 'trust', subject: 'far' }]), r.latest([{ type: 'trust', subject: 'runner\ud800x' }])]);
+    expect(far[0]!.expires_at?.getTime()).toBe(farFuture.getTime());
+    expect(surrogate.map((s) => s.value)).toEqual(['replaced']);
+    // The decision sees it under the subject it asked for.
+    const type = signalTypeSpec.parse({ name: 'trust', description: 'd', reason: 'r', subject_kind: 'host', subject_claim: 'runner', value: { type: 'string' }, sources: ['test'], max_age_seconds: 3600 });
+    const { uses, values } = gatherSignals({ wanted: [{ type, subject: 'runner\ud800x' }], keys: [] }, surrogate, at('30'));
+    expect(uses[0]).toMatchObject({ status: 'fresh', subject: 'runner\ud800x', value: 'replaced' });
+    expect(values).toEqual({ trust: 'replaced' });
+  });
+
+  it('a data exception in a shared statement costs only the request whose question caused it', async () => {
+    // Stands in for Postgres refusing one question's data (class 22) in whichever statement carries it.
+    const picky = new Proxy(t.db, {
+      get(target, prop, receiver) {
+        if (prop !== 'executeQuery') return Reflect.get(target, prop, receiver) as unknown;
+        return (...args: Parameters<Database['executeQuery']>) =>
+          JSON.stringify((args[0] as { parameters?: unknown }).parameters).includes('refused')
+            ? Promise.reject(Object.assign(new Error('invalid input syntax'), { code: '22P02' }))
+            : target.executeQuery(...args);
+      },
+    });
+    const r = reader(picky);
+    const [good, bad] = await Promise.allSettled([r.latest([{ type: 'trust', subject: 'w2' }]), r.latest([{ type: 'trust', subject: 'refused' }])]);
+    expect(good.status === 'fulfilled' && good.value.map((s) => s.value)).toEqual(['w2-only']);
+    expect(bad.status).toBe('rejected');
   });
 });
