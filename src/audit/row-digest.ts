@@ -27,7 +27,29 @@ export interface DecisionDigestInput {
   grant_id: string | null;
 }
 
-const json = (v: unknown): unknown => (v === undefined ? null : JSON.parse(JSON.stringify(v)));
+/**
+ * Whether canonicalJson writes `v` exactly as it writes v's JSON round trip: only JSON's own kinds
+ * (undefined and non-finite numbers included, which both write alike), in arrays and plain objects.
+ * A Date, a class instance, a function or anything deeper than 32 levels is not: it takes the round trip.
+ */
+function isPlainJson(v: unknown, depth = 0): boolean {
+  if (v === null || v === undefined) return true;
+  const t = typeof v;
+  if (t === 'string' || t === 'number' || t === 'boolean') return true;
+  if (t !== 'object' || depth > 32) return false;
+  if (Array.isArray(v)) return v.every((x) => isPlainJson(x, depth + 1));
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in v as Record<string, unknown>) if (!isPlainJson((v as Record<string, unknown>)[key], depth + 1)) return false;
+  return true;
+}
+
+/**
+ * The value as jsonb gives it back, for digesting: a JSON round trip, skipped for a value it would not
+ * change (the usual case: a mint's request and signals are parsed JSON; the round trip was a tenth of
+ * a mint row's building).
+ */
+const json = (v: unknown): unknown => (isPlainJson(v) ? (v ?? null) : JSON.parse(JSON.stringify(v)));
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null;
 
 /** SHA-256 of a whole decisions row: its request, signals, policy and config versions, outcome and reasons. */

@@ -32,6 +32,21 @@ function checkString(path: string, value: string): void {
   if (PEM_BLOCK.test(value)) throw new AuditSecretError(path, 'pem');
 }
 
+/** How a key reads: a hash (`*_sha256`, never secret), secret-sounding, or neither. Kept once seen, bounded. */
+type KeyKind = 'hash' | 'secret' | 'plain';
+const keyKinds = new Map<string, KeyKind>();
+const KEY_KINDS_MAX = 4_096;
+
+function kindOf(key: string): KeyKind {
+  let kind = keyKinds.get(key);
+  if (kind === undefined) {
+    const name = snakeCase(key);
+    kind = HASH_SUFFIX.test(name) ? 'hash' : SECRET_WORD.test(name) ? 'secret' : 'plain';
+    if (keyKinds.size < KEY_KINDS_MAX && key.length <= 64) keyKinds.set(key, kind);
+  }
+  return kind;
+}
+
 // `secretKey` is set below a secret-sounding key, so `tokens: ['...']` or `token: { value }` are caught too.
 function checkValue(path: string, value: unknown, secretKey: boolean): void {
   if (typeof value === 'string') {
@@ -41,8 +56,8 @@ function checkValue(path: string, value: unknown, secretKey: boolean): void {
   if (Array.isArray(value)) return value.forEach((v, i) => checkValue(`${path}[${i}]`, v, secretKey));
   if (value === null || typeof value !== 'object') return;
   for (const [key, v] of Object.entries(value)) {
-    const name = snakeCase(key);
-    checkValue(`${path}.${key}`, v, HASH_SUFFIX.test(name) ? false : secretKey || SECRET_WORD.test(name));
+    const kind = kindOf(key);
+    checkValue(`${path}.${key}`, v, kind === 'hash' ? false : secretKey || kind === 'secret');
   }
 }
 

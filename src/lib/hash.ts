@@ -16,6 +16,19 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ab, bb);
 }
 
+/** Keys written as JSON strings, kept once seen: a mint writes the same few dozen keys in every digest. Bounded, since keys can come from outside. */
+const quotedKeys = new Map<string, string>();
+const QUOTED_KEYS_MAX = 4_096;
+
+function quotedKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < QUOTED_KEYS_MAX && key.length <= 64) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
 /**
  * Canonical JSON: object keys sorted, no whitespace. Two equal values always serialise to the same
  * string, so their hash can bind an approval to one action or chain audit events. Keys whose value is
@@ -37,7 +50,7 @@ export function canonicalJson(value: unknown): string {
   for (const key of keys) {
     const v = record[key];
     if (v === undefined) continue;
-    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(v)}`;
+    out += `${out.length === 1 ? '' : ','}${quotedKey(key)}:${canonicalJson(v)}`;
   }
   return `${out}}`;
 }
