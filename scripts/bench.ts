@@ -14,7 +14,7 @@ import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
 import { paced } from './bench/paced.js';
-import { idleWake, nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
+import { idleWake, mintRowsAlone, nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
 import { benchVerify } from './bench/verify.js';
 import { benchMintPolicy, benchPolicy } from './bench/policy.js';
 import { benchExpirySweep } from './bench/expiry-sweep.js';
@@ -124,6 +124,7 @@ async function main(): Promise<void> {
     log('policy evaluation alone (demo policies, compiled once)');
     const policy = await benchPolicy(2_000);
     const mintPolicy = await withMachineCost(() => benchMintPolicy(2_000, configDir));
+    const rowsAlone = await mintRowsAlone(db, 2_000);
     // The limit is the write as the broker does it (shared statements); one statement per mint beside it.
     // Its cost includes chaining the audit events it staged (the sealer's work, which a mint causes too),
     // and they are chained now so that the broker's sealer does not carry them into the mint steps.
@@ -262,7 +263,9 @@ async function main(): Promise<void> {
 
     // The share is of the policies the mint steps ran; the demo's larger set is shown beside it.
     const policyShare = (mintPolicy.mean * 1000) / m32.cpuMicrosPerRequest;
+    const rowsShare = (rowsAlone.mean * 1000) / m32.cpuMicrosPerRequest;
     rows.push(
+      { scenario: 'mint rows built alone', clients: 1, ...rowsAlone, ratio: rowsShare, vs: 'mint CPU/req @32', note: `mean ${fmt(rowsAlone.mean * 1000)} µs/mint: decision, usage, 2 audit events, their row digests and secret check` },
       { scenario: 'policy evaluate (Cedar), mint policies', clients: 1, ...mintPolicy, ratio: policyShare, vs: 'mint CPU/req @32', note: `mean ${fmt(mintPolicy.mean * 1000)} µs/call; ${mintPolicy.policies} policies` },
       { scenario: 'policy evaluate (Cedar), demo policies', clients: 1, ...policy, ratio: (policy.mean * 1000) / m32.cpuMicrosPerRequest, vs: 'mint CPU/req @32', note: `mean ${fmt(policy.mean * 1000)} µs/call; ${policy.policies} policies; ${JSON.stringify(policy.outcomes)}` },
     );
@@ -327,6 +330,7 @@ async function main(): Promise<void> {
       composedCeiling: { parts, ...ceiling, ratioToLimit: ceiling.rps / limit, mintMachineMicros, mintShareOfCeiling: m32.rps / ceiling.rps },
       verify,
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
+      mintRows: { ...rowsAlone, shareOfMintCpu: rowsShare },
       expiry,
       profile: profile && { file: path.relative(REPO_ROOT, path.join(profileDir, profileFile!)), requestsPerSecond: profileRun.rps, ...profile },
       targets,

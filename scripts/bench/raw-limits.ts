@@ -119,15 +119,8 @@ export async function josePair(ms: number): Promise<RateResult> {
   });
 }
 
-/**
- * The mint's own write, alone: the statement that inserts the decision, the grant, the usage baseline
- * and the two audit events (src/grants/mint.repository.ts), with the rows a bench mint writes
- * (mintRows), through a pool configured like the broker's, from `concurrency` callers. No identity
- * check, no policy, no signing: the limit the database sets. `shared` writes through MintWriter, as
- * the broker does (callers that commit together share a statement); otherwise one statement each.
- */
-export async function rawInsert(db: Database, ms: number, concurrency: number, shared: boolean): Promise<RateResult> {
-  const writer = new MintWriter(db);
+/** What a bench mint writes: its principal, and one allowed mint's input and grant row at a time, as the broker builds them. */
+async function mintFixture(db: Database) {
   const registry = new Registry(db);
   await registry.load();
   const task = registry.snapshot.tasks.get(BENCH_TASK)!;
@@ -153,11 +146,52 @@ export async function rawInsert(db: Database, ms: number, concurrency: number, s
     signals: { used: [], broker: { requests_last_minute: 40, requests_last_hour: 900, active_grants: 30, task_is_new: false, target_is_new: false, new_params: [], calendars: {} }, identity: { method: 'oidc', issuer: 'bench-ci' } },
     latencyUs: 300,
   });
-  return timeConcurrent(ms, concurrency, async () => {
-    const now = new Date();
+  const next = (now: Date) => {
     const grant = { ...benchGrant(now), decision_id: null as string | null };
     const m: MintInput = { task, params: grant.params, scopes: grant.scopes, purpose: null, ttlSeconds: 300, decision: decision(), request: { task: BENCH_TASK, params: grant.params }, requestId: randomUUID() };
     grant.decision_id = m.decision.id;
+    return { grant, m };
+  };
+  return { principal, next };
+}
+
+/**
+ * Building a mint's rows alone (mintRows: the decision, the usage baseline, the two audit events with
+ * their row digests and secret check), one core, inputs made ahead of each timed batch: CPU the
+ * request thread spends per mint between the decision and the write.
+ */
+export async function mintRowsAlone(db: Database, ms: number): Promise<RateResult> {
+  const { principal, next } = await mintFixture(db);
+  const latencies: number[] = [];
+  const started = process.hrtime.bigint();
+  let busy = 0;
+  while (msSince(started) < ms) {
+    const now = new Date();
+    const batch = Array.from({ length: 500 }, () => next(now));
+    for (const { grant, m } of batch) {
+      const t = process.hrtime.bigint();
+      mintRows(principal, m, grant, now);
+      const took = msSince(t);
+      latencies.push(took);
+      busy += took;
+    }
+  }
+  return { ...summarize(latencies), rps: latencies.length / (busy / 1000) };
+}
+
+/**
+ * The mint's own write, alone: the statement that inserts the decision, the grant, the usage baseline
+ * and the two audit events (src/grants/mint.repository.ts), with the rows a bench mint writes
+ * (mintRows), through a pool configured like the broker's, from `concurrency` callers. No identity
+ * check, no policy, no signing: the limit the database sets. `shared` writes through MintWriter, as
+ * the broker does (callers that commit together share a statement); otherwise one statement each.
+ */
+export async function rawInsert(db: Database, ms: number, concurrency: number, shared: boolean): Promise<RateResult> {
+  const writer = new MintWriter(db);
+  const { principal, next } = await mintFixture(db);
+  return timeConcurrent(ms, concurrency, async () => {
+    const now = new Date();
+    const { grant, m } = next(now);
     const rows = mintRows(principal, m, grant, now);
     if ((await (shared ? writer.write(grant, rows) : insertMint(db, grant, rows))) !== 'inserted') throw new Error('bench workload is not active');
   });
