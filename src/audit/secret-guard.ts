@@ -1,4 +1,5 @@
 import type { AuditEventInput } from './audit-event.js';
+import { boundedMemo } from '../lib/bounded-memo.js';
 
 // A compact JWS/JWT: a base64url JSON header and payload (both start `{"` → `eyJ`), then a dot.
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\./;
@@ -32,20 +33,11 @@ function checkString(path: string, value: string): void {
   if (PEM_BLOCK.test(value)) throw new AuditSecretError(path, 'pem');
 }
 
-/** How a key reads: a hash (`*_sha256`, never secret), secret-sounding, or neither. Kept once seen, bounded. */
-type KeyKind = 'hash' | 'secret' | 'plain';
-const keyKinds = new Map<string, KeyKind>();
-const KEY_KINDS_MAX = 4_096;
-
-function kindOf(key: string): KeyKind {
-  let kind = keyKinds.get(key);
-  if (kind === undefined) {
-    const name = snakeCase(key);
-    kind = HASH_SUFFIX.test(name) ? 'hash' : SECRET_WORD.test(name) ? 'secret' : 'plain';
-    if (keyKinds.size < KEY_KINDS_MAX && key.length <= 64) keyKinds.set(key, kind);
-  }
-  return kind;
-}
+/** How a key reads: a hash (`*_sha256`, never secret), secret-sounding, or neither; kept once seen. */
+const kindOf = boundedMemo((key): 'hash' | 'secret' | 'plain' => {
+  const name = snakeCase(key);
+  return HASH_SUFFIX.test(name) ? 'hash' : SECRET_WORD.test(name) ? 'secret' : 'plain';
+});
 
 // `secretKey` is set below a secret-sounding key, so `tokens: ['...']` or `token: { value }` are caught too.
 function checkValue(path: string, value: unknown, secretKey: boolean): void {

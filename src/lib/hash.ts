@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { boundedMemo } from './bounded-memo.js';
 
 /** Hex SHA-256 of a string or bytes: how tokens and secrets are referred to once they have been used. */
 export function sha256Hex(input: string | Uint8Array): string {
@@ -16,18 +17,8 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ab, bb);
 }
 
-/** Keys written as JSON strings, kept once seen: a mint writes the same few dozen keys in every digest. Bounded, since keys can come from outside. */
-const quotedKeys = new Map<string, string>();
-const QUOTED_KEYS_MAX = 4_096;
-
-function quotedKey(key: string): string {
-  let quoted = quotedKeys.get(key);
-  if (quoted === undefined) {
-    quoted = JSON.stringify(key);
-    if (quotedKeys.size < QUOTED_KEYS_MAX && key.length <= 64) quotedKeys.set(key, quoted);
-  }
-  return quoted;
-}
+/** Keys written as JSON strings, kept once seen: a mint writes the same few dozen keys in every digest. */
+const quotedKey = boundedMemo((key) => JSON.stringify(key));
 
 /**
  * Canonical JSON: object keys sorted, no whitespace. Two equal values always serialise to the same
