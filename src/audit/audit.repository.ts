@@ -1,6 +1,6 @@
 import { CompiledQuery, sql } from 'kysely';
 import { PREPARED, type Database } from '../db/database.js';
-import { newId } from '../lib/ids.js';
+import { timeOrderedId } from '../lib/ids.js';
 import { computeAuditHash, eventColumns, type AuditChainHead, type AuditEvent, type AuditEventInput } from './audit-event.js';
 import { assertNoSecrets } from './secret-guard.js';
 
@@ -109,7 +109,7 @@ async function appendNormalised(db: Database, prepared: readonly NormalisedInput
     // while a backlog was sealed).
     for (let i = 0; i < prepared.length; i += INSERT_CHUNK_ROWS) {
       const rows = prepared.slice(i, i + INSERT_CHUNK_ROWS).map((e) => {
-        const fields = { seq: (BigInt(head.seq) + 1n).toString(), id: newId(), ...eventColumns(e, now), data: e.data };
+        const fields = { seq: (BigInt(head.seq) + 1n).toString(), id: timeOrderedId(), ...eventColumns(e, now), data: e.data };
         const row = { ...fields, prev_hash: head.hash, hash: computeAuditHash(head.hash, fields), pending_id: e.pending_id ?? null };
         head = { seq: row.seq, hash: row.hash };
         return row;

@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.js';
 import type { CompiledTask, RegistrySnapshot } from '../config/registry.js';
 import type { Principal } from '../identity/authenticate.js';
-import { newId } from '../lib/ids.js';
+import { timeOrderedId } from '../lib/ids.js';
 import { IDENTITY_CLAIMS, taskReadsContext, type BrokerSignals, type PolicyValue } from '../policy/index.js';
 import { calendarOpen, type CalendarSpec } from '../signals/calendar.js';
 import { decide, type Verdict } from './decide.js';
@@ -75,7 +75,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
       };
     });
     return {
-      id: newId(),
+      id: timeOrderedId(),
       ...verdict,
       policyVersion: snap.policies?.version ?? null,
       configVersion: snap.configVersion,

@@ -4,7 +4,7 @@ import type { Principal } from '../identity/authenticate.js';
 import type { Decision } from '../decisions/decider.js';
 import type { GrantDeps, IssuedGrant } from './grant.service.js';
 import { forbidden, TesseraError, unavailable } from '../lib/errors.js';
-import { newId } from '../lib/ids.js';
+import { timeOrderedId } from '../lib/ids.js';
 import { sha256Hex } from '../lib/hash.js';
 import { accessTokenClaims } from './access-token.js';
 import { decisionAuditEvent, decisionRow } from '../decisions/decision.repository.js';
@@ -65,7 +65,7 @@ function refusal(outcome: Exclude<MintOutcome, 'inserted'>, workloadId: string):
  */
 export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintInput): Promise<IssuedGrant> {
   const now = deps.clock.now();
-  const grantId = newId();
+  const grantId = timeOrderedId();
   const statusIdx = await deps.statusIndexes.next();
   for (let attempt = 1; ; attempt++) {
     const { token, grant } = await signGrant(deps, principal, m, { grantId, statusIdx, now });
