@@ -210,6 +210,10 @@ async function main(): Promise<void> {
     // (no load balancer: each cannon drives its own replica), as a deployment would run them.
     // One issuer for both, as replicas behind one load balancer have: the status list row is shared,
     // and its token names the issuer of whichever replica published it last.
+    // After the ratio rounds, as before the 70% step: the broker's sealer would otherwise chain the last
+    // round's events during this step, and the replicas would pay for it.
+    const replicaBacklog = await settle(db);
+    log(`settled before the replicas step: ${replicaBacklog.pending} staged audit events left after ${fmt(replicaBacklog.waitedMs)} ms`);
     const second = await spawnBroker({ ...pg.broker, configDir, kek, env: { TESSERA_ISSUER: broker.url } });
     children.push(second);
     await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
