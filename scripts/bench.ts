@@ -1,7 +1,8 @@
 // npm run bench: the broker's throughput and latency against the machine's raw limits, measured in one run.
 import { describeError } from './lib/describe-error.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createDatabase, type Database } from '../src/db/database.js';
@@ -29,6 +30,10 @@ const CONCURRENCY = [1, 8, 32, 128];
 /** Rounds of raw INSERT then 32-client mint, back to back, for the throughput target's ratio. */
 const RATIO_ROUNDS = 3;
 const RATIO_STEP_SECONDS = 4;
+/** Load before the first measured mint step, and before the profile: long enough for the JIT to settle. */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 30);
+/** How long the profiled broker may take to write its profile after the second signal. */
+const PROFILE_WRITE_MS = 10_000;
 const EXPIRY_GRANTS = 100_000;
 const EXPIRY_BATCHES = [END_BATCH_SIZE, 1_000, 5_000];
 /** Stop by ourselves even if something hangs. */
@@ -158,7 +163,10 @@ async function main(): Promise<void> {
     };
     const mintStep = (connections: number, extra: { overallRate?: number; amount?: number; headers?: () => Record<string, string> } = {}) =>
       cannon({ url: broker.url, connections, durationSeconds: STEP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: extra.headers ?? ciHeaders, onResponse: collect, ...extra });
-    await cannon({ url: broker.url, connections: 32, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up: JIT, pool, JWKS
+    // Warm-up (pool, JWKS, and the JIT: after 4 s of load V8 still spent 0.9 s optimising in an 8 s step,
+    // a fifth of the broker's CPU; after 40 s, 0.07 s). The mint steps measure the steady state.
+    log(`warming the broker up for ${WARMUP_SECONDS} s at 32 clients`);
+    await cannon({ url: broker.url, connections: 32, durationSeconds: WARMUP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders });
     const mint: Array<StepResult & { clients: number; cpuMicrosPerRequest: number; cores: CoreShare }> = [];
     for (const c of CONCURRENCY) {
       const cpu = broker.cpuSeconds();
@@ -255,15 +263,18 @@ async function main(): Promise<void> {
     );
     await broker.stop();
 
-    log('CPU profile of the mint path (a second broker process under --cpu-prof)');
-    const profiled = await spawnBroker({ ...pg.broker, configDir, kek, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] });
+    log(`CPU profile of the mint path (a second broker process, its request thread sampled after ${WARMUP_SECONDS} s of warm-up)`);
+    const profileFile = path.join(profileDir, 'request-thread.cpuprofile');
+    const profiled = await spawnBroker({ ...pg.broker, configDir, kek, nodeArgs: ['--import', './scripts/bench/profile-hook.ts'], env: { TESSERA_PROFILE_OUT: profileFile } });
     children.push(profiled);
-    await mintStep(32); // warm the JIT so the profile shows steady state, not compilation
-    const profiledFrom = Number(process.hrtime.bigint() / 1000n);
-    const profileRun = await cannon({ url: profiled.url, connections: 32, durationSeconds: 5, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders });
+    const profiledStep = (seconds: number) => cannon({ url: profiled.url, connections: 32, durationSeconds: seconds, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders });
+    await profiledStep(WARMUP_SECONDS);
+    process.kill(profiled.pid, 'SIGUSR2');
+    const profileRun = await profiledStep(5);
+    process.kill(profiled.pid, 'SIGUSR2');
+    for (let waited = 0; waited < PROFILE_WRITE_MS && !existsSync(profileFile); waited += 100) await sleep(100);
     await profiled.stop();
-    const profileFile = (await readdir(profileDir)).find((f) => f.endsWith('.cpuprofile'));
-    const profile = profileFile ? await summarizeProfile(path.join(profileDir, profileFile), profiledFrom) : undefined;
+    const profile = existsSync(profileFile) ? await summarizeProfile(profileFile) : undefined;
 
     // The share is of the policies the mint steps ran; the demo's larger set is shown beside it.
     const policyShare = (mintPolicy.mean * 1000) / m32.cpuMicrosPerRequest;
@@ -336,7 +347,7 @@ async function main(): Promise<void> {
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
       mintRows: { ...rowsAlone, shareOfMintCpu: rowsShare },
       expiry,
-      profile: profile && { file: path.relative(REPO_ROOT, path.join(profileDir, profileFile!)), requestsPerSecond: profileRun.rps, ...profile },
+      profile: profile && { file: path.relative(REPO_ROOT, profileFile), requestsPerSecond: profileRun.rps, ...profile },
       targets,
       rows,
     };
