@@ -232,7 +232,7 @@ async function main(): Promise<void> {
     log(`settled before the replicas step: ${replicaBacklog.pending} staged audit events left after ${fmt(replicaBacklog.waitedMs)} ms`);
     const second = await spawnBroker({ ...pg.broker, configDir, kek, env: { TESSERA_ISSUER: broker.url } });
     children.push(second);
-    await cannon({ url: second.url, connections: 16, durationSeconds: 2, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up
+    await cannon({ url: second.url, connections: 16, durationSeconds: WARMUP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders }); // warm-up, as the first had
     const cpu2 = [broker.cpuSeconds(), second.cpuSeconds()];
     const replicaSplit = coreSplit(broker, pg);
     const secondSplit = coreSplit(second, pg);

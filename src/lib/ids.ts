@@ -15,7 +15,8 @@ let taken = POOLED_IDS;
  * index's newest pages, which stay in memory and are written in full to the WAL once per checkpoint,
  * not once per insert. Measured on a table with two uuid indexes and 3,000,000 rows, inserting 52,000
  * more in statements of 13 right after a checkpoint: 3.1-3.7 s and 181 MB of WAL with v4 ids, 1.6-1.8 s
- * and 14 MB with v7 (`npm run bench:ids`).
+ * and 14 MB with v7 (`npm run bench:ids`). Grants, decisions and audit events have one uuid index
+ * each (their primary key, or audit_events' id beside its seq), so each gains somewhat less.
  *
  * The time is the machine's, not the broker's Clock: nothing reads it back, it only orders the index.
  * It shows when the row was made, as the row itself does; the ids are names, never secrets (a token is
