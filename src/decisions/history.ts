@@ -76,7 +76,7 @@ export interface Facts {
 }
 
 /** A question as sent to Postgres: its windows, keys and this replica's unflushed counts, fixed when asked. */
-interface HistoryRow {
+interface FactsRow {
   /** Its place in the batch: answers come back in this order. */
   i: number;
   workload_id: string;
@@ -95,7 +95,7 @@ interface HistoryRow {
   signal_keys: SignalKey[];
 }
 
-function historyRow(q: FactsQuery, counter: RequestCounter): Omit<HistoryRow, 'i'> {
+function factsRow(q: FactsQuery, counter: RequestCounter): Omit<FactsRow, 'i'> {
   const cur = minuteOf(q.now);
   const prev = new Date(cur.getTime() - MINUTE);
   const hourAgo = new Date(cur.getTime() - 59 * MINUTE);
@@ -130,7 +130,7 @@ function historyRow(q: FactsQuery, counter: RequestCounter): Omit<HistoryRow, 'i
  * every request; measured at 32 clients it was 40% of Postgres' CPU per mint, for a fact that policies
  * which never read it do not need.
  */
-const HISTORY_SQL = `${PREPARED}
+const FACTS_SQL = `${PREPARED}
   select
     coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur), 0) + q.unflushed_cur as cur,
     coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev), 0) + q.unflushed_prev as prev,
@@ -146,11 +146,11 @@ const HISTORY_SQL = `${PREPARED}
     unflushed_cur int, unflushed_prev int, unflushed_hour int, signal_keys jsonb)
   order by q.i`;
 
-async function readFacts(db: Database, questions: Array<{ q: FactsQuery; row: Omit<HistoryRow, 'i'> }>): Promise<Facts[]> {
+async function readFacts(db: Database, questions: Array<{ q: FactsQuery; row: Omit<FactsRow, 'i'> }>): Promise<Facts[]> {
   const { rows } = await db.executeQuery<{ cur: string; prev: string; hour: string; active: string | null; seen: string[] | null; signals: Parameters<typeof latestSignalsFrom>[0] }>(
-    CompiledQuery.raw(HISTORY_SQL, [JSON.stringify(questions.map((x, i) => ({ ...x.row, i })))]),
+    CompiledQuery.raw(FACTS_SQL, [JSON.stringify(questions.map((x, i) => ({ ...x.row, i })))]),
   );
-  if (rows.length !== questions.length) throw new Error(`history: ${rows.length} answers to ${questions.length} questions`);
+  if (rows.length !== questions.length) throw new Error(`facts: ${rows.length} answers to ${questions.length} questions`);
   return rows.map((r, i) => {
     const { q } = questions[i]!;
     const seen = new Set(r.seen ?? []);
@@ -181,7 +181,7 @@ const MAX_BATCH = 64;
  * except a data exception (class 22), which may be one request's key: then each is asked alone.
  */
 export class FactsReader {
-  readonly #batcher: TurnBatcher<{ q: FactsQuery; row: Omit<HistoryRow, 'i'> }, Facts>;
+  readonly #batcher: TurnBatcher<{ q: FactsQuery; row: Omit<FactsRow, 'i'> }, Facts>;
 
   constructor(
     db: Database,
@@ -191,7 +191,7 @@ export class FactsReader {
   }
 
   read(q: FactsQuery): Promise<Facts> {
-    return this.#batcher.ask({ q, row: historyRow(q, this.counter) });
+    return this.#batcher.ask({ q, row: factsRow(q, this.counter) });
   }
 }
 

@@ -8,6 +8,9 @@ const MINUTE = 60_000;
 /** The minute bucket a time falls in. */
 export const minuteOf = (at: Date) => new Date(Math.floor(at.getTime() / MINUTE) * MINUTE);
 
+/** A workload's count for one minute, as the counter keys it. */
+const countKey = (workloadId: string, minute: Date) => `${workloadId}\u0000${minute.toISOString()}`;
+
 /**
  * Requests per workload per minute, counted in memory and added to `request_buckets` once a second.
  * Counting inside each request's transaction made concurrent requests of one workload queue on the
@@ -33,13 +36,13 @@ export class RequestCounter {
 
   /** Counts one request of `workloadId` at `now`. */
   increment(workloadId: string, now: Date): void {
-    const key = `${workloadId}\u0000${minuteOf(now).toISOString()}`;
+    const key = countKey(workloadId, minuteOf(now));
     this.#pending.set(key, (this.#pending.get(key) ?? 0) + 1);
   }
 
   /** This replica's not yet flushed count for a workload and minute. */
   unflushed(workloadId: string, minute: Date): number {
-    const key = `${workloadId}\u0000${minute.toISOString()}`;
+    const key = countKey(workloadId, minute);
     return (this.#pending.get(key) ?? 0) + (this.#writing.get(key) ?? 0);
   }
 
