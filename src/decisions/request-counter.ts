@@ -18,17 +18,9 @@ const countKey = (workloadId: string, minute: Date) => `${workloadId}\u0000${min
  * request path touches no shared row; a replica's own counts are exact at once (unflushed ones are
  * added on read) and other replicas' appear within a second. Counts that fail to flush are kept and
  * retried, never dropped.
- *
- * A batch being written still counts as unflushed until its statement has returned. Dropped from the
- * counts when the write began, it was missing from reads for the whole round trip, and a rate policy
- * read low (most likely how a demo test's eleventh refund in a minute was once allowed). Kept until
- * the write returns, it can be counted twice by a read whose snapshot already sees the commit: a
- * shorter window, in the direction that refuses.
  */
 export class RequestCounter {
   #pending = new Map<string, number>();
-  /** The batch whose write is on its way to Postgres (at most one: flushes do not overlap). */
-  #writing = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
 
@@ -42,18 +34,15 @@ export class RequestCounter {
 
   /** This replica's not yet flushed count for a workload and minute. */
   unflushed(workloadId: string, minute: Date): number {
-    const key = countKey(workloadId, minute);
-    return (this.#pending.get(key) ?? 0) + (this.#writing.get(key) ?? 0);
+    return this.#pending.get(countKey(workloadId, minute)) ?? 0;
   }
 
   /** Unflushed counts of a workload since `from` (inclusive). */
   unflushedSince(workloadId: string, from: Date): number {
     let n = 0;
-    for (const counts of [this.#pending, this.#writing]) {
-      for (const [key, count] of counts) {
-        const [w, m] = key.split('\u0000');
-        if (w === workloadId && new Date(m!) >= from) n += count;
-      }
+    for (const [key, count] of this.#pending) {
+      const [w, m] = key.split('\u0000');
+      if (w === workloadId && new Date(m!) >= from) n += count;
     }
     return n;
   }
@@ -70,7 +59,6 @@ export class RequestCounter {
     if (this.#pending.size === 0) return;
     const batch = this.#pending;
     this.#pending = new Map();
-    this.#writing = batch;
     const workloads: string[] = [];
     const minutes: string[] = [];
     const counts: number[] = [];
@@ -88,8 +76,6 @@ export class RequestCounter {
     } catch (err) {
       for (const [key, n] of batch) this.#pending.set(key, (this.#pending.get(key) ?? 0) + n);
       throw err;
-    } finally {
-      this.#writing = new Map();
     }
   }
 
