@@ -90,7 +90,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const audit = new AuditSealer(db, clock, log, startSealerThread(o.databaseUrl, log));
   audit.start();
   const requests = new RequestCounter(db);
-  requests.start();
+  await requests.start();
   const deps: Deps = {
     db,
     clock,

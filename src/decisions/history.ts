@@ -75,7 +75,7 @@ export interface Facts {
   signals: StoredSignal[];
 }
 
-/** A question as sent to Postgres: its windows, keys and this replica's unflushed counts, fixed when asked. */
+/** A question as sent to Postgres: its windows, keys and this replica's own counts, fixed when asked. */
 interface FactsRow {
   /** Its place in the batch: answers come back in this order. */
   i: number;
@@ -89,9 +89,11 @@ interface FactsRow {
   count_active: boolean;
   params: string[];
   hashes: string[];
-  unflushed_cur: number;
-  unflushed_prev: number;
-  unflushed_hour: number;
+  /** This replica's shard, left out of Postgres' sums: its own counts come from memory. */
+  own_shard: number;
+  own_cur: number;
+  own_prev: number;
+  own_hour: number;
   signal_keys: SignalKey[];
 }
 
@@ -111,9 +113,10 @@ function factsRow(q: FactsQuery, counter: RequestCounter): Omit<FactsRow, 'i'> {
     count_active: q.countActiveGrants,
     params: keys.map((k) => k.param),
     hashes: keys.map((k) => k.value_sha256),
-    unflushed_cur: counter.unflushed(q.workloadId, cur),
-    unflushed_prev: counter.unflushed(q.workloadId, prev),
-    unflushed_hour: counter.unflushedSince(q.workloadId, hourAgo),
+    own_shard: counter.shard,
+    own_cur: counter.own(q.workloadId, cur),
+    own_prev: counter.own(q.workloadId, prev),
+    own_hour: counter.ownSince(q.workloadId, hourAgo),
     signal_keys: storableSignalKeys(q.signals),
   };
 }
@@ -132,9 +135,9 @@ function factsRow(q: FactsQuery, counter: RequestCounter): Omit<FactsRow, 'i'> {
  */
 const FACTS_SQL = `${PREPARED}
   select
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur), 0) + q.unflushed_cur as cur,
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev), 0) + q.unflushed_prev as prev,
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute >= q.hour_ago), 0) + q.unflushed_hour as hour,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur and b.shard <> q.own_shard), 0) + q.own_cur as cur,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev and b.shard <> q.own_shard), 0) + q.own_prev as prev,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute >= q.hour_ago and b.shard <> q.own_shard), 0) + q.own_hour as hour,
     case when q.count_active then (select count(*) from (select 1 from grants g where g.workload_id = q.workload_id and g.status = 'active'
       and g.expires_at > q.now limit ${ACTIVE_GRANTS_CAP}) a) end as active,
     (select array_agg(distinct u.param) from usage_baseline u
@@ -143,7 +146,7 @@ const FACTS_SQL = `${PREPARED}
     ${latestSignalsColumn('q.signal_keys')} as signals
   from jsonb_to_recordset($1::jsonb) as q(i int, workload_id text, task text, now timestamptz, cur timestamptz,
     prev timestamptz, hour_ago timestamptz, since date, count_active boolean, params text[], hashes text[],
-    unflushed_cur int, unflushed_prev int, unflushed_hour int, signal_keys jsonb)
+    own_shard int, own_cur int, own_prev int, own_hour int, signal_keys jsonb)
   order by q.i`;
 
 async function readFacts(db: Database, questions: Array<{ q: FactsQuery; row: Omit<FactsRow, 'i'> }>): Promise<Facts[]> {
@@ -177,7 +180,7 @@ const MAX_BATCH = 64;
  * more than the lookups themselves; then history and signals shared one statement each, two per turn,
  * and now one (each statement also wakes a Postgres backend that takes a core from the request thread).
  * The answer is the same as a query of its own (each question carries its own time, keys and this
- * replica's unflushed counts, fixed when it was asked); a failed statement fails every request in it,
+ * replica's own counts, fixed when it was asked); a failed statement fails every request in it,
  * except a data exception (class 22), which may be one request's key: then each is asked alone.
  */
 export class FactsReader {
