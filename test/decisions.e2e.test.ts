@@ -382,7 +382,10 @@ describe('decision records and what-if', () => {
     });
     expect(d.policy_version).toMatch(/^[0-9a-f]{64}$/);
     expect(d.latency_us).toBeGreaterThan(0);
-    expect(d.signals.used).toContainEqual({ type: 'runner_trust', subject: 'api-deploy', status: 'fresh', value: 'trusted', source: 'attestor', observed_at: expect.any(String), age_seconds: 30 });
+    const use = (d.signals.used as Array<Record<string, unknown>>).find((u) => u.type === 'runner_trust')!;
+    expect(use).toEqual({ type: 'runner_trust', subject: 'api-deploy', status: 'fresh', value: 'trusted', source: 'attestor', observed_at: expect.any(String), age_seconds: 30, fresh_until: expect.any(String) });
+    // Fresh for its type's 900 s from when it was observed: the moment the grant's sweep looks again.
+    expect(Date.parse(use.fresh_until as string) - Date.parse(use.observed_at as string)).toBe(900_000);
     expect(d.signals.identity).toMatchObject({ method: 'oidc', claims: { repository: 'acme/api' }, token_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(JSON.stringify(d)).not.toMatch(/eyJ/);
     const list = await (await fetch(`${broker.url}/v1/admin/decisions?workload=api-deploy&outcome=allow&limit=1`, { headers: admin })).json() as { items: Array<{ id: string }>; next_cursor: string };

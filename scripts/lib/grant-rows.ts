@@ -23,7 +23,10 @@ export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
     cnf_jkt: null,
     kid: 'bench-kid',
     status_idx: null,
-    watches_signals: false,
+    // As the bench's mints are judged: on runner_trust about their workload, fresh for its hour.
+    watches_signals: true,
+    watched_keys: [`runner_trust:${CI_WORKLOAD}`],
+    due_at: new Date(now.getTime() + 3_600_000),
     token_sha256: sha256Hex(id),
     identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
   };

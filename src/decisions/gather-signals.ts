@@ -14,6 +14,8 @@ export interface SignalUse {
   source?: string;
   observed_at?: string;
   age_seconds?: number;
+  /** For a fresh use: when it stops being fresh (its type's maximum age, or its own expiry if sooner). */
+  fresh_until?: string;
   /** Why an `invalid` value does not fit. */
   problem?: string;
 }
@@ -54,7 +56,9 @@ export function gatherSignals(
     const problem = signalValueProblem(type, s.value);
     if (problem) return { ...base, status: 'invalid', problem };
     values[type.name] = s.value as PolicyValue;
-    return { ...base, status: 'fresh' };
+    const aged = s.observed_at.getTime() + type.max_age_seconds * 1000;
+    const until = s.expires_at && s.expires_at.getTime() < aged ? s.expires_at.getTime() : aged;
+    return { ...base, status: 'fresh', fresh_until: new Date(until).toISOString() };
   });
   return { values, uses };
 }

@@ -23,8 +23,10 @@ export interface NewGrant {
   token_sha256: string;
   identity: Record<string, unknown>;
   status_idx: number | null;
-  /** See watchesSignals: false keeps the grant out of the re-evaluation sweep. */
+  /** See watchOf: false keeps the grant out of the re-evaluation sweep. */
   watches_signals: boolean;
+  watched_keys: string[] | null;
+  due_at: Date | null;
 }
 
 export async function findGrant(db: Database, id: string): Promise<GrantRow | undefined> {

@@ -31,8 +31,12 @@ export interface GrantTables {
     /** The decision of the latest re-evaluation (null until there was one) and when it ran. */
     reevaluation_decision_id: ColumnType<string | null, string | null | undefined, string | null>;
     reevaluated_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
-    /** Its latest decision read a signal about a subject, so it can go out of date (see watchesSignals). */
+    /** Its latest decision read a signal about a subject, so it can go out of date (see watchOf). */
     watches_signals: ColumnType<boolean, boolean | undefined, boolean>;
+    /** The (type, subject) keys its latest decision read (see watchOf); null for a grant that watches none. */
+    watched_keys: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
+    /** When a fresh signal its latest decision read goes stale or expires (null: none was fresh). */
+    due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   };
   status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
   resource_servers: {

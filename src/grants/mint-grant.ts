@@ -16,7 +16,7 @@ import type { NewGrant } from './grant.repository.js';
 import { insertMint, type MintOutcome, type TableRows } from './mint.repository.js';
 import { grantsMinted } from './grant.metrics.js';
 import { statusListUri } from './status-list.service.js';
-import { watchesSignals } from './reevaluation-due.js';
+import { watchOf } from './reevaluation-due.js';
 
 /** One allowed action, validated and decided: what a grant is minted for. */
 export interface MintInput {
@@ -141,7 +141,7 @@ async function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, id
       ...(m.delegation && { actor: m.delegation.actor }),
     },
     status_idx: statusIdx,
-    watches_signals: watchesSignals(decision.signals.used),
+    ...watchOf(decision.signals.used),
   };
   return { token, grant };
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { retryOnDeadlock } from '../lib/retry.js';
 import type { GrantRow } from './grant.repository.js';
 import { endGrantsInTransaction } from './end-grants.js';
-import { dueCondition, type DueSignals } from './reevaluation-due.js';
+import { dueCondition, type DueSignals, type watchOf } from './reevaluation-due.js';
 
 /** Which active grants to re-evaluate: every one (a new policy version), one workload's, or those due. */
 export interface ReevaluationFilter {
@@ -19,8 +19,8 @@ export interface Verdict {
   reason: string;
   /** The decision behind the verdict: the revocation links to it, and the grant remembers it. */
   decisionId: string | null;
-  /** Whether that decision read a signal about a subject (see watchesSignals); kept on the grant with it. */
-  watchesSignals?: boolean;
+  /** What the grant keeps of that decision for the sweep (see watchOf), with it. */
+  watch?: ReturnType<typeof watchOf>;
   /** Records that decision inside the re-evaluation's transaction; never called in a dry run. */
   record?: (trx: Database) => Promise<void>;
 }
@@ -35,6 +35,9 @@ export interface ReevaluationResult {
   failed: Array<{ grant_id: string; error: string }>;
   dry_run: boolean;
 }
+
+/** A recorded decision whose uses are not known: the grant is tested by every sweep, as one from before watchOf. */
+const UNKNOWN_WATCH = { watches_signals: true, due_at: sql<Date>`'-infinity'::timestamptz` };
 
 /**
  * Grants per transaction. Their rows stay locked while they are decided (a few milliseconds each),
@@ -59,14 +62,41 @@ export async function reevaluateActiveGrants(
   options: { dryRun?: boolean; actor?: string } = {},
 ): Promise<ReevaluationResult> {
   const result: ReevaluationResult = { evaluated: 0, revoked: [], failed: [], dry_run: options.dryRun ?? false };
+  const run = (page: Page) =>
+    result.dry_run
+      ? decidePage(deps, deps.db, filter, decide, now, page, result, options)
+      : retryOnDeadlock(() => deps.db.transaction().execute((trx) => decidePage(deps, trx, filter, decide, now, page, result, options)));
+  const candidates = filter.due?.candidates;
+  if (candidates) {
+    const ids = await candidateIds(deps.db, candidates, now);
+    for (let i = 0; i < ids.length; i += PAGE_SIZE) await run({ ids: ids.slice(i, i + PAGE_SIZE) });
+    return result;
+  }
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const page = result.dry_run
-      ? await decidePage(deps, deps.db, filter, decide, now, after, result, options)
-      : await retryOnDeadlock(() => deps.db.transaction().execute((trx) => decidePage(deps, trx, filter, decide, now, after, result, options)));
+    const page = await run({ after });
     if (page.length < PAGE_SIZE) return result;
     after = page[page.length - 1]!.id;
   }
+}
+
+/** A page of grants: the next PAGE_SIZE in id order after a cursor, or these candidates. */
+type Page = { after: string } | { ids: string[] };
+
+/**
+ * The ids of the grants that can be due (see DueSignals.candidates), each part through its own index:
+ * the GIN index for the keys, the due_at index for the time. Asked apart and before the paged test,
+ * so that the planner never trades them for a walk of every watching grant in id order.
+ */
+async function candidateIds(db: Database, c: NonNullable<DueSignals['candidates']>, now: Date): Promise<string[]> {
+  const watching = sql`status = 'active' and watches_signals`;
+  const parts = [
+    ...(c.keys.length ? [sql`select id from grants where ${watching} and watched_keys && ${c.keys}::text[]`] : []),
+    ...(c.byTime ? [sql`select id from grants where ${watching} and due_at <= ${now}`] : []),
+  ];
+  if (!parts.length) return [];
+  const { rows } = await sql<{ id: string }>`${sql.join(parts, sql` union `)}`.execute(db);
+  return rows.map((r) => r.id).sort();
 }
 
 async function decidePage(
@@ -75,20 +105,20 @@ async function decidePage(
   filter: ReevaluationFilter,
   decide: GrantDecide,
   now: Date,
-  after: string,
+  page: Page,
   result: ReevaluationResult,
   options: { dryRun?: boolean; actor?: string },
 ): Promise<GrantRow[]> {
   const lock = result.dry_run ? sql`` : filter.due ? sql`for update of g skip locked` : sql`for update of g`;
-  const { rows: page } = await sql<GrantRow>`
+  const { rows: grants } = await sql<GrantRow>`
     select g.* from grants g
-    where g.status = 'active' and g.expires_at > ${now} and g.id > ${after}
+    where g.status = 'active' and g.expires_at > ${now} and ${'ids' in page ? sql`g.id = any(${page.ids}::uuid[])` : sql`g.id > ${page.after}`}
       ${filter.workloadId !== undefined ? sql`and g.workload_id = ${filter.workloadId}` : sql``}
       ${filter.due ? sql`and g.watches_signals and ${dueCondition(filter.due, now)}` : sql``}
     order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
   const revoked: ReevaluationResult['revoked'] = [];
   const failed: ReevaluationResult['failed'] = [];
-  for (const grant of page) {
+  for (const grant of grants) {
     let verdict: Verdict;
     try {
       verdict = await decide(grant, now);
@@ -104,7 +134,7 @@ async function decidePage(
     await verdict.record?.(db);
     await db
       .updateTable('grants')
-      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, watches_signals: verdict.watchesSignals ?? true }) })
+      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...(verdict.watch ?? UNKNOWN_WATCH) }) })
       .where('id', '=', grant.id)
       .execute();
     if (verdict.allowed) continue;
@@ -114,8 +144,8 @@ async function decidePage(
     }
   }
   // Added at the end of the page, so a page aborted midway (and retried) is not counted twice.
-  result.evaluated += page.length;
+  result.evaluated += grants.length;
   result.revoked.push(...revoked);
   result.failed.push(...failed);
-  return page;
+  return grants;
 }

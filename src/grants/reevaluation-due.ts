@@ -6,13 +6,54 @@ export interface DueSignals {
   maxAges: Record<string, number>;
   /** Only grants whose last decision read a signal about one of these subjects (just ingested ones). */
   subjects?: string[];
+  /**
+   * Only grants that can be due, found through their indexes instead of testing every watching grant:
+   * those watching one of these (type, subject) keys (see watchKey), and with `byTime` also those
+   * whose `due_at` has come. Absent: every watching grant is tested.
+   */
+  candidates?: { keys: string[]; byTime: boolean };
+}
+
+/** A (type, subject) as a grant's `watched_keys` holds it. Type names are snake_case, so ':' ends the type. */
+export const watchKey = (type: string, subject: string) => `${type}:${subject}`;
+
+type Use = { type: string; subject: string | null; status: string; fresh_until?: string };
+
+/**
+ * What a grant keeps of the decision it was last judged on, for the sweep to find it by: whether it
+ * watches a signal at all (dueCondition looks only at uses with a subject; a grant judged on none is
+ * never tested), the (type, subject) keys it read (a new observation of one may change its
+ * answer), and the first moment a fresh signal it read goes stale or expires (null: none was fresh).
+ */
+export function watchOf(used: readonly Use[]): { watches_signals: boolean; watched_keys: string[] | null; due_at: Date | null } {
+  const keys: string[] = [];
+  let due: string | undefined;
+  for (const u of used) {
+    if (u.subject === null) continue;
+    keys.push(watchKey(u.type, u.subject));
+    if (u.status === 'fresh' && u.fresh_until && (due === undefined || u.fresh_until < due)) due = u.fresh_until;
+  }
+  return { watches_signals: keys.length > 0, watched_keys: keys.length ? keys : null, due_at: due === undefined ? null : new Date(due) };
 }
 
 /**
- * Whether a decision that recorded these signal uses can ever be due (see dueCondition, which looks only
- * at uses with a subject): kept on the grant, so the sweep skips grants judged on no such signal.
+ * SQL for what watchOf gives, from grant `g`'s latest decision as recorded and the maximum ages of now:
+ * how the sweep brings `due_at` up to date when an operator changes a signal type's maximum age (a
+ * mint's own `fresh_until` was worked out with the age of its time). A signal's own expiry is read
+ * from the observation the decision used, as dueCondition reads it.
  */
-export const watchesSignals = (used: ReadonlyArray<{ subject: string | null }>): boolean => used.some((u) => u.subject !== null);
+export function watchColumns(maxAges: Record<string, number>) {
+  const used = sql`from decisions d, jsonb_array_elements(d.signals->'used') u
+    where d.id = coalesce(g.reevaluation_decision_id, g.decision_id) and u->>'subject' is not null`;
+  return {
+    watched_keys: sql<string[] | null>`(select array_agg((u->>'type') || ':' || (u->>'subject')) ${used})`,
+    due_at: sql<Date | null>`(select min(least(
+        (u->>'observed_at')::timestamptz + make_interval(secs => (${JSON.stringify(maxAges)}::jsonb->>(u->>'type'))::float8),
+        (select s.expires_at from signals s where s.type = u->>'type' and s.subject = u->>'subject'
+          and s.observed_at = (u->>'observed_at')::timestamptz order by s.id desc limit 1)))
+      ${used} and u->>'status' = 'fresh')`,
+  };
+}
 
 /**
  * Whether grant `g` was last judged on signals that are out of date: its latest decision (the mint's,

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { post } from '../support/broker.js';
 import { PREPARED } from '../../src/db/database.js';
 import { sha256Hex } from '../../src/lib/hash.js';
+import { reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
 import { JOBS } from '../../src/scheduler/jobs.js';
 import { flushPendingAudit } from '../../src/audit/audit-outbox.js';
 import { startLifecycleBroker, type Lifecycle } from '../lifecycle/support.js';
@@ -89,7 +90,12 @@ const PINNED: Array<{ what: string; statement: RegExp; indexes: string[] }> = [
   { what: "reads a mint's facts", statement: /from request_buckets b where b\.workload_id/, indexes: ['signals_latest', 'request_buckets_pk', 'usage_baseline_pk'] },
   { what: 'writes a mint', statement: /^\/\* prepared \*\/ with w as \(select 1 from workloads/, indexes: ['workloads_pkey', 'signing_keys_pkey'] },
   { what: 'writes the mints of one turn together', statement: /^\/\* prepared \*\/ with m as \(select \* from jsonb_to_recordset/, indexes: ['workloads_pkey', 'signing_keys_pkey'] },
-  { what: 'sweeps for grants due for re-evaluation', statement: /g\.watches_signals and exists/, indexes: ['grants_active_watching', 'decisions_pkey', 'signals_latest'] },
+  { what: 'sweeps every watching grant for re-evaluation (first runs)', statement: /g\.watches_signals and exists/, indexes: ['grants_active_watching', 'decisions_pkey', 'signals_latest'] },
+  { what: 'brings due_at up to date (first runs)', statement: /^with page as \(select id from grants where status = 'active' and watches_signals/, indexes: ['grants_active_watching', 'decisions_pkey'] },
+  { what: 'reads the arrivals since the last sweep', statement: /from signals where received_at >/, indexes: ['signals_received'] },
+  { what: 'finds the candidates for re-evaluation', statement: /^select id from grants where status = 'active' and watches_signals and watched_keys && \$1::text\[\] union select id/, indexes: ['grants_active_watched', 'grants_active_due'] },
+  { what: "finds the grants watching a new signal's key (hook)", statement: /^select id from grants where status = 'active' and watches_signals and watched_keys && \$1::text\[\]$/, indexes: ['grants_active_watched'] },
+  { what: 'tests a page of candidates', statement: /g\.id = any\(.*g\.watches_signals and exists/, indexes: ['decisions_pkey', 'signals_latest'] },
   { what: 'ends expired grants', statement: /select id from grants where status = 'active' and expires_at <=/, indexes: ['grants_active_expiry'] },
   { what: 'purges ended grants', statement: /with doomed as \( select id from grants g where g\.status <> 'active' and g\.ended_at </, indexes: ['grants_ended_at'] },
   { what: 'purges old decisions', statement: /delete from decisions where id in \(select id from decisions where created_at </, indexes: ['decisions_time'] },
@@ -103,7 +109,9 @@ const SEED_VOLUME = [
       case when i % 20 = 0 then 'active' else 'expired' end, case when i % 20 = 0 then null else $1::timestamptz - make_interval(days => i % 30) + interval '5 minutes' end,
       case when i % 20 = 0 then null else 'system:expiry' end, 'seed', md5(i::text), '{}', nextval('grant_status_idx_seq')
     from generate_series(1, 40000) as i`,
-  `update grants set expires_at = $1::timestamptz + interval '10 minutes' where workload_id like 'seed-%' and status = 'active'`,
+  // The active ones as a mint leaves them: watching their workload's runner_trust, fresh for a while yet.
+  `update grants set expires_at = $1::timestamptz + interval '10 minutes', watched_keys = array['runner_trust:' || workload_id],
+    due_at = $1::timestamptz + make_interval(secs => 60 + (hashtext(id::text) & 1023)) where workload_id like 'seed-%' and status = 'active'`,
   `insert into decisions (id, created_at, workload_id, task, outcome, reasons, errors, determining, request, signals, latency_us)
     select gen_random_uuid(), $1::timestamptz - make_interval(mins => i % 40000), 'seed-' || (i % 500), 'deploy-prod', 'allow', '{}', '{}', '{}', '{}', '{"used": []}', 100
     from generate_series(1, 40000) as i`,
@@ -144,6 +152,14 @@ describe('index plans', () => {
       expect((await signal('untrusted')).status).toBe(202);
       t.broker.deps.onSignals = hook;
       t.broker.clock.advance(120);
+      // A broker's first two sweeps test every watching grant; the jobs' run is then a candidates' run.
+      for (let run = 0; run < 2; run++) await reevaluateDueGrants(t.broker.deps, t.broker.clock.now());
+      // A grant, then an arrival that makes it due, for the candidates' run to find.
+      expect((await signal('trusted')).status).toBe(202);
+      await t.mintDeploy();
+      t.broker.deps.onSignals = undefined;
+      expect((await signal('untrusted')).status).toBe(202);
+      t.broker.deps.onSignals = hook;
       for (const job of JOBS) await job.run(t.broker.deps, t.broker.clock.now());
       expect(await flushPendingAudit(t.broker.deps.db, t.broker.clock.now())).toBeGreaterThan(0);
       expect((await t.grant(grants[1]!.id)).status).not.toBe('active');

@@ -55,6 +55,8 @@ async function grantLike(templateId: string, change: Partial<NewGrant> = {}): Pr
     identity: row.identity as Record<string, unknown>,
     status_idx: idx.rows[0]!.idx,
     watches_signals: false,
+    watched_keys: null,
+    due_at: null,
     ...change,
   };
 }

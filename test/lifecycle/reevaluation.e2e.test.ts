@@ -17,10 +17,10 @@ forbid (principal, action == Action::"deploy-prod", resource) unless { context.s
 forbid (principal, action == Action::"deploy-prod", resource) when { context.signals has host_posture && context.signals.host_posture == "compromised" };`;
 
 /** The shared test registry plus the signal types, their source, and `policies`. */
-const configure = (policies: string) => (c: ReturnType<typeof testConfig>) => ({
+const configure = (policies: string, runnerMaxAge = 900) => (c: ReturnType<typeof testConfig>) => ({
   ...c,
   signal_types: [
-    { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['posture'], max_age_seconds: 900 },
+    { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['posture'], max_age_seconds: runnerMaxAge },
     { name: 'host_posture', description: 'EDR verdict', reason: 'a compromised host leaks credentials', subject_kind: 'host', subject_claim: 'runner_name', value: { type: 'string' }, sources: ['posture'], max_age_seconds: 900 },
   ],
   signal_sources: [{ id: 'posture', api_key_sha256: sha256Hex(SOURCE_KEY) }],
@@ -140,6 +140,76 @@ describe('the re-evaluation sweep (durable)', () => {
       expect(await reevaluations(g.id)).toHaveLength(1);
       expect(await t.eventsFor(g.id)).toBe(1);
     }
+  });
+});
+
+describe('the sweep after its first runs: candidates from indexes', () => {
+  const sweep = () => reevaluateDueGrants(t.broker.deps, now()).then((r) => r.detail);
+  const watch = async (id: string) => db().selectFrom('grants').select(['watched_keys', 'due_at']).where('id', '=', id).executeTakeFirstOrThrow();
+  const setMaxAge = async (seconds: number) => expect((await t.admin('/config', configure(POLICIES, seconds)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
+  /** Stores an observation as if its row had been stamped `secondsAgo` before now (ingest on a slow or skewed replica). */
+  const storedLate = (value: string, secondsAgo: number) =>
+    insertSignals(db(), [{ type: 'runner_trust', subject: 'api-deploy', value, source: 'posture', observed_at: now(), expires_at: null }], new Date(now().getTime() - secondsAgo * 1000));
+  /** Runs the sweep until its full runs (first runs, or after a change of maximum ages) are behind it. */
+  const settle = async () => {
+    for (let i = 0; i < 3 && (await sweep()).recomputed !== undefined; i++);
+  };
+
+  it('a grant keeps the keys it read and when its fresh signal goes stale', async () => {
+    const observed = now();
+    const g = await deploy({ runner_name: 'runner-3' });
+    expect(await watch(g.id)).toEqual({ watched_keys: ['runner_trust:api-deploy', 'host_posture:runner-3'], due_at: new Date(observed.getTime() + 900_000) });
+  });
+
+  it('tests only the candidates: a change stamped before the window is left to the next full run', async () => {
+    const g = await deploy();
+    await settle();
+    // A run past the lookback of the trusted signal stored before the test, so no arrival names the grant's key.
+    t.broker.clock.advance(61);
+    await sweep();
+    await storedLate('untrusted', 61); // before the previous run, less the 60 s lookback
+    expect(await sweep()).toMatchObject({ evaluated: 0 });
+    expect((await t.grant(g.id)).status).toBe('active');
+    // A change of maximum ages makes the next run test every watching grant: it finds the change.
+    await setMaxAge(1_800);
+    try {
+      expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
+    } finally {
+      await setMaxAge(900);
+    }
+  });
+
+  it('finds a change stamped within the lookback before its previous run', async () => {
+    const g = await deploy();
+    await settle();
+    t.broker.clock.advance(5);
+    await storedLate('untrusted', 30);
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
+    expect((await t.grant(g.id)).status).toBe('revoked');
+  });
+
+  it('a shorter maximum age brings due_at forward, and the grant is swept when it comes', async () => {
+    const observed = now();
+    const g = await deploy();
+    await setMaxAge(120);
+    try {
+      await settle();
+      expect((await watch(g.id)).due_at).toEqual(new Date(observed.getTime() + 120_000));
+      expect((await t.grant(g.id)).status).toBe('active');
+      t.broker.clock.advance(121);
+      expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
+      expect((await t.grant(g.id)).end_reason).toBe('re-evaluation: the runner is not attested as trusted');
+    } finally {
+      await setMaxAge(900);
+    }
+  });
+
+  it('a grant written without keys (an older broker) is tested on every run', async () => {
+    const g = await deploy();
+    await settle();
+    await sql`update grants set watched_keys = null, due_at = '-infinity' where id = ${g.id}`.execute(db());
+    await storedLate('untrusted', 10 * 60);
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
   });
 });
 
