@@ -10,7 +10,7 @@ import { sealAll, untilSealed } from './lib/seal.js';
 import { REPO_ROOT, spawnBroker, spawnServer, type BrokerProcess } from './lib/broker-process.js';
 import { startScratchPostgres, type ScratchPostgres } from './lib/postgres.js';
 import { machineCpuSeconds } from './lib/proc.js';
-import { benchAgent, seedBenchSignal, startBenchIssuer, writeBenchConfig, IDENTITY_POOL, MINT_BODY } from './lib/identities.js';
+import { benchAgent, seedBenchSignal, BENCH_SIGNAL_MAX_AGE, startBenchIssuer, writeBenchConfig, IDENTITY_POOL, MINT_BODY } from './lib/identities.js';
 import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
@@ -19,6 +19,7 @@ import { idleWake, mintRowsAlone, nodeCryptoPair, josePair, rawInsert } from './
 import { benchVerify } from './bench/verify.js';
 import { benchMintPolicy, benchPolicy } from './bench/policy.js';
 import { benchExpirySweep } from './bench/expiry-sweep.js';
+import { benchReevaluationSweep } from './bench/reevaluation-sweep.js';
 import { END_BATCH_SIZE } from '../src/grants/end-grants.js';
 import { summarizeProfile } from './bench/profile.js';
 import { composedCeiling, withMachineCost } from './bench/machine-cost.js';
@@ -254,6 +255,14 @@ async function main(): Promise<void> {
     rows.push({ scenario: 'mint, 2 broker replicas', clients: 32, ...replicas, ratio: replicas.rps / limit, vs: limitName, limits: limits(replicas.rps), note: `16 clients each; ${fmt(pair[0]!.rps)} + ${fmt(pair[1]!.rps)}/s; p50/p99 the worse replica's; ${fmt(replicas.cpuMicrosPerRequest)} µs CPU/req` });
     const withoutRow = await missingRows(db, handedOut);
 
+    // On the grants the load steps left active (they live 10 minutes), as the scheduler meets them.
+    log('re-evaluation sweep: every watching grant tested, against the candidates found through indexes');
+    const reevaluation = await benchReevaluationSweep(db, { runner_trust: BENCH_SIGNAL_MAX_AGE });
+    rows.push(
+      { scenario: 're-evaluation sweep, every grant tested', clients: 1, rps: reevaluation.watching / (reevaluation.fullMs / 1000), note: `${fmt(reevaluation.fullMs)} ms for ${reevaluation.watching} active watching grants (a broker's first two runs); median of ${reevaluation.rounds}` },
+      { scenario: 're-evaluation sweep, candidates', clients: 1, ratio: reevaluation.candidatesMs / reevaluation.fullMs, vs: 'every grant tested', note: `${fmt(reevaluation.candidatesMs, 2)} ms: arrivals since the last run, then grants by watched key or due_at (every later run, every 5 s)` },
+    );
+
     log('downstream verification through tessera/verify against plain jose');
     const verifyTokens: string[] = [];
     // One retry: after the load steps a pooled keep-alive connection may be one the server just closed.
@@ -356,6 +365,7 @@ async function main(): Promise<void> {
       policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: policyShare } },
       mintRows: { ...rowsAlone, shareOfMintCpu: rowsShare },
       expiry,
+      reevaluation,
       profile: profile && { file: path.relative(REPO_ROOT, profileFile), requestsPerSecond: profileRun.rps, ...profile },
       targets,
       rows,

@@ -15,6 +15,8 @@ export const AGENT_WORKLOAD = 'bench-agent';
 export const MINT_BODY = JSON.stringify({ task: BENCH_TASK, params: { service: 'api' } });
 /** The bench's signal source key (a bench-only value: the source and its key exist only in scratch clusters). */
 const BENCH_SIGNAL_KEY = 'bench-attestor-key-not-a-secret';
+/** The bench's one signal type's maximum age, in seconds. */
+export const BENCH_SIGNAL_MAX_AGE = 3600;
 
 /** Identity tokens the CI clients cycle through (the OIDC path has no replay check, like real CI tokens). */
 export const IDENTITY_POOL = 256;
@@ -138,7 +140,7 @@ export async function writeBenchConfig(dir: string, issuer: BenchIssuer, agent: 
     // A signal type as the demo registers them: every mint reads its newest observation (seedBenchSignal
     // stores one, "trusted", so the forbid below reads it and never trips), as a deployment that uses signals does.
     signal_types: [
-      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: 3600 },
+      { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['bench-attestor'], max_age_seconds: BENCH_SIGNAL_MAX_AGE },
     ],
     signal_sources: [{ id: 'bench-attestor', api_key_sha256: sha256Hex(BENCH_SIGNAL_KEY) }],
     // A policy shaped like the demo ones, so every mint gathers signals and history and runs Cedar:
