@@ -89,8 +89,9 @@ interface FactsRow {
   count_active: boolean;
   params: string[];
   hashes: string[];
-  /** This replica's shard, left out of Postgres' sums: its own counts come from memory. */
+  /** This replica's shard, left out of Postgres' sums from own_kept_from on: its own counts come from memory. */
   own_shard: number;
+  own_kept_from: string;
   own_cur: number;
   own_prev: number;
   own_hour: number;
@@ -114,6 +115,7 @@ function factsRow(q: FactsQuery, counter: RequestCounter): Omit<FactsRow, 'i'> {
     params: keys.map((k) => k.param),
     hashes: keys.map((k) => k.value_sha256),
     own_shard: counter.shard,
+    own_kept_from: counter.keptFrom.toISOString(),
     own_cur: counter.own(q.workloadId, cur),
     own_prev: counter.own(q.workloadId, prev),
     own_hour: counter.ownSince(q.workloadId, hourAgo),
@@ -135,9 +137,9 @@ function factsRow(q: FactsQuery, counter: RequestCounter): Omit<FactsRow, 'i'> {
  */
 const FACTS_SQL = `${PREPARED}
   select
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur and b.shard <> q.own_shard), 0) + q.own_cur as cur,
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev and b.shard <> q.own_shard), 0) + q.own_prev as prev,
-    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute >= q.hour_ago and b.shard <> q.own_shard), 0) + q.own_hour as hour,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.cur and (b.shard <> q.own_shard or b.minute < q.own_kept_from)), 0) + q.own_cur as cur,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute = q.prev and (b.shard <> q.own_shard or b.minute < q.own_kept_from)), 0) + q.own_prev as prev,
+    coalesce((select sum(n) from request_buckets b where b.workload_id = q.workload_id and b.minute >= q.hour_ago and (b.shard <> q.own_shard or b.minute < q.own_kept_from)), 0) + q.own_hour as hour,
     case when q.count_active then (select count(*) from (select 1 from grants g where g.workload_id = q.workload_id and g.status = 'active'
       and g.expires_at > q.now limit ${ACTIVE_GRANTS_CAP}) a) end as active,
     (select array_agg(distinct u.param) from usage_baseline u
@@ -146,7 +148,7 @@ const FACTS_SQL = `${PREPARED}
     ${latestSignalsColumn('q.signal_keys')} as signals
   from jsonb_to_recordset($1::jsonb) as q(i int, workload_id text, task text, now timestamptz, cur timestamptz,
     prev timestamptz, hour_ago timestamptz, since date, count_active boolean, params text[], hashes text[],
-    own_shard int, own_cur int, own_prev int, own_hour int, signal_keys jsonb)
+    own_shard int, own_kept_from timestamptz, own_cur int, own_prev int, own_hour int, signal_keys jsonb)
   order by q.i`;
 
 async function readFacts(db: Database, questions: Array<{ q: FactsQuery; row: Omit<FactsRow, 'i'> }>): Promise<Facts[]> {

@@ -16,7 +16,8 @@ const NO_SHARD = -1;
 /**
  * Requests per workload per minute. Each replica counts its own requests in memory and writes its
  * totals to a shard of its own in `request_buckets` once a second; a read takes this replica's counts
- * from memory and only the other replicas' from Postgres (`shard <> own`). So a replica's own counts
+ * from memory and only the other replicas' from Postgres (`shard <> own`, for the minutes it still
+ * keeps: see keptFrom). So a replica's own counts
  * are exact at once and other replicas' appear within a second, and the request path touches no
  * shared row (counting inside each request's transaction made concurrent requests of one workload
  * queue on the bucket row's lock through every commit: most of the mint time at 32 clients).
@@ -33,7 +34,9 @@ export class RequestCounter {
   /** The counts changed since they were last written. */
   #dirty = new Map<string, Set<number>>();
   #shard: number | undefined;
-  #latest = 0;
+  #taking: Promise<number> | undefined;
+  /** The minute of the latest request counted: the clock's, even if it stepped back. */
+  #newest = 0;
   #forgotBefore = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
@@ -54,19 +57,27 @@ export class RequestCounter {
     let dirty = this.#dirty.get(workloadId);
     if (!dirty) this.#dirty.set(workloadId, (dirty = new Set()));
     dirty.add(minute);
-    if (minute > this.#latest) this.#latest = minute;
+    this.#newest = minute;
   }
 
-  /** This replica's count for a workload and minute. */
+  /**
+   * From this minute on, this replica's counts are all in memory; before it, they may have been
+   * forgotten once written, and a read takes them from this replica's shard in Postgres instead.
+   */
+  get keptFrom(): Date {
+    return new Date(this.#forgotBefore);
+  }
+
+  /** This replica's count for a workload and minute, if the minute is still kept (see keptFrom). */
   own(workloadId: string, minute: Date): number {
-    return this.#counts.get(workloadId)?.get(minute.getTime()) ?? 0;
+    return minute.getTime() < this.#forgotBefore ? 0 : (this.#counts.get(workloadId)?.get(minute.getTime()) ?? 0);
   }
 
-  /** This replica's counts of a workload since `from` (inclusive). */
+  /** This replica's counts of a workload since `from` (inclusive), in the minutes still kept. */
   ownSince(workloadId: string, from: Date): number {
     const counts = this.#counts.get(workloadId);
     if (!counts) return 0;
-    const since = from.getTime();
+    const since = Math.max(from.getTime(), this.#forgotBefore);
     let n = 0;
     for (const [minute, count] of counts) if (minute >= since) n += count;
     return n;
@@ -82,7 +93,7 @@ export class RequestCounter {
 
   private async write(): Promise<void> {
     if (this.#dirty.size === 0) return;
-    const shard = (this.#shard ??= await this.takeShard());
+    const shard = await this.takeShard();
     const dirty = this.#dirty;
     this.#dirty = new Map();
     const workloads: string[] = [];
@@ -113,9 +124,13 @@ export class RequestCounter {
     this.forgetOld();
   }
 
-  /** Drops written counts older than the hour window, once a minute. */
+  /**
+   * Drops written counts older than the hour window of the latest request, once a minute. Only ever
+   * forward: the minutes before keptFrom are read from Postgres, where each was written in full
+   * before it was dropped, so a clock that jumps ahead and back loses no count.
+   */
   private forgetOld(): void {
-    const oldest = this.#latest - (KEPT_MINUTES - 1) * MINUTE;
+    const oldest = this.#newest - (KEPT_MINUTES - 1) * MINUTE;
     if (oldest <= this.#forgotBefore) return;
     this.#forgotBefore = oldest;
     for (const [workloadId, counts] of this.#counts) {
@@ -125,9 +140,16 @@ export class RequestCounter {
     }
   }
 
-  private async takeShard(): Promise<number> {
-    const { rows } = await sql<{ shard: number }>`select nextval('request_bucket_shards')::int as shard`.execute(this.db);
-    return rows[0]!.shard;
+  /** This replica's shard, taken from the sequence once (a failed attempt is tried again next time). */
+  private takeShard(): Promise<number> {
+    if (this.#shard !== undefined) return Promise.resolve(this.#shard);
+    this.#taking ??= sql<{ shard: number }>`select nextval('request_bucket_shards')::int as shard`
+      .execute(this.db)
+      .then(({ rows }) => (this.#shard = rows[0]!.shard))
+      .finally(() => {
+        this.#taking = undefined;
+      });
+    return this.#taking;
   }
 
   /**
@@ -136,13 +158,17 @@ export class RequestCounter {
    * before serving.
    */
   async start(intervalMs = REQUEST_COUNT_FLUSH_MS): Promise<void> {
-    this.#shard ??= await this.takeShard();
+    await this.takeShard();
     this.#timer = setInterval(() => void this.flush().catch(() => {}), intervalMs);
     this.#timer.unref();
   }
 
+  /** Writes what is left: a flush already in flight may have started before the last requests. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
-    await this.flush().catch(() => {});
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await this.flush().catch(() => {});
+      if (this.#dirty.size === 0) return;
+    }
   }
 }
