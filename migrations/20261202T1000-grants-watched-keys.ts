@@ -10,27 +10,31 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // sweep asks the indexes for the grants watching the keys observed since its last run, and for those
   // whose moment has come. The exact test (dueCondition) still runs, on those alone.
   await sql`alter table grants add column watched_keys text[]`.execute(db);
-  // A grant written without the column (a broker of an older version, during a rolling upgrade) is due
-  // by time at once: the sweep tests it every run, as before, until a re-evaluation fills both in.
-  await sql`alter table grants add column due_at timestamptz default '-infinity'`.execute(db);
-  await sql`
-    update grants g set watched_keys = (select array_agg((u->>'type') || ':' || (u->>'subject'))
-      from decisions d, jsonb_array_elements(d.signals->'used') u
-      where d.id = coalesce(g.reevaluation_decision_id, g.decision_id) and u->>'subject' is not null)
-    where status = 'active' and watches_signals`.execute(db);
+  await sql`alter table grants add column due_at timestamptz`.execute(db);
+  // The decision the two were worked out from. Where it is not the grant's latest decision, they are
+  // out of date: a grant minted or re-decided by a broker of an older version (during a rolling
+  // upgrade), one from before this migration, or one whose re-evaluation failed. Each sweep finds
+  // those through the index below (empty in the steady state), works them out again and tests them.
+  // The active grants of now have none: each replica's first sweep works theirs out.
+  await sql`alter table grants add column watch_basis uuid`.execute(db);
   // fastupdate off: a pending list makes the insert that overflows it pay for merging the whole list.
   await sql`create index grants_active_watched on grants using gin (watched_keys) with (fastupdate = off) where status = 'active' and watches_signals`.execute(db);
   // Only rows with a moment: the sweep's `due_at <= $now` implies it, and a scan of every active
   // watching grant in id order (bringing due_at up to date) finds no reason to walk this index instead.
   await sql`create index grants_active_due on grants (due_at) where status = 'active' and watches_signals and due_at is not null`.execute(db);
+  await sql`
+    create index grants_watch_outdated on grants (id)
+    where status = 'active' and watches_signals and watch_basis is distinct from coalesce(reevaluation_decision_id, decision_id)`.execute(db);
   // The observations that arrived since the sweep's last run.
   await sql`create index signals_received on signals (received_at)`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`drop index if exists signals_received`.execute(db);
+  await sql`drop index if exists grants_watch_outdated`.execute(db);
   await sql`drop index if exists grants_active_due`.execute(db);
   await sql`drop index if exists grants_active_watched`.execute(db);
+  await sql`alter table grants drop column watch_basis`.execute(db);
   await sql`alter table grants drop column due_at`.execute(db);
   await sql`alter table grants drop column watched_keys`.execute(db);
 }

@@ -147,9 +147,10 @@ async function mintFixture(db: Database) {
     latencyUs: 300,
   });
   const next = (now: Date) => {
-    const grant = { ...benchGrant(now), decision_id: null as string | null };
+    const grant = { ...benchGrant(now), decision_id: null as string | null, watch_basis: null as string | null };
     const m: MintInput = { task, params: grant.params, scopes: grant.scopes, purpose: null, ttlSeconds: 300, decision: decision(), request: { task: BENCH_TASK, params: grant.params }, requestId: randomUUID() };
     grant.decision_id = m.decision.id;
+    grant.watch_basis = m.decision.id;
     return { grant, m };
   };
   return { principal, next };

@@ -27,6 +27,7 @@ export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
     watches_signals: true,
     watched_keys: [`runner_trust:${CI_WORKLOAD}`],
     due_at: new Date(now.getTime() + 3_600_000),
+    watch_basis: null,
     token_sha256: sha256Hex(id),
     identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
   };

@@ -114,6 +114,8 @@ export function compileRegistry(rows: Awaited<ReturnType<typeof readRegistryRows
 export class Registry {
   #snapshot: RegistrySnapshot | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #maxAges = '';
+  #maxAgesGeneration = 0;
 
   constructor(
     private readonly db: Database,
@@ -126,7 +128,20 @@ export class Registry {
   }
 
   async load(): Promise<void> {
-    this.#snapshot = compileRegistry(await readRegistryRows(this.db));
+    const next = compileRegistry(await readRegistryRows(this.db));
+    const maxAges = JSON.stringify([...next.signalTypes.values()].map((t) => [t.name, t.max_age_seconds]).sort());
+    if (this.#snapshot && maxAges !== this.#maxAges) this.#maxAgesGeneration++;
+    this.#maxAges = maxAges;
+    this.#snapshot = next;
+  }
+
+  /**
+   * Counts the loads that changed a signal type's maximum age (or the set of types): a grant's due_at
+   * was worked out with the ages of its decision's time, so the re-evaluation sweep works them all out
+   * again when this moves. A count, not the ages: ages changed and changed back still move it.
+   */
+  get maxAgesGeneration(): number {
+    return this.#maxAgesGeneration;
   }
 
   /** Reloads if the epoch moved; cheap when nothing changed. */

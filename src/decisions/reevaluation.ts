@@ -3,7 +3,7 @@ import type { Deps } from '../deps.js';
 import type { GrantRow } from '../grants/grant.repository.js';
 import { grantPrincipal } from '../grants/grant-principal.js';
 import { reevaluateActiveGrants, type GrantDecide, type ReevaluationResult, type Verdict } from '../grants/reevaluate.js';
-import { watchKey, watchOf, watchColumns, type DueSignals } from '../grants/reevaluation-due.js';
+import { WATCH_OUTDATED, watchKey, watchOf, watchColumns, type DueSignals } from '../grants/reevaluation-due.js';
 import type { NewSignal } from '../signals/signal.repository.js';
 import { recordDecision } from './decision.repository.js';
 
@@ -28,7 +28,7 @@ export function grantReevaluator(deps: Deps): GrantDecide {
       allowed,
       reason: allowed ? '' : `re-evaluation: ${why}`,
       decisionId: decision.id,
-      watch: watchOf(decision.signals.used),
+      watch: watchOf(decision.id, decision.signals.used),
       record: (trx) =>
         recordDecision(trx, decision, {
           workloadId: grant.workload_id,
@@ -68,7 +68,8 @@ export async function reevaluateForSignals(deps: Deps, signals: NewSignal[]): Pr
 export const ARRIVAL_LOOKBACK_MS = 60_000;
 /**
  * Runs that bring due_at up to date and test every watching grant, from a broker's start and after the
- * maximum ages change: this one, and one more for the mints this broker had in flight under the old ages.
+ * maximum ages change: this one, and one more for the mints then in flight under the old ages here, or
+ * on a replica whose registry (polled every second) saw the change later.
  */
 const FULL_RUNS_AFTER_CHANGE = 2;
 
@@ -76,8 +77,8 @@ const FULL_RUNS_AFTER_CHANGE = 2;
 interface SweepState {
   /** When the previous run started (undefined: none has yet). */
   lastRun?: Date;
-  /** The maximum ages the grants' due_at were last brought up to date with. */
-  maxAges?: string;
+  /** The registry's maxAgesGeneration the grants' due_at were last brought up to date with. */
+  generation?: number;
   fullRunsLeft: number;
 }
 const sweeps = new WeakMap<Deps, SweepState>();
@@ -86,26 +87,29 @@ const sweeps = new WeakMap<Deps, SweepState>();
 const RECOMPUTE_PAGE = 500;
 
 /**
- * Brings every active watching grant's watched_keys and due_at up to date with the maximum ages of
- * now (see watchColumns), in pages; a grant whose values are right is not written.
+ * Brings the watched_keys, due_at and watch_basis of active watching grants up to date with their
+ * latest decision and the maximum ages of now (see watchColumns), in pages: every one, or only those
+ * out of date (WATCH_OUTDATED, through its partial index). A grant whose values are right is not
+ * written. Returns the ids written.
  */
-async function recomputeWatches(deps: Deps, maxAges: Record<string, number>): Promise<number> {
+async function recomputeWatches(deps: Deps, maxAges: Record<string, number>, which: 'all' | 'outdated'): Promise<string[]> {
   const w = watchColumns(maxAges);
+  const outdated = which === 'outdated' ? sql`and ${WATCH_OUTDATED}` : sql``;
   let after = '00000000-0000-0000-0000-000000000000';
-  let changed = 0;
+  const written: string[] = [];
   for (;;) {
     // A grant re-decided meanwhile keeps what its re-evaluation wrote: the update re-checks its basis.
-    const { rows } = await sql<{ id: string; changed: boolean }>`
-      with page as (select id from grants where status = 'active' and watches_signals and id > ${after} order by id limit ${RECOMPUTE_PAGE}),
+    const { rows } = await sql<{ id: string; written: boolean }>`
+      with page as (select id from grants where status = 'active' and watches_signals ${outdated} and id > ${after} order by id limit ${RECOMPUTE_PAGE}),
       computed as materialized (select g.id, coalesce(g.reevaluation_decision_id, g.decision_id) as basis, ${w.watched_keys} as watched_keys, ${w.due_at} as due_at
         from grants g join page using (id)),
-      written as (update grants g set watched_keys = c.watched_keys, due_at = c.due_at from computed c
+      written as (update grants g set watched_keys = c.watched_keys, due_at = c.due_at, watch_basis = c.basis from computed c
         where g.id = c.id and g.status = 'active' and coalesce(g.reevaluation_decision_id, g.decision_id) is not distinct from c.basis
-          and (g.watched_keys is distinct from c.watched_keys or g.due_at is distinct from c.due_at)
+          and (g.watched_keys is distinct from c.watched_keys or g.due_at is distinct from c.due_at or g.watch_basis is distinct from c.basis)
         returning g.id)
-      select p.id, exists (select 1 from written x where x.id = p.id) as changed from page p order by p.id`.execute(deps.db);
-    changed += rows.filter((r) => r.changed).length;
-    if (rows.length < RECOMPUTE_PAGE) return changed;
+      select p.id, exists (select 1 from written x where x.id = p.id) as written from page p order by p.id`.execute(deps.db);
+    for (const r of rows) if (r.written) written.push(r.id);
+    if (rows.length < RECOMPUTE_PAGE) return written;
     after = rows[rows.length - 1]!.id;
   }
 }
@@ -123,28 +127,32 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * Works from what is committed, so nothing a crash or a race lost in the signal hook stays missed.
  *
  * Testing every watching grant cost about 16 µs of Postgres each, every 5 s on every replica. So after
- * its first run a broker tests only the candidates: grants watching a key observed since its previous
- * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys, and grants whose due_at
- * has come. Its first two runs, and the two after the maximum ages change, first bring due_at up to
- * date with the ages of now and then test every watching grant.
+ * its first runs a broker tests only the candidates: grants watching a key observed since its previous
+ * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys; grants whose due_at has
+ * come; and grants whose watch is out of date (from an older broker, or a failed re-evaluation),
+ * worked out again first. Its first two runs, and the two after the maximum ages change, bring every
+ * grant's due_at up to date with the ages of now and then test every watching grant.
  */
 export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ processed: number; detail: Record<string, number> }> {
   let state = sweeps.get(deps);
   if (!state) sweeps.set(deps, (state = { fullRunsLeft: 0 }));
   const maxAges = maxAgesOf(deps);
-  const agesKey = JSON.stringify(maxAges);
+  const generation = deps.registry.maxAgesGeneration;
   const since = state.lastRun;
   const detail: Record<string, number> = {};
   let due: DueSignals = { maxAges };
-  if (state.maxAges !== agesKey) {
-    state.maxAges = agesKey;
+  if (state.generation !== generation) {
+    state.generation = generation;
     state.fullRunsLeft = FULL_RUNS_AFTER_CHANGE;
   }
   if (state.fullRunsLeft > 0 || since === undefined) {
-    detail.recomputed = await recomputeWatches(deps, maxAges);
+    detail.recomputed = (await recomputeWatches(deps, maxAges, 'all')).length;
     state.fullRunsLeft = Math.max(0, state.fullRunsLeft - 1);
   } else {
-    due = { maxAges, candidates: { keys: await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS)), byTime: true } };
+    const ids = await recomputeWatches(deps, maxAges, 'outdated');
+    const keys = await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS));
+    due = { maxAges, candidates: { keys, byTime: true, ids } };
+    if (ids.length) detail.outdated = ids.length;
   }
   const r = await reevaluateActiveGrants(deps, { due }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.

@@ -27,6 +27,7 @@ export interface NewGrant {
   watches_signals: boolean;
   watched_keys: string[] | null;
   due_at: Date | null;
+  watch_basis: string | null;
 }
 
 export async function findGrant(db: Database, id: string): Promise<GrantRow | undefined> {

@@ -37,6 +37,8 @@ export interface GrantTables {
     watched_keys: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
     /** When a fresh signal its latest decision read goes stale or expires (null: none was fresh). */
     due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+    /** The decision watched_keys and due_at were worked out from; another than the latest means out of date. */
+    watch_basis: ColumnType<string | null, string | null | undefined, string | null>;
   };
   status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
   resource_servers: {

@@ -141,7 +141,7 @@ async function signGrant(deps: GrantDeps, principal: Principal, m: MintInput, id
       ...(m.delegation && { actor: m.delegation.actor }),
     },
     status_idx: statusIdx,
-    ...watchOf(decision.signals.used),
+    ...watchOf(decision.id, decision.signals.used),
   };
   return { token, grant };
 }

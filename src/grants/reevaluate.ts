@@ -36,9 +36,6 @@ export interface ReevaluationResult {
   dry_run: boolean;
 }
 
-/** A recorded decision whose uses are not known: the grant is tested by every sweep, as one from before watchOf. */
-const UNKNOWN_WATCH = { watches_signals: true, due_at: sql<Date>`'-infinity'::timestamptz` };
-
 /**
  * Grants per transaction. Their rows stay locked while they are decided (a few milliseconds each),
  * which holds up an introspection of the same grant for at most that long.
@@ -94,9 +91,9 @@ async function candidateIds(db: Database, c: NonNullable<DueSignals['candidates'
     ...(c.keys.length ? [sql`select id from grants where ${watching} and watched_keys && ${c.keys}::text[]`] : []),
     ...(c.byTime ? [sql`select id from grants where ${watching} and due_at <= ${now}`] : []),
   ];
-  if (!parts.length) return [];
-  const { rows } = await sql<{ id: string }>`${sql.join(parts, sql` union `)}`.execute(db);
-  return rows.map((r) => r.id).sort();
+  const ids = new Set(c.ids);
+  if (parts.length) for (const r of (await sql<{ id: string }>`${sql.join(parts, sql` union `)}`.execute(db)).rows) ids.add(r.id);
+  return [...ids].sort();
 }
 
 async function decidePage(
@@ -125,6 +122,8 @@ async function decidePage(
     } catch (err) {
       failed.push({ grant_id: grant.id, error: (err as Error).message });
       deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, 're-evaluation failed; grant left active');
+      // Left due: marked out of date, so every sweep tests it again, long after the signal's arrival.
+      if (!result.dry_run) await db.updateTable('grants').set({ watch_basis: null }).where('id', '=', grant.id).execute();
       continue;
     }
     if (result.dry_run) {
@@ -134,7 +133,8 @@ async function decidePage(
     await verdict.record?.(db);
     await db
       .updateTable('grants')
-      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...(verdict.watch ?? UNKNOWN_WATCH) }) })
+      // Without a watch the grant's watch_basis no longer names its latest decision: the next sweep works it out.
+      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...verdict.watch }) })
       .where('id', '=', grant.id)
       .execute();
     if (verdict.allowed) continue;

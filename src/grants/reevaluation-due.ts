@@ -8,10 +8,10 @@ export interface DueSignals {
   subjects?: string[];
   /**
    * Only grants that can be due, found through their indexes instead of testing every watching grant:
-   * those watching one of these (type, subject) keys (see watchKey), and with `byTime` also those
-   * whose `due_at` has come. Absent: every watching grant is tested.
+   * those watching one of these (type, subject) keys (see watchKey), with `byTime` also those whose
+   * `due_at` has come, and these `ids`. Absent: every watching grant is tested.
    */
-  candidates?: { keys: string[]; byTime: boolean };
+  candidates?: { keys: string[]; byTime: boolean; ids?: readonly string[] };
 }
 
 /** A (type, subject) as a grant's `watched_keys` holds it. Type names are snake_case, so ':' ends the type. */
@@ -20,12 +20,13 @@ export const watchKey = (type: string, subject: string) => `${type}:${subject}`;
 type Use = { type: string; subject: string | null; status: string; fresh_until?: string };
 
 /**
- * What a grant keeps of the decision it was last judged on, for the sweep to find it by: whether it
- * watches a signal at all (dueCondition looks only at uses with a subject; a grant judged on none is
- * never tested), the (type, subject) keys it read (a new observation of one may change its
- * answer), and the first moment a fresh signal it read goes stale or expires (null: none was fresh).
+ * What a grant keeps of the decision it was last judged on (`basis`), for the sweep to find it by:
+ * whether it watches a signal at all (dueCondition looks only at uses with a subject; a grant judged on
+ * none is never tested), the (type, subject) keys it read (a new observation of one may change its
+ * answer), the first moment a fresh signal it read goes stale or expires (null: none was fresh), and
+ * the decision all that was worked out from.
  */
-export function watchOf(used: readonly Use[]): { watches_signals: boolean; watched_keys: string[] | null; due_at: Date | null } {
+export function watchOf(basis: string, used: readonly Use[]) {
   const keys: string[] = [];
   let due: string | undefined;
   for (const u of used) {
@@ -33,8 +34,11 @@ export function watchOf(used: readonly Use[]): { watches_signals: boolean; watch
     keys.push(watchKey(u.type, u.subject));
     if (u.status === 'fresh' && u.fresh_until && (due === undefined || u.fresh_until < due)) due = u.fresh_until;
   }
-  return { watches_signals: keys.length > 0, watched_keys: keys.length ? keys : null, due_at: due === undefined ? null : new Date(due) };
+  return { watches_signals: keys.length > 0, watched_keys: keys.length ? keys : null, due_at: due === undefined ? null : new Date(due), watch_basis: basis };
 }
+
+/** A grant whose watch was worked out from another decision than its latest (see the migration's watch_basis). */
+export const WATCH_OUTDATED = sql<boolean>`watch_basis is distinct from coalesce(reevaluation_decision_id, decision_id)`;
 
 /**
  * SQL for what watchOf gives, from grant `g`'s latest decision as recorded and the maximum ages of now:
@@ -59,7 +63,8 @@ export function watchColumns(maxAges: Record<string, number>) {
  * Whether grant `g` was last judged on signals that are out of date: its latest decision (the mint's,
  * or its latest re-evaluation's) used an observation of some (type, subject) that is no longer the
  * newest one received, saw none where one has arrived since, or used a fresh one that has since passed
- * its type's maximum age or its own `expires_at`. The comparison is with what the decision recorded,
+ * its type's maximum age or its own `expires_at` (or was sent again with an earlier `expires_at` than
+ * the one it was judged fresh until: its `due_at` would be too late). The comparison is with what the decision recorded,
  * not with a clock, so it holds however signals and mints interleave: a grant minted while a signal
  * was being stored, or a signal whose in-process re-evaluation was lost in a crash, is due at the
  * next run. A re-evaluation records what it read, so an unchanged grant is not due again.
@@ -80,6 +85,7 @@ export function dueCondition(due: DueSignals, now: Date) {
           or (l.observed_at = (u->>'observed_at')::timestamptz and l.value is distinct from u->'value')))
         or (u->>'status' = 'fresh' and (
           (u->>'observed_at')::timestamptz < ${now}::timestamptz - make_interval(secs => (${JSON.stringify(due.maxAges)}::jsonb->>(u->>'type'))::float8)
-          or (l.observed_at = (u->>'observed_at')::timestamptz and l.expires_at <= ${now}))))
+          or (l.observed_at = (u->>'observed_at')::timestamptz and (l.expires_at <= ${now}
+            or l.expires_at < (u->>'fresh_until')::timestamptz)))))
   )`;
 }

@@ -57,6 +57,7 @@ async function grantLike(templateId: string, change: Partial<NewGrant> = {}): Pr
     watches_signals: false,
     watched_keys: null,
     due_at: null,
+    watch_basis: null,
     ...change,
   };
 }

@@ -5,7 +5,7 @@ import { post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
 import { grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
-import { reevaluateActiveGrants } from '../../src/grants/reevaluate.js';
+import { reevaluateActiveGrants, type GrantDecide } from '../../src/grants/reevaluate.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
 import { testConfig } from '../support/fixtures.js';
 
@@ -204,11 +204,63 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     }
   });
 
-  it('a grant written without keys (an older broker) is tested on every run', async () => {
+  it('a grant minted by an older broker (no watch) is worked out and tested by the next run', async () => {
     const g = await deploy();
     await settle();
-    await sql`update grants set watched_keys = null, due_at = '-infinity' where id = ${g.id}`.execute(db());
-    await storedLate('untrusted', 10 * 60);
+    await sql`update grants set watched_keys = null, due_at = null, watch_basis = null where id = ${g.id}`.execute(db());
+    await storedLate('untrusted', 10 * 60); // an arrival long before the window: only the repair finds it
+    expect(await sweep()).toMatchObject({ outdated: 1, evaluated: 1, revoked: 1 });
+  });
+
+  it('a grant re-decided by an older broker (watch not written) gets the due_at of its new decision', async () => {
+    const g = await deploy({ runner_name: 'runner-5' });
+    await settle();
+    // An older broker's sweep re-decides the grant after a host signal that expires in 30 s, and
+    // writes the decision but not what the grant watches.
+    await withoutHook(() => signal('host_posture', 'runner-5', 'ok', { expires_at: new Date(now().getTime() + 30_000).toISOString() }));
+    const reevaluate = grantReevaluator(t.broker.deps);
+    const olderBroker: GrantDecide = async (grant, at) => ({ ...(await reevaluate(grant, at)), watch: undefined });
+    expect((await reevaluateActiveGrants(t.broker.deps, { workloadId: 'api-deploy' }, olderBroker, now())).evaluated).toBe(1);
+    const [decision] = await reevaluations(g.id);
+    expect(await sweep()).toMatchObject({ outdated: 1, evaluated: 0 });
+    // Worked out from that decision: the host signal's own expiry, read from the observation (SQL).
+    expect(await watch(g.id)).toEqual({ watched_keys: ['runner_trust:api-deploy', 'host_posture:runner-5'], due_at: new Date(now().getTime() + 30_000) });
+    expect((await db().selectFrom('grants').select('watch_basis').where('id', '=', g.id).executeTakeFirstOrThrow()).watch_basis).toBe(decision!.id);
+    t.broker.clock.advance(31);
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 0 }); // due by time; the host signal is gone, which the policy allows
+    expect(await sweep()).toMatchObject({ evaluated: 0 });
+  });
+
+  it('a re-evaluation that fails is tried again by every run, long after the signal arrived', async () => {
+    const g = await deploy();
+    await settle();
+    const decide = t.broker.deps.decide;
+    t.broker.deps.decide = () => Promise.reject(new Error('policy engine down'));
+    try {
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1, revoked: 0 });
+      t.broker.clock.advance(2 * 60); // the arrival is now older than any run's window
+      expect(await sweep()).toMatchObject({ outdated: 1, failed: 1 });
+    } finally {
+      t.broker.deps.decide = decide;
+    }
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ outdated: 1, evaluated: 1, revoked: 1 });
+    expect((await t.grant(g.id)).status).toBe('revoked');
+  });
+
+  it('a signal sent again with an earlier expires_at brings the grant forward', async () => {
+    const observed = now();
+    const at = (seconds: number) => new Date(observed.getTime() + seconds * 1000);
+    await signal('runner_trust', 'api-deploy', 'trusted', { expires_at: at(600).toISOString() });
+    const g = await deploy();
+    expect((await watch(g.id)).due_at).toEqual(at(600));
+    await settle();
+    // The same observation again (same time, same value), now expiring in 60 s.
+    await insertSignals(db(), [{ type: 'runner_trust', subject: 'api-deploy', value: 'trusted', source: 'posture', observed_at: observed, expires_at: at(60) }], now());
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 0 });
+    expect((await watch(g.id)).due_at).toEqual(at(60));
+    t.broker.clock.advance(61);
     expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
   });
 });
