@@ -13,7 +13,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`alter table grants add column due_at timestamptz`.execute(db);
   // The decision the two were worked out from. Where it is not the grant's latest decision, they are
   // out of date: a grant minted or re-decided by a broker of an older version (during a rolling
-  // upgrade), one from before this migration, or one whose re-evaluation failed. Each sweep finds
+  // upgrade), or one from before this migration. Each sweep finds
   // those through the index below (empty in the steady state), works them out again and tests them.
   // The active grants of now have none: each replica's first sweep works theirs out.
   await sql`alter table grants add column watch_basis uuid`.execute(db);

@@ -129,7 +129,7 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * Testing every watching grant cost about 16 µs of Postgres each, every 5 s on every replica. So after
  * its first runs a broker tests only the candidates: grants watching a key observed since its previous
  * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys; grants whose due_at has
- * come; and grants whose watch is out of date (from an older broker, or a failed re-evaluation),
+ * come; and grants whose watch is out of date (written by an older broker),
  * worked out again first. Its first two runs, and the two after the maximum ages change, bring every
  * grant's due_at up to date with the ages of now and then test every watching grant.
  */

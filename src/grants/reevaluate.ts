@@ -122,8 +122,9 @@ async function decidePage(
     } catch (err) {
       failed.push({ grant_id: grant.id, error: (err as Error).message });
       deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, 're-evaluation failed; grant left active');
-      // Left due: marked out of date, so every sweep tests it again, long after the signal's arrival.
-      if (!result.dry_run) await db.updateTable('grants').set({ watch_basis: null }).where('id', '=', grant.id).execute();
+      // Left due by time, so every sweep tests it again long after the signal's arrival, until a
+      // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing).
+      if (!result.dry_run) await sql`update grants set due_at = least(due_at, ${now}) where id = ${grant.id}`.execute(db);
       continue;
     }
     if (result.dry_run) {
