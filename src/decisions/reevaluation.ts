@@ -3,7 +3,7 @@ import type { Deps } from '../deps.js';
 import type { GrantRow } from '../grants/grant.repository.js';
 import { grantPrincipal } from '../grants/grant-principal.js';
 import { reevaluateActiveGrants, type GrantDecide, type ReevaluationResult, type Verdict } from '../grants/reevaluate.js';
-import { WATCH_OUTDATED, watchKey, watchOf, watchColumns, type DueSignals } from '../grants/reevaluation-due.js';
+import { WATCH_OUTDATED, watchKey, watchKeySql, watchOf, watchColumns, type DueSignals } from '../grants/reevaluation-due.js';
 import type { NewSignal } from '../signals/signal.repository.js';
 import { recordDecision } from './decision.repository.js';
 
@@ -117,7 +117,7 @@ async function recomputeWatches(deps: Deps, maxAges: Record<string, number>, whi
 /** The (type, subject) keys of the observations that arrived since `since`. */
 export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promise<string[]> {
   const { rows } = await sql<{ key: string }>`
-    select distinct type || ':' || subject as key from signals where received_at > ${since}`.execute(deps.db);
+    select distinct ${watchKeySql(sql`type`, sql`subject`)} as key from signals where received_at > ${since}`.execute(deps.db);
   return rows.map((r) => r.key);
 }
 

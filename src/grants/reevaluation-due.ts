@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 
 /** What makes an active grant due for re-evaluation (see dueCondition). */
 export interface DueSignals {
@@ -16,6 +16,9 @@ export interface DueSignals {
 
 /** A (type, subject) as a grant's `watched_keys` holds it. Type names are snake_case, so ':' ends the type. */
 export const watchKey = (type: string, subject: string) => `${type}:${subject}`;
+
+/** watchKey in SQL, for a type and a subject column or expression. */
+export const watchKeySql = (type: RawBuilder<unknown>, subject: RawBuilder<unknown>) => sql<string>`${type} || ':' || ${subject}`;
 
 type Use = { type: string; subject: string | null; status: string; fresh_until?: string };
 
@@ -50,7 +53,7 @@ export function watchColumns(maxAges: Record<string, number>) {
   const used = sql`from decisions d, jsonb_array_elements(d.signals->'used') u
     where d.id = coalesce(g.reevaluation_decision_id, g.decision_id) and u->>'subject' is not null`;
   return {
-    watched_keys: sql<string[] | null>`(select array_agg((u->>'type') || ':' || (u->>'subject')) ${used})`,
+    watched_keys: sql<string[] | null>`(select array_agg(${watchKeySql(sql`(u->>'type')`, sql`(u->>'subject')`)}) ${used})`,
     due_at: sql<Date | null>`(select min(least(
         (u->>'observed_at')::timestamptz + make_interval(secs => (${JSON.stringify(maxAges)}::jsonb->>(u->>'type'))::float8),
         (select s.expires_at from signals s where s.type = u->>'type' and s.subject = u->>'subject'
