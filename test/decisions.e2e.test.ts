@@ -234,6 +234,22 @@ describe('policy outcomes', () => {
     expect((await refund(10)).status).toBe(201);
   });
 
+  it('a concurrent burst of one workload passes the rate limit by none', async () => {
+    // A fresh window: the minute before this one and the one now hold no request of agent-1.
+    broker.clock.advance(180);
+    const assertions = await Promise.all(Array.from({ length: 20 }, () => agent.assertion(broker.url, {}, Math.floor(now().getTime() / 1000))));
+    const burst = await Promise.all(
+      assertions.map((a) => post(`${broker.url}/v1/grants`, { task: 'refund-payment', params: { amount: 10 } }, { authorization: `Bearer ${a}` })),
+    );
+    // Each request reads the requests asked before it: the 1st to the 11th read 0..10 and pass, the rest read more.
+    expect(burst.filter((r) => r.status === 201)).toHaveLength(11);
+    const denied = burst.filter((r) => r.status === 403);
+    expect(denied).toHaveLength(9);
+    expect(new Set(denied.map((r) => r.body.reasons.join()))).toEqual(new Set(['request rate spike']));
+    const seen = await Promise.all(burst.map(async (r) => (await decision(r.body.decision_id)).signals.broker.requests_last_minute));
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
   it('a new export destination needs step-up; a destination used before does not', async () => {
     // Without the step-up policy the exporter uses one destination; that use becomes its baseline.
     const withoutStepUp = config([allPolicies[0]!, allPolicies[1]!, { file: 'export.cedar', text: policies.exportKnown }]);

@@ -60,7 +60,6 @@ export async function redeemApproval(
   const scopes = asked.scopes?.length ? asked.scopes : task.spec.scopes;
   const request = { task: task.spec.name, params, purpose: approval.purpose, approval_id: approval.id, scopes };
   const current = await deps.decide({ principal, task, params, purpose: approval.purpose, requestId: r.requestId }, now);
-  deps.requests.increment(principal.workload.id, now);
   if (current.outcome === 'deny' || (current.outcome === 'step_up' && (current.requiredApprovals ?? 1) > approval.required_approvals)) {
     const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: r.requestId, request, now, ttlSeconds: null, grantId: null };
     await deps.db.transaction().execute((trx) => recordDecision(trx, current, record));

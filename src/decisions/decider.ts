@@ -32,7 +32,10 @@ export interface Decision extends Verdict {
   latencyUs: number;
 }
 
-/** Decides one request. The grant service depends on this seam, not on how the decision is made. */
+/**
+ * Decides one request of a workload and counts it for the request-rate signals. The grant service
+ * depends on this seam, not on how the decision is made.
+ */
 export type Decider = (input: DecisionInput, now: Date) => Promise<Decision>;
 
 /** Identity claims a policy may read, as recorded with the decision (no token, only its hash). */
@@ -43,7 +46,9 @@ export function identitySummary(p: Principal, readable: readonly string[] = IDEN
 
 /**
  * The dynamic decision of a request: decide() over live signals and the broker's history, timed and
- * ready to record. The workload's own identity proof supplies the identity facts.
+ * ready to record. The workload's own identity proof supplies the identity facts. The request counts
+ * as its facts are asked (see FactsQuery.count), or once decided when none are (a gate denied it, or no
+ * policy is configured): every request counts once, denied ones too.
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
   const reader = new FactsReader(db, counter);
@@ -51,8 +56,10 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
     const started = process.hrtime.bigint();
     const snap = registry();
     const identity = identitySummary(principal, snap.policies?.identityClaims);
+    let counted = false;
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const wanted = wantedSignals(snap, principal);
+      counted = true;
       const { history, signals: found } = await reader.read({
         workloadId: principal.workload.id,
         task: task.spec.name,
@@ -63,6 +70,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
         // decide() gathers facts only when policies are configured.
         countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
         signals: wanted.keys,
+        count: true,
       });
       const signals = gatherSignals(wanted, found, now);
       return {
@@ -74,6 +82,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
         broker: brokerSignals(history, snap.calendars, now),
       };
     });
+    if (!counted) counter.increment(principal.workload.id, now);
     return {
       id: timeOrderedId(),
       ...verdict,

@@ -62,6 +62,13 @@ export interface HistoryQuery {
   now: Date;
   baselineDays: number;
   countActiveGrants: boolean;
+  /**
+   * Count this request as its question is asked, so the counts it reads are those of the requests
+   * asked before it (on this replica exactly; other replicas' within a flush). Counting once the
+   * decision came back let a burst of one workload past a rate limit: requests whose reads were in
+   * flight together each read the counts without the others.
+   */
+  count?: boolean;
 }
 
 /** One request's question for its facts: its history, and the newest observation of each signal key. */
@@ -196,7 +203,9 @@ export class FactsReader {
   }
 
   read(q: FactsQuery): Promise<Facts> {
-    return this.#batcher.ask({ q, row: factsRow(q, this.counter) });
+    const row = factsRow(q, this.counter);
+    if (q.count) this.counter.increment(q.workloadId, q.now);
+    return this.#batcher.ask({ q, row });
   }
 }
 

@@ -61,7 +61,6 @@ export async function delegateGrant(deps: GrantDeps, req: DelegationRequest): Pr
   const { principal } = rebuilt;
   const purpose = req.purpose ?? parent.purpose;
   const decision = await deps.decide({ principal, task, params, purpose, requestId: req.requestId }, now);
-  deps.requests.increment(principal.workload.id, now);
   const request = { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, delegated_from: parent.id, actor: req.actor?.workload.id ?? null };
   const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: req.requestId, request, now, ttlSeconds: null, grantId: null };
   if (decision.outcome === 'deny' || (decision.outcome === 'step_up' && !parent.approval_id)) return refuse(deps, decision, record);

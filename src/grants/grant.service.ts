@@ -3,7 +3,6 @@ import type { Registry } from '../config/registry.js';
 import type { KeyStore } from '../keys/keystore.js';
 import type { Principal } from '../identity/authenticate.js';
 import type { Decider, Decision } from '../decisions/decider.js';
-import type { RequestCounter } from '../decisions/request-counter.js';
 import type { Clock } from '../lib/clock.js';
 import type { Kek } from '../keys/kek.js';
 import type { Logger } from 'pino';
@@ -24,8 +23,6 @@ export interface GrantDeps {
   registry: Registry;
   keys: KeyStore;
   decide: Decider;
-  /** Counts requests per workload for the request-rate signals. */
-  requests: RequestCounter;
   /** Token Status List indexes, allocated in blocks. */
   statusIndexes: StatusIndexAllocator;
   /** Writes mints, several per statement when they commit together. */
@@ -124,7 +121,6 @@ export async function requestGrant(deps: GrantDeps, principal: Principal, req: G
   const now = deps.clock.now();
   const purpose = req.purpose ?? null;
   const decision = await deps.decide({ principal, task, params, purpose, requestId: req.requestId }, now);
-  deps.requests.increment(principal.workload.id, now);
   const ttl = Math.min(req.ttlSeconds ?? task.spec.default_ttl_seconds, task.spec.max_ttl_seconds, decision.maxTtlSeconds ?? Infinity);
   const request = { task: task.spec.name, params, purpose, ttl_seconds: req.ttlSeconds ?? null, scopes, audience: req.audience ?? null };
   const record = { workloadId: principal.workload.id, task: task.spec.name, requestId: req.requestId, request, now, ttlSeconds: null, grantId: null };

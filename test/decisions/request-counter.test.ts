@@ -73,6 +73,22 @@ describe('RequestCounter', () => {
     await counter.stop();
   });
 
+  it('a counted read sees the counted reads asked before it, even while their answers are in flight', async () => {
+    const counter = new RequestCounter(t.db);
+    await counter.start(3_600_000);
+    const reader = new FactsReader(t.db, counter);
+    // All four wait in Postgres together; each was counted as it was asked.
+    await other.query('begin');
+    await other.query('lock table usage_baseline in access exclusive mode');
+    const reads = [1, 2, 3, 4].map(() => reader.read({ ...ask('w-burst'), count: true }));
+    await someoneWaits();
+    await other.query('commit');
+    expect((await Promise.all(reads)).map((f) => f.history.requestsLastMinute)).toEqual([0, 1, 2, 3]);
+    expect(await lastMinute(reader, 'w-burst')).toBe(4); // an uncounted read counts nothing
+    expect(await lastMinute(reader, 'w-burst')).toBe(4);
+    await counter.stop();
+  });
+
   it("sees another replica's counts once that replica has written them", async () => {
     const a = new RequestCounter(t.db);
     const b = new RequestCounter(t.db);
