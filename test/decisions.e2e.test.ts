@@ -248,6 +248,13 @@ describe('policy outcomes', () => {
     expect(new Set(denied.map((r) => r.body.reasons.join()))).toEqual(new Set(['request rate spike']));
     const seen = await Promise.all(burst.map(async (r) => (await decision(r.body.decision_id)).signals.broker.requests_last_minute));
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+
+    // Re-deciding the grants (a re-evaluation, here a dry run) is not a request: it counts none.
+    const counted = () => broker.deps.requests.ownSince('agent-1', new Date(0));
+    const before = counted();
+    const preview = await post(`${broker.url}/v1/admin/grants:reevaluate?dry_run=true`, {}, admin);
+    expect(preview.body.evaluated).toBeGreaterThanOrEqual(11);
+    expect(counted()).toBe(before);
   });
 
   it('a new export destination needs step-up; a destination used before does not', async () => {

@@ -18,6 +18,8 @@ export interface DecisionInput {
   params: Record<string, unknown>;
   purpose: string | null;
   requestId: string;
+  /** A grant re-decided by the broker (re-evaluation), not a request of its workload: it is not counted. */
+  reevaluation?: boolean;
 }
 
 /**
@@ -33,7 +35,8 @@ export interface Decision extends Verdict {
 }
 
 /**
- * Decides one request of a workload and counts it for the request-rate signals. The grant service
+ * Decides one request of a workload and counts it for the request-rate signals (a re-evaluation is
+ * decided the same way, and not counted). The grant service
  * depends on this seam, not on how the decision is made.
  */
 export type Decider = (input: DecisionInput, now: Date) => Promise<Decision>;
@@ -52,11 +55,11 @@ export function identitySummary(p: Principal, readable: readonly string[] = IDEN
  */
 export function policyDecider(db: Database, registry: () => RegistrySnapshot, counter: RequestCounter): Decider {
   const reader = new FactsReader(db, counter);
-  return async ({ principal, task, params, purpose }, now) => {
+  return async ({ principal, task, params, purpose, reevaluation }, now) => {
     const started = process.hrtime.bigint();
     const snap = registry();
     const identity = identitySummary(principal, snap.policies?.identityClaims);
-    let counted = false;
+    let counted = reevaluation === true;
     const { verdict, facts } = await decide(snap, principal.workload, task, async () => {
       const wanted = wantedSignals(snap, principal);
       counted = true;
@@ -70,7 +73,7 @@ export function policyDecider(db: Database, registry: () => RegistrySnapshot, co
         // decide() gathers facts only when policies are configured.
         countActiveGrants: snap.policies !== undefined && taskReadsContext(snap.policies, task.spec.name, ['broker', 'active_grants']),
         signals: wanted.keys,
-        count: true,
+        count: !reevaluation,
       });
       const signals = gatherSignals(wanted, found, now);
       return {

@@ -20,7 +20,7 @@ export function grantReevaluator(deps: Deps): GrantDecide {
     if ('refused' in rebuilt) return { allowed: false, reason: rebuilt.refused, decisionId: null };
     const task = deps.registry.snapshot.tasks.get(grant.task);
     if (!task) return { allowed: false, reason: 'the task no longer exists', decisionId: null };
-    const decision = await deps.decide({ principal: rebuilt.principal, task, params: grant.params, purpose: grant.purpose, requestId: `reevaluate:${grant.id}` }, now);
+    const decision = await deps.decide({ principal: rebuilt.principal, task, params: grant.params, purpose: grant.purpose, requestId: `reevaluate:${grant.id}`, reevaluation: true }, now);
     // A grant redeemed from an approval (or delegated under one) already had its step-up: only a denial ends it now.
     const allowed = decision.outcome === 'allow' || (decision.outcome === 'step_up' && grant.approval_id !== null);
     const why = decision.outcome === 'step_up' ? 'now needs step-up approval' : decision.reasons.join('; ') || 'no longer allowed';
