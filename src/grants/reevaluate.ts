@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Database } from '../db/database.js';
+import { isDatabaseUnavailable, sqlStateClass, type Database } from '../db/database.js';
 import type { Logger } from 'pino';
 import { retryOnDeadlock } from '../lib/retry.js';
 import type { GrantRow } from './grant.repository.js';
@@ -115,33 +115,34 @@ async function decidePage(
     order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
   const revoked: ReevaluationResult['revoked'] = [];
   const failed: ReevaluationResult['failed'] = [];
+  const leaveDue = async (grant: GrantRow, err: unknown, what: string) => {
+    failed.push({ grant_id: grant.id, error: (err as Error).message });
+    deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, `re-evaluation ${what}; grant left active`);
+    if (result.dry_run) return;
+    // Left due by time, so every sweep tests it again long after the signal's arrival, until a
+    // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing).
+    await ownWrites(db, () => sql`update grants set due_at = least(due_at, ${now}) where id = ${grant.id}`.execute(db)).catch((e: unknown) => {
+      if (!isOwnError(e)) throw e;
+      deps.log?.error({ grant_id: grant.id, err: (e as Error).message }, 're-evaluation could not leave the grant due');
+    });
+  };
   for (const grant of grants) {
     let verdict: Verdict;
     try {
       verdict = await decide(grant, now);
     } catch (err) {
-      failed.push({ grant_id: grant.id, error: (err as Error).message });
-      deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, 're-evaluation failed; grant left active');
-      // Left due by time, so every sweep tests it again long after the signal's arrival, until a
-      // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing).
-      if (!result.dry_run) await sql`update grants set due_at = least(due_at, ${now}) where id = ${grant.id}`.execute(db);
+      await leaveDue(grant, err, 'failed');
       continue;
     }
     if (result.dry_run) {
       if (!verdict.allowed) revoked.push({ grant_id: grant.id, reason: verdict.reason, decision_id: verdict.decisionId, cascaded: false });
       continue;
     }
-    await verdict.record?.(db);
-    await db
-      .updateTable('grants')
-      // Without a watch the grant's watch_basis no longer names its latest decision: the next sweep works it out.
-      .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...verdict.watch }) })
-      .where('id', '=', grant.id)
-      .execute();
-    if (verdict.allowed) continue;
-    const end = { status: 'revoked' as const, by: options.actor ?? 'policy:reevaluation', reason: verdict.reason, at: now, decisionId: verdict.decisionId };
-    for (const g of await endGrantsInTransaction(db, { grantIds: [grant.id] }, end, { cascade: true })) {
-      revoked.push({ grant_id: g.id, reason: g.end_reason ?? verdict.reason, decision_id: g.end_decision_id, cascaded: g.id !== grant.id });
+    try {
+      revoked.push(...(await ownWrites(db, () => applyVerdict(db, grant, verdict, now, options.actor))));
+    } catch (err) {
+      if (!isOwnError(err)) throw err;
+      await leaveDue(grant, err, 'could not be written');
     }
   }
   // Added at the end of the page, so a page aborted midway (and retried) is not counted twice.
@@ -149,4 +150,47 @@ async function decidePage(
   result.revoked.push(...revoked);
   result.failed.push(...failed);
   return grants;
+}
+
+/** Records a verdict on its grant and, when it is no longer allowed, revokes it with its children. */
+async function applyVerdict(db: Database, grant: GrantRow, verdict: Verdict, now: Date, actor: string | undefined): Promise<ReevaluationResult['revoked']> {
+  await verdict.record?.(db);
+  await db
+    .updateTable('grants')
+    // Without a watch the grant's watch_basis no longer names its latest decision: the next sweep works it out.
+    .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...verdict.watch }) })
+    .where('id', '=', grant.id)
+    .execute();
+  if (verdict.allowed) return [];
+  const end = { status: 'revoked' as const, by: actor ?? 'policy:reevaluation', reason: verdict.reason, at: now, decisionId: verdict.decisionId };
+  return (await endGrantsInTransaction(db, { grantIds: [grant.id] }, end, { cascade: true })).map((g) => ({
+    grant_id: g.id,
+    reason: g.end_reason ?? verdict.reason,
+    decision_id: g.end_decision_id,
+    cascaded: g.id !== grant.id,
+  }));
+}
+
+/**
+ * An error of one grant's own writes (a value Postgres rejects, a constraint, a trigger), as opposed
+ * to one of the database or of the transaction (unreachable, timed out, deadlocked, aborted: the page is
+ * retried or the run fails, and the next run starts from the same point).
+ */
+const isOwnError = (err: unknown): boolean => !['', '25', '40'].includes(sqlStateClass(err)) && !isDatabaseUnavailable(err);
+
+/**
+ * Runs one grant's writes in a savepoint of the page's transaction: one grant that Postgres refuses
+ * costs only its own writes (it is left due and counted as failed), not its page's, nor the rest of the
+ * run's (a run that stopped at the same grant every time would never re-decide the grants after it).
+ */
+async function ownWrites<T>(db: Database, writes: () => Promise<T>): Promise<T> {
+  await sql`savepoint grant_writes`.execute(db);
+  try {
+    const done = await writes();
+    await sql`release savepoint grant_writes`.execute(db);
+    return done;
+  } catch (err) {
+    if (isOwnError(err)) await sql`rollback to savepoint grant_writes`.execute(db);
+    throw err;
+  }
 }

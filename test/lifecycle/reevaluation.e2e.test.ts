@@ -250,6 +250,30 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect((await t.grant(g.id)).status).toBe('revoked');
   });
 
+  it('a grant whose writes Postgres refuses costs only itself: the rest of the run goes on', async () => {
+    const poisoned = await deploy();
+    const other = await deploy();
+    await settle();
+    // Postgres refuses the re-evaluation's decision for the first grant (first in the page, by id).
+    await sql`create function pg_temp_poison() returns trigger language plpgsql as $$
+      begin if new.grant_id = ${sql.lit(poisoned.id)} then raise exception 'poisoned row'; end if; return new; end $$`.execute(db());
+    await sql`create trigger poison before insert on decisions for each row execute function pg_temp_poison()`.execute(db());
+    try {
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      expect(await sweep()).toMatchObject({ evaluated: 2, failed: 1, revoked: 1 });
+      expect((await t.grant(other.id)).status).toBe('revoked');
+      expect((await t.grant(poisoned.id)).status).toBe('active');
+      expect(await reevaluations(poisoned.id)).toEqual([]); // nothing of its half-done writes is left
+      expect((await watch(poisoned.id)).due_at!.getTime()).toBeLessThanOrEqual(now().getTime());
+    } finally {
+      await sql`drop trigger poison on decisions`.execute(db());
+      await sql`drop function pg_temp_poison()`.execute(db());
+    }
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
+    expect((await t.grant(poisoned.id)).status).toBe('revoked');
+  });
+
   it('a signal sent again with an earlier expires_at brings the grant forward', async () => {
     const observed = now();
     const at = (seconds: number) => new Date(observed.getTime() + seconds * 1000);
