@@ -103,6 +103,13 @@ const edrSigned = async (signals: unknown[], o: { exp?: number; bodySha256?: str
 const trust = (value: string, observed = now()) => pushSignals([{ type: 'runner_trust', subject: 'api-deploy', value, observed_at: observed.toISOString() }]);
 const decision = async (id: string) => (await fetch(`${broker.url}/v1/admin/decisions/${id}`, { headers: admin })).json() as Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** tessera_policy_evaluation_seconds's count and sum, as Prometheus scrapes them. */
+const evaluations = async () => {
+  const text = await (await fetch(`${broker.url}/metrics`)).text();
+  const read = (part: string) => Number(new RegExp(`^tessera_policy_evaluation_seconds_${part} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { count: read('count'), sum: read('sum') };
+};
+
 describe('live signals change the outcome', () => {
   it('a missing runner signal denies; trusted allows; untrusted denies again', async () => {
     const missing = await deploy();
@@ -232,6 +239,19 @@ describe('policy outcomes', () => {
     expect(d.signals.broker.requests_last_minute).toBeGreaterThan(10);
     broker.clock.advance(180);
     expect((await refund(10)).status).toBe(201);
+  });
+
+  it('times each policy evaluation in /metrics; a request refused before policy is not timed', async () => {
+    broker.clock.advance(180);
+    const before = await evaluations();
+    expect((await refund(20)).status).toBe(201);
+    const after = await evaluations();
+    expect(after.count).toBe(before.count + 1);
+    expect(after.sum).toBeGreaterThan(before.sum);
+    // The exporter is not on refund-payment's list: the gate refuses it before any policy runs.
+    const gated = await post(`${broker.url}/v1/grants`, { task: 'refund-payment', params: { amount: 1 } }, { authorization: `Bearer ${await exporter.assertion(broker.url, {}, Math.floor(now().getTime() / 1000))}` });
+    expect(gated.status).toBe(403);
+    expect(await evaluations()).toEqual(after);
   });
 
   it('a concurrent burst of one workload passes the rate limit by none', async () => {

@@ -76,3 +76,10 @@ export function demoRequests(): PolicyRequest[] {
   }
   return out;
 }
+
+/** The broker's own account of its policy evaluations so far (tessera_policy_evaluation_seconds). */
+export async function brokerPolicyTime(url: string): Promise<{ count: number; seconds: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (part: string) => Number(new RegExp(`^tessera_policy_evaluation_seconds_${part} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { count: read('count'), seconds: read('sum') };
+}

@@ -1,6 +1,7 @@
 import type { CompiledTask } from '../config/registry.js';
 import type { WorkloadRow } from '../config/registry.repository.js';
 import { evaluate, evaluateApprover, type ApproverAnswer, type BrokerSignals, type CompiledPolicySet, type IdentityContext, type PolicyRequest, type PolicyValue } from '../policy/index.js';
+import { policyEvaluation } from './decision.metrics.js';
 
 /** The policy set a decision runs under, as a registry snapshot holds it (see RegistrySnapshot). */
 export interface PolicyState {
@@ -57,6 +58,7 @@ export async function decide<F extends DecisionFacts>(
     signals: f.signals,
     broker: f.broker,
   };
+  const started = performance.now();
   const r = evaluate(state.policies, request);
   const verdict: Verdict = { outcome: r.outcome, reasons: r.reasons, errors: r.errors, determining: r.determining, maxTtlSeconds: r.maxTtlSeconds };
   if (r.outcome === 'step_up') {
@@ -64,5 +66,6 @@ export async function decide<F extends DecisionFacts>(
     // A delegated approver policy answers in the context the step-up was decided in.
     verdict.approver = evaluateApprover(state.policies, request);
   }
+  policyEvaluation.observe((performance.now() - started) / 1000);
   return { verdict, facts: f };
 }
