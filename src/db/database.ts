@@ -123,6 +123,14 @@ export const sqlStateClass = (err: unknown): string => {
 };
 
 /**
+ * An error that one row's values or the checks on them cause: a data exception (22), a constraint
+ * (23), a trigger's RAISE (P0). The statement's other rows would go through without that row. Any
+ * other error (unreachable, out of disk or memory, a missing column, a privilege, an aborted
+ * transaction) is one of the database or of the statement, and every row would get it alike.
+ */
+export const isRowError = (err: unknown): boolean => ['22', '23', 'P0'].includes(sqlStateClass(err));
+
+/**
  * True when an error means "Postgres is not reachable or not serving" (as opposed to a bad query):
  * connection refused/reset, pool timeout, server shutting down, statement timeout.
  */

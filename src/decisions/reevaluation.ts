@@ -80,6 +80,12 @@ interface SweepState {
   /** The registry's maxAgesGeneration the grants' due_at were last brought up to date with. */
   generation?: number;
   fullRunsLeft: number;
+  /**
+   * The grants the previous completed run could not decide or write (its `failed`), asked about again
+   * by id: a grant whose row Postgres refuses even the mark that leaves it due would otherwise leave
+   * the candidates once its signal's arrival is older than the lookback.
+   */
+  retry: readonly string[];
 }
 const sweeps = new WeakMap<Deps, SweepState>();
 
@@ -129,13 +135,13 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * Testing every watching grant cost about 16 µs of Postgres each, every 5 s on every replica. So after
  * its first runs a broker tests only the candidates: grants watching a key observed since its previous
  * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys; grants whose due_at has
- * come; and grants whose watch is out of date (written by an older broker),
- * worked out again first. Its first two runs, and the two after the maximum ages change, bring every
+ * come; grants whose watch is out of date (written by an older broker), worked out again first; and
+ * the grants the previous run could not decide or write. Its first two runs, and the two after the maximum ages change, bring every
  * grant's due_at up to date with the ages of now and then test every watching grant.
  */
 export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ processed: number; detail: Record<string, number> }> {
   let state = sweeps.get(deps);
-  if (!state) sweeps.set(deps, (state = { fullRunsLeft: 0 }));
+  if (!state) sweeps.set(deps, (state = { fullRunsLeft: 0, retry: [] }));
   const maxAges = maxAgesOf(deps);
   const generation = deps.registry.maxAgesGeneration;
   const since = state.lastRun;
@@ -151,11 +157,12 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   } else {
     const ids = await recomputeWatches(deps, maxAges, 'outdated');
     const keys = await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS));
-    due = { maxAges, candidates: { keys, byTime: true, ids } };
+    due = { maxAges, candidates: { keys, byTime: true, ids: [...ids, ...state.retry] } };
     if (ids.length) detail.outdated = ids.length;
   }
   const r = await reevaluateActiveGrants(deps, { due }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;
+  state.retry = r.failed.map((f) => f.grant_id);
   return { processed: r.revoked.length, detail: { evaluated: r.evaluated, revoked: r.revoked.length, failed: r.failed.length, ...detail } };
 }

@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely';
-import { PREPARED, sqlStateClass, type Database } from '../db/database.js';
+import { isRowError, PREPARED, sqlStateClass, type Database } from '../db/database.js';
 import type { NewGrant } from './grant.repository.js';
 import { TurnBatcher } from '../lib/turn-batcher.js';
 
@@ -136,11 +136,12 @@ export async function insertMints(db: Database, writes: MintWrite[]): Promise<Mi
 }
 
 /**
- * Errors that may belong to one mint's rows (bad data, a constraint, a deadlock or serialisation
- * failure): worth retrying each mint alone. Anything else (connection lost, Postgres shutting down, a
- * timeout) would fail the retries the same way, only later: every mint of the batch gets it at once.
+ * Errors that may belong to one mint's rows (see isRowError), or a deadlock or serialisation failure
+ * between the batch and another statement: worth retrying each mint alone. Anything else (connection
+ * lost, Postgres shutting down, a timeout) would fail the retries the same way, only later: every mint
+ * of the batch gets it at once.
  */
-const rowSpecific = (err: unknown) => ['22', '23', '40'].includes(sqlStateClass(err));
+const rowSpecific = (err: unknown) => isRowError(err) || sqlStateClass(err) === '40';
 
 /**
  * Rows of a table whose inserts may wait on each other's keys (`on conflict do nothing`: a second

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { isDatabaseUnavailable, sqlStateClass, type Database } from '../db/database.js';
+import { isRowError, type Database } from '../db/database.js';
+import { metrics } from '../lib/metrics.js';
 import type { Logger } from 'pino';
 import { retryOnDeadlock } from '../lib/retry.js';
 import type { GrantRow } from './grant.repository.js';
@@ -31,25 +32,30 @@ export interface ReevaluationResult {
   evaluated: number;
   /** Grants revoked (or, in a dry run, that would be), with why; cascaded children included. */
   revoked: Array<{ grant_id: string; reason: string; decision_id: string | null; cascaded: boolean }>;
-  /** Grants whose decision failed: left active (and due), counted, logged. */
+  /** Grants whose decision failed or whose writes Postgres refused: left active (and due), counted, logged. */
   failed: Array<{ grant_id: string; error: string }>;
   dry_run: boolean;
 }
 
 /**
  * Grants per transaction. Their rows stay locked while they are decided (a few milliseconds each),
- * which holds up an introspection of the same grant for at most that long.
+ * which holds up an introspection of the same grant for at most that long. Each grant's writes take a
+ * savepoint (see ownWrites), a subtransaction until the page commits: Postgres caches 64 of them per
+ * transaction and slows down every session past that, so a page stays well below.
  */
 const PAGE_SIZE = 20;
+
+/** Grants a re-evaluation could not decide or write, by why (decision, write). */
+export const reevaluationsFailed = metrics.counter('tessera_reevaluations_failed_total', 'Grants a re-evaluation left active because their decision failed or Postgres refused their writes.');
 
 /**
  * Continuous authorization: asks `decide` about every active grant the filter picks, records each
  * decision with the grant's re-evaluation mark, and revokes (with children) those no longer allowed,
  * linked to the decision that refused them. Each page is one transaction over rows locked FOR UPDATE,
  * and the due sweep skips rows another replica holds: of several replicas (and the signal hook) each
- * grant is decided once and gets one decision, one end and one event. A decision that throws leaves
- * its grant active and due: a broken policy engine must not become a kill switch. A dry run locks,
- * records and revokes nothing.
+ * grant is decided once and gets one decision, one end and one event. A decision that throws, or whose
+ * writes Postgres refuses (see ownWrites), leaves its grant active and due and is in `failed`: a broken
+ * policy engine must not become a kill switch. A dry run locks, records and revokes nothing.
  */
 export async function reevaluateActiveGrants(
   deps: { db: Database; log?: Logger },
@@ -115,14 +121,16 @@ async function decidePage(
     order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
   const revoked: ReevaluationResult['revoked'] = [];
   const failed: ReevaluationResult['failed'] = [];
-  const leaveDue = async (grant: GrantRow, err: unknown, what: string) => {
+  const leaveDue = async (grant: GrantRow, err: unknown, what: 'decision' | 'write') => {
     failed.push({ grant_id: grant.id, error: (err as Error).message });
-    deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, `re-evaluation ${what}; grant left active`);
+    if (!result.dry_run) reevaluationsFailed.inc({ stage: what });
+    deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`);
     if (result.dry_run) return;
     // Left due by time, so every sweep tests it again long after the signal's arrival, until a
-    // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing).
+    // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing). When
+    // Postgres refuses this too, the grant is still in `failed`, which the sweep asks about again.
     await ownWrites(db, () => sql`update grants set due_at = least(due_at, ${now}) where id = ${grant.id}`.execute(db)).catch((e: unknown) => {
-      if (!isOwnError(e)) throw e;
+      if (!isRowError(e)) throw e;
       deps.log?.error({ grant_id: grant.id, err: (e as Error).message }, 're-evaluation could not leave the grant due');
     });
   };
@@ -131,7 +139,7 @@ async function decidePage(
     try {
       verdict = await decide(grant, now);
     } catch (err) {
-      await leaveDue(grant, err, 'failed');
+      await leaveDue(grant, err, 'decision');
       continue;
     }
     if (result.dry_run) {
@@ -141,8 +149,8 @@ async function decidePage(
     try {
       revoked.push(...(await ownWrites(db, () => applyVerdict(db, grant, verdict, now, options.actor))));
     } catch (err) {
-      if (!isOwnError(err)) throw err;
-      await leaveDue(grant, err, 'could not be written');
+      if (!isRowError(err)) throw err;
+      await leaveDue(grant, err, 'write');
     }
   }
   // Added at the end of the page, so a page aborted midway (and retried) is not counted twice.
@@ -172,16 +180,12 @@ async function applyVerdict(db: Database, grant: GrantRow, verdict: Verdict, now
 }
 
 /**
- * An error of one grant's own writes (a value Postgres rejects, a constraint, a trigger), as opposed
- * to one of the database or of the transaction (unreachable, timed out, deadlocked, aborted: the page is
- * retried or the run fails, and the next run starts from the same point).
- */
-const isOwnError = (err: unknown): boolean => !['', '25', '40'].includes(sqlStateClass(err)) && !isDatabaseUnavailable(err);
-
-/**
- * Runs one grant's writes in a savepoint of the page's transaction: one grant that Postgres refuses
- * costs only its own writes (it is left due and counted as failed), not its page's, nor the rest of the
- * run's (a run that stopped at the same grant every time would never re-decide the grants after it).
+ * Runs one grant's writes in a savepoint of the page's transaction: one grant whose rows Postgres
+ * refuses (isRowError: a value, a constraint, a trigger) costs only its own writes (it is left due and
+ * counted as failed), not its page's, nor the rest of the run's (a run that stopped at the same grant
+ * every time would never re-decide the grants after it). Any other error is the database's or the
+ * transaction's (unreachable, out of disk, deadlocked): the page is retried or the run fails, and the
+ * next run starts from the same point.
  */
 async function ownWrites<T>(db: Database, writes: () => Promise<T>): Promise<T> {
   await sql`savepoint grant_writes`.execute(db);
@@ -190,7 +194,10 @@ async function ownWrites<T>(db: Database, writes: () => Promise<T>): Promise<T> 
     await sql`release savepoint grant_writes`.execute(db);
     return done;
   } catch (err) {
-    if (isOwnError(err)) await sql`rollback to savepoint grant_writes`.execute(db);
+    if (isRowError(err)) {
+      await sql`rollback to savepoint grant_writes`.execute(db);
+      await sql`release savepoint grant_writes`.execute(db);
+    }
     throw err;
   }
 }

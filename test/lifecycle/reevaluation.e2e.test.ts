@@ -231,14 +231,22 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ evaluated: 0 });
   });
 
+  /** tessera_reevaluations_failed_total{stage} as /metrics shows it. */
+  const failedCount = async (stage: 'decision' | 'write') => {
+    const text = await (await fetch(`${t.broker.url}/metrics`)).text();
+    return Number(new RegExp(`^tessera_reevaluations_failed_total\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  };
+
   it('a re-evaluation that fails is tried again by every run, long after the signal arrived', async () => {
     const g = await deploy();
     await settle();
     const decide = t.broker.deps.decide;
     t.broker.deps.decide = () => Promise.reject(new Error('policy engine down'));
+    const decisionsFailed = await failedCount('decision');
     try {
       await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
       expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1, revoked: 0 });
+      expect(await failedCount('decision')).toBe(decisionsFailed + 1);
       t.broker.clock.advance(2 * 60); // the arrival is now older than any run's window
       expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1 });
       expect((await watch(g.id)).due_at!.getTime()).toBeLessThanOrEqual(now().getTime());
@@ -250,28 +258,79 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect((await t.grant(g.id)).status).toBe('revoked');
   });
 
+  /** A trigger on `table` that raises for rows whose `column` is `id`, with SQLSTATE `errcode`; dropped by the returned function. */
+  const refuseRows = async (table: string, column: string, id: string, errcode = 'P0001') => {
+    await sql`create function refuse_row() returns trigger language plpgsql as $$
+      begin if new.${sql.raw(column)} = ${sql.lit(id)} then raise exception 'refused row' using errcode = ${sql.lit(errcode)}; end if; return new; end $$`.execute(db());
+    await sql`create trigger refuse_row before insert or update on ${sql.table(table)} for each row execute function refuse_row()`.execute(db());
+    return async () => {
+      await sql`drop trigger refuse_row on ${sql.table(table)}`.execute(db());
+      await sql`drop function refuse_row()`.execute(db());
+    };
+  };
+
   it('a grant whose writes Postgres refuses costs only itself: the rest of the run goes on', async () => {
     const poisoned = await deploy();
     const other = await deploy();
     await settle();
-    // Postgres refuses the re-evaluation's decision for the first grant (first in the page, by id).
-    await sql`create function pg_temp_poison() returns trigger language plpgsql as $$
-      begin if new.grant_id = ${sql.lit(poisoned.id)} then raise exception 'poisoned row'; end if; return new; end $$`.execute(db());
-    await sql`create trigger poison before insert on decisions for each row execute function pg_temp_poison()`.execute(db());
+    const mark = () => db().selectFrom('grants').select(['status', 'reevaluated_at', 'reevaluation_decision_id']).where('id', '=', poisoned.id).executeTakeFirstOrThrow();
+    const before = await mark();
+    expect(before.status).toBe('active');
+    // Postgres refuses the last of the first grant's writes (its CAEP event), after its decision, its
+    // grant update and its audit event went through: all of them are rolled back with it.
+    const restore = await refuseRows('security_events', 'grant_id', poisoned.id);
+    const writesFailed = await failedCount('write');
     try {
       await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
       expect(await sweep()).toMatchObject({ evaluated: 2, failed: 1, revoked: 1 });
+      expect(await failedCount('write')).toBe(writesFailed + 1);
       expect((await t.grant(other.id)).status).toBe('revoked');
-      expect((await t.grant(poisoned.id)).status).toBe('active');
-      expect(await reevaluations(poisoned.id)).toEqual([]); // nothing of its half-done writes is left
+      expect(await mark()).toEqual(before);
+      expect(await reevaluations(poisoned.id)).toEqual([]);
+      const audited = sql<{ n: number }>`select (select count(*) from audit_pending where target_id = ${poisoned.id} and action = 'grant.revoked')
+        + (select count(*) from audit_events where target_id = ${poisoned.id} and action = 'grant.revoked') as n`;
+      expect(Number((await audited.execute(db())).rows[0]!.n)).toBe(0);
       expect((await watch(poisoned.id)).due_at!.getTime()).toBeLessThanOrEqual(now().getTime());
     } finally {
-      await sql`drop trigger poison on decisions`.execute(db());
-      await sql`drop function pg_temp_poison()`.execute(db());
+      await restore();
     }
     t.broker.clock.advance(5);
     expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
     expect((await t.grant(poisoned.id)).status).toBe('revoked');
+  });
+
+  it('a grant whose row Postgres refuses even the due mark is asked about again, past the lookback', async () => {
+    const g = await deploy();
+    await settle();
+    // Every update of the grant's row fails: its re-evaluation's, and the mark that leaves it due.
+    const restore = await refuseRows('grants', 'id', g.id);
+    try {
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1, revoked: 0 });
+      t.broker.clock.advance(2 * 60); // the arrival is older than any run's window, and due_at was never set
+      expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1 });
+    } finally {
+      await restore();
+    }
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
+    expect((await t.grant(g.id)).status).toBe('revoked');
+  });
+
+  it('an error of the database, not of one grant, fails the run and moves nothing on', async () => {
+    const g = await deploy();
+    await settle();
+    // 53100 disk full: every grant would get it. The run fails rather than count them one by one.
+    const restore = await refuseRows('decisions', 'grant_id', g.id, '53100');
+    try {
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      await expect(sweep()).rejects.toMatchObject({ code: '53100' });
+      t.broker.clock.advance(2 * 60);
+    } finally {
+      await restore();
+    }
+    // The failed run did not move the window: the next run still reads that arrival.
+    expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
   });
 
   it('a signal sent again with an earlier expires_at brings the grant forward', async () => {
