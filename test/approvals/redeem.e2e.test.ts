@@ -28,7 +28,10 @@ afterAll(() => w.close());
 describe('redeem needs a fresh identity', () => {
   it('refuses the token that opened the request and any token issued before it; a new one redeems', async () => {
     w.broker.clock.advance(60);
+    const counted = () => w.broker.deps.requests.ownSince('pipeline', new Date(0));
+    const asked = counted();
     const { id, token } = await pipelineAsks('s3://fresh');
+    expect(counted()).toBe(asked + 1);
     expect((await w.vote(w.keys.bob, id, 'approve')).body.status).toBe('approved');
     expect(await redeemAs(id, token, 's3://fresh')).toMatchObject({ status: 403, body: { code: 'stale_identity' } });
     const older = await w.ci.token({}, { iat: nowS() - 30 });
@@ -36,6 +39,8 @@ describe('redeem needs a fresh identity', () => {
     w.broker.clock.advance(1);
     const redeemed = await redeemAs(id, await w.ci.token(), 's3://fresh');
     expect(redeemed.status).toBe(201);
+    // The redeem is decided again, and counts once; the two stale ones were refused before any decision.
+    expect(counted()).toBe(asked + 2);
   });
 });
 
