@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { metricValue, startTestBroker, post, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from './support/fake-issuer.js';
 import { agentKey, type AgentKey } from './support/fixtures.js';
 import { sha256Hex } from '../src/lib/hash.js';
@@ -104,11 +104,10 @@ const trust = (value: string, observed = now()) => pushSignals([{ type: 'runner_
 const decision = async (id: string) => (await fetch(`${broker.url}/v1/admin/decisions/${id}`, { headers: admin })).json() as Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** tessera_policy_evaluation_seconds's count and sum, as Prometheus scrapes them. */
-const evaluations = async () => {
-  const text = await (await fetch(`${broker.url}/metrics`)).text();
-  const read = (part: string) => Number(new RegExp(`^tessera_policy_evaluation_seconds_${part} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { count: read('count'), sum: read('sum') };
-};
+const evaluations = async () => ({
+  count: await metricValue(broker.url, 'tessera_policy_evaluation_seconds_count'),
+  sum: await metricValue(broker.url, 'tessera_policy_evaluation_seconds_sum'),
+});
 
 describe('live signals change the outcome', () => {
   it('a missing runner signal denies; trusted allows; untrusted denies again', async () => {

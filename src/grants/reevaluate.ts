@@ -123,9 +123,9 @@ async function decidePage(
   const failed: ReevaluationResult['failed'] = [];
   const leaveDue = async (grant: GrantRow, err: unknown, what: 'decision' | 'write') => {
     failed.push({ grant_id: grant.id, error: (err as Error).message });
-    if (!result.dry_run) reevaluationsFailed.inc({ stage: what });
     deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`);
     if (result.dry_run) return;
+    reevaluationsFailed.inc({ stage: what });
     // Left due by time, so every sweep tests it again long after the signal's arrival, until a
     // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing). When
     // Postgres refuses this too, the grant is still in `failed`, which the sweep asks about again.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, TEST_ADMIN_KEY } from '../support/broker.js';
+import { metricValue, post, TEST_ADMIN_KEY } from '../support/broker.js';
 import { deliverApprovalWebhooks } from '../../src/approvals/deliver-approval-webhooks.job.js';
 import { expireApprovals } from '../../src/approvals/expire-approvals.job.js';
 import { MAX_ATTEMPTS } from '../../src/events/deliver-webhooks.job.js';
@@ -143,8 +143,4 @@ describe('notifications', () => {
   });
 });
 
-/** tessera_approval_webhooks_failed_total, as Prometheus scrapes it. */
-async function failedCount(): Promise<number> {
-  const text = await (await fetch(`${w.broker.url}/metrics`)).text();
-  return Number(/^tessera_approval_webhooks_failed_total(?:\{\})? (\d+)$/m.exec(text)?.[1] ?? 0);
-}
+const failedCount = () => metricValue(w.broker.url, 'tessera_approval_webhooks_failed_total');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { startTestBroker, post, type TestBroker } from '../support/broker.js';
+import { metricValue, startTestBroker, post, type TestBroker } from '../support/broker.js';
 import { startFakeIssuer, type FakeIssuer } from '../support/fake-issuer.js';
 import { agentKey, type AgentKey } from '../support/fixtures.js';
 
@@ -129,12 +129,7 @@ describe('claim patterns are anchored', () => {
   });
 });
 
-/** A counter's value in the broker's /metrics, for one label set. */
-async function metric(name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${broker.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
+const metric = (name: string, labels: string) => metricValue(broker.url, name, labels);
 
 describe('an identity token presented again', () => {
   it('is checked once and reused after, its claims still checked each time; an assertion is never remembered', async () => {

@@ -219,12 +219,13 @@ describe('the request-rate count', () => {
   it('counts every decided request of the workload once: a mint, a delegation in either form, a policy denial, a gate denial', async () => {
     const counted = () => t.broker.deps.requests.ownSince('agent-1', new Date(0));
     const parent = await mintPay();
+    const ask = async (task: string, params: Record<string, unknown>) => (await post(`${url()}/v1/grants`, { task, params }, bearer(await t.agent.assertion(url(), {}, nowS())))).status;
     const steps: Array<[string, () => Promise<number>, number]> = [
-      ['a mint', async () => (await post(`${url()}/v1/grants`, { task: 'pay-vendor', params: { amount: 500, vendor: 'acme' } }, bearer(await t.agent.assertion(url(), {}, nowS())))).status, 201],
+      ['a mint', () => ask('pay-vendor', { amount: 500, vendor: 'acme' }), 201],
       ['a delegation (JSON)', async () => (await delegate(parent, { params: { amount: 50, vendor: 'acme' } })).status, 201],
       ['a delegation (RFC 8693)', async () => (await exchange(parent.token, { scope: 'payments:pay' })).status, 200],
-      ['a denial by policy', async () => (await post(`${url()}/v1/grants`, { task: 'pay-vendor', params: { amount: 0.5, vendor: 'acme' } }, bearer(await t.agent.assertion(url(), {}, nowS())))).status, 403],
-      ['a denial before policy (not on the task\'s list)', async () => (await post(`${url()}/v1/grants`, { task: 'deploy-prod', params: { service: 'api' } }, bearer(await t.agent.assertion(url(), {}, nowS())))).status, 403],
+      ['a denial by policy', () => ask('pay-vendor', { amount: 0.5, vendor: 'acme' }), 403],
+      ['a denial before policy (not on the task\'s list)', () => ask('deploy-prod', { service: 'api' }), 403],
     ];
     for (const [what, send, status] of steps) {
       const before = counted();
@@ -233,7 +234,7 @@ describe('the request-rate count', () => {
     }
     // A request refused before it is decided (a bad body) is not one the workload made of a task.
     const before = counted();
-    expect((await post(`${url()}/v1/grants`, { task: 'pay-vendor', params: { amount: 'lots' } }, bearer(await t.agent.assertion(url(), {}, nowS())))).status).toBe(400);
+    expect(await ask('pay-vendor', { amount: 'lots' })).toBe(400);
     expect(counted()).toBe(before);
   });
 });

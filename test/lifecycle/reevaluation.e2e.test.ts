@@ -1,7 +1,7 @@
 import { signalFollowUps } from '../../src/signals/follow-up.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { post } from '../support/broker.js';
+import { metricValue, post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
 import { grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
@@ -231,11 +231,7 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ evaluated: 0 });
   });
 
-  /** tessera_reevaluations_failed_total{stage} as /metrics shows it. */
-  const failedCount = async (stage: 'decision' | 'write') => {
-    const text = await (await fetch(`${t.broker.url}/metrics`)).text();
-    return Number(new RegExp(`^tessera_reevaluations_failed_total\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  };
+  const failedCount = (stage: 'decision' | 'write') => metricValue(t.broker.url, 'tessera_reevaluations_failed_total', `stage="${stage}"`);
 
   it('a re-evaluation that fails is tried again by every run, long after the signal arrived', async () => {
     const g = await deploy();

@@ -61,6 +61,16 @@ export async function startTestBroker(
   };
 }
 
+/**
+ * One sample of a broker's /metrics, as Prometheus scrapes it: the line `name{labels}` (`labels` as
+ * written there, e.g. `stage="write"`; none for an unlabelled metric). 0 when the line is absent.
+ */
+export async function metricValue(brokerUrl: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${brokerUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `) || (!labels && l.startsWith(`${name} `)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
 /** POSTs JSON (or a form, when `form` is set) and returns status, headers and the parsed body. */
 export async function post(url: string, body: unknown, headers: Record<string, string> = {}, form = false) {
   const res = await fetch(url, {
