@@ -136,7 +136,8 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * its first runs a broker tests only the candidates: grants watching a key observed since its previous
  * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys; grants whose due_at has
  * come; grants whose watch is out of date (written by an older broker), worked out again first; and
- * the grants the previous run could not decide or write. Its first two runs, and the two after the maximum ages change, bring every
+ * the grants the previous run could not decide or write. A grant whose re-evaluations keep failing
+ * waits longer between tries (see REEVALUATION_BACKOFF). Its first two runs, and the two after the maximum ages change, bring every
  * grant's due_at up to date with the ages of now and then test every watching grant.
  */
 export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ processed: number; detail: Record<string, number> }> {
@@ -160,7 +161,7 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
     due = { maxAges, candidates: { keys, byTime: true, ids: [...ids, ...state.retry] } };
     if (ids.length) detail.outdated = ids.length;
   }
-  const r = await reevaluateActiveGrants(deps, { due }, grantReevaluator(deps), now);
+  const r = await reevaluateActiveGrants(deps, { due, backoff: true }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;
   state.retry = r.failed.map((f) => f.grant_id);

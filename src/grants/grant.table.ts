@@ -39,6 +39,10 @@ export interface GrantTables {
     due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
     /** The decision watched_keys and due_at were worked out from; another than the latest means out of date. */
     watch_basis: ColumnType<string | null, string | null | undefined, string | null>;
+    /** Consecutive re-evaluations of this grant that failed (0 after one that succeeded). */
+    reevaluation_failures: ColumnType<number, number | undefined, number>;
+    /** Before this moment the sweep does not try a failed re-evaluation again (null: no backoff). */
+    reevaluation_retry_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   };
   status_lists: { id: number; token: string; issued_at: Date; expires_at: Date };
   resource_servers: {

@@ -76,7 +76,7 @@ export async function mintGrant(deps: GrantDeps, principal: Principal, m: MintIn
         token,
         expiresIn: m.ttlSeconds,
         decision: m.decision,
-        grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0, reevaluation_decision_id: null, reevaluated_at: null },
+        grant: { ...grant, status: 'active', ended_at: null, ended_by: null, end_reason: null, end_decision_id: null, use_count: 0, reevaluation_decision_id: null, reevaluated_at: null, reevaluation_failures: 0, reevaluation_retry_at: null },
       };
     }
     if (outcome !== 'key_revoked' || attempt > 1) throw refusal(outcome, principal.workload.id);

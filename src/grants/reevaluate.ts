@@ -12,7 +12,24 @@ export interface ReevaluationFilter {
   workloadId?: string;
   /** Only grants whose latest decision is out of date with the signals (see dueCondition). */
   due?: DueSignals;
+  /**
+   * Leave alone the grants whose failed re-evaluation is backing off (see retryDelaySql): the
+   * scheduled sweep's choice. A signal's own hook and an operator's run try them anyway: a new
+   * observation, or a person asking, is worth one more attempt.
+   */
+  backoff?: boolean;
 }
+
+/**
+ * After a grant's n-th failed re-evaluation in a row the sweep waits 5 s × 2^(n-1), at most 5 min,
+ * before it tries the grant again (every run tried it, every 5 s, on every replica, for as long as
+ * the grant lived). The grant stays active meanwhile: a broken policy engine must not revoke.
+ */
+export const REEVALUATION_BACKOFF = { firstSeconds: 5, maxSeconds: 300 } as const;
+
+/** The retry moment after one more failure, from the grant row's failures so far. */
+const retryAtSql = (now: Date) =>
+  sql<Date>`${now}::timestamptz + make_interval(secs => least(${REEVALUATION_BACKOFF.firstSeconds} * power(2, least(reevaluation_failures, 30)), ${REEVALUATION_BACKOFF.maxSeconds}))`;
 
 /** The policy's answer for one active grant, now. */
 export interface Verdict {
@@ -117,22 +134,36 @@ async function decidePage(
     select g.* from grants g
     where g.status = 'active' and g.expires_at > ${now} and ${'ids' in page ? sql`g.id = any(${page.ids}::uuid[])` : sql`g.id > ${page.after}`}
       ${filter.workloadId !== undefined ? sql`and g.workload_id = ${filter.workloadId}` : sql``}
+      ${filter.backoff ? sql`and (g.reevaluation_retry_at is null or g.reevaluation_retry_at <= ${now})` : sql``}
       ${filter.due ? sql`and g.watches_signals and ${dueCondition(filter.due, now)}` : sql``}
     order by g.id limit ${PAGE_SIZE} ${lock}`.execute(db);
   const revoked: ReevaluationResult['revoked'] = [];
   const failed: ReevaluationResult['failed'] = [];
   const leaveDue = async (grant: GrantRow, err: unknown, what: 'decision' | 'write') => {
     failed.push({ grant_id: grant.id, error: (err as Error).message });
-    deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`);
-    if (result.dry_run) return;
+    const message = `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`;
+    if (result.dry_run) {
+      deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, message);
+      return;
+    }
     reevaluationsFailed.inc({ stage: what });
-    // Left due by time, so every sweep tests it again long after the signal's arrival, until a
-    // decision succeeds and writes its own due_at (a skipped or aborted run loses nothing). When
-    // Postgres refuses this too, the grant is still in `failed`, which the sweep asks about again.
-    await ownWrites(db, () => sql`update grants set due_at = least(due_at, ${now}) where id = ${grant.id}`.execute(db)).catch((e: unknown) => {
-      if (!isRowError(e)) throw e;
-      deps.log?.error({ grant_id: grant.id, err: (e as Error).message }, 're-evaluation could not leave the grant due');
-    });
+    // Left due by time, so sweeps test it again long after the signal's arrival (once its backoff has
+    // passed), until a decision succeeds and writes its own due_at (a skipped or aborted run loses
+    // nothing). When Postgres refuses this too, the grant is still in `failed`, which the sweep asks
+    // about again.
+    const backoff = await ownWrites(db, () =>
+      sql<{ failures: number; retry_at: Date }>`update grants set due_at = least(due_at, ${now}),
+        reevaluation_retry_at = ${retryAtSql(now)}, reevaluation_failures = reevaluation_failures + 1
+        where id = ${grant.id} returning reevaluation_failures as failures, reevaluation_retry_at as retry_at`.execute(db),
+    ).then(
+      (r) => r.rows[0],
+      (e: unknown) => {
+        if (!isRowError(e)) throw e;
+        deps.log?.error({ grant_id: grant.id, err: (e as Error).message }, 're-evaluation could not leave the grant due');
+        return undefined;
+      },
+    );
+    deps.log?.error({ grant_id: grant.id, err: (err as Error).message, failures: backoff?.failures, retry_at: backoff?.retry_at }, message);
   };
   for (const grant of grants) {
     let verdict: Verdict;
@@ -166,7 +197,7 @@ async function applyVerdict(db: Database, grant: GrantRow, verdict: Verdict, now
   await db
     .updateTable('grants')
     // Without a watch the grant's watch_basis no longer names its latest decision: the next sweep works it out.
-    .set({ reevaluated_at: now, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...verdict.watch }) })
+    .set({ reevaluated_at: now, reevaluation_failures: 0, reevaluation_retry_at: null, ...(verdict.record && { reevaluation_decision_id: verdict.decisionId, ...verdict.watch }) })
     .where('id', '=', grant.id)
     .execute();
   if (verdict.allowed) return [];

@@ -1,11 +1,11 @@
 import { signalFollowUps } from '../../src/signals/follow-up.js';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
 import { metricValue, post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
 import { grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
-import { reevaluateActiveGrants, type GrantDecide } from '../../src/grants/reevaluate.js';
+import { REEVALUATION_BACKOFF, reevaluateActiveGrants, type GrantDecide } from '../../src/grants/reevaluate.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
 import { testConfig } from '../support/fixtures.js';
 
@@ -249,9 +249,62 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     } finally {
       t.broker.deps.decide = decide;
     }
-    t.broker.clock.advance(5);
+    t.broker.clock.advance(2 * REEVALUATION_BACKOFF.firstSeconds); // past the second failure's backoff
     expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
     expect((await t.grant(g.id)).status).toBe('revoked');
+  });
+
+  it('a grant whose re-evaluation keeps failing is tried less and less often; a signal still tries it, a success clears it', async () => {
+    const g = await deploy();
+    await settle();
+    const backoff = async () => {
+      const r = await db().selectFrom('grants').select(['reevaluation_failures', 'reevaluation_retry_at']).where('id', '=', g.id).executeTakeFirstOrThrow();
+      return { failures: r.reevaluation_failures, retryInSeconds: r.reevaluation_retry_at && (r.reevaluation_retry_at.getTime() - now().getTime()) / 1000 };
+    };
+    const decide = t.broker.deps.decide;
+    let attempts = 0;
+    const failing = () => {
+      t.broker.deps.decide = () => {
+        attempts++;
+        return Promise.reject(new Error('policy engine down'));
+      };
+    };
+    failing();
+    try {
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1 });
+      expect(await backoff()).toEqual({ failures: 1, retryInSeconds: REEVALUATION_BACKOFF.firstSeconds });
+      // Each failure doubles the wait; runs before it leave the grant alone.
+      for (const wait of [5, 10, 20]) {
+        t.broker.clock.advance(wait - 1);
+        expect(await sweep()).toMatchObject({ evaluated: 0, failed: 0 });
+        t.broker.clock.advance(1);
+        expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1 });
+        expect(await backoff()).toEqual({ failures: Math.log2(wait / 5) + 2, retryInSeconds: wait * 2 });
+      }
+      expect(attempts).toBe(4);
+      // A new observation is worth an attempt whatever the backoff: the signal's hook does not wait.
+      expect((await signal('runner_trust', 'api-deploy', 'untrusted')).status).toBe(202);
+      await vi.waitFor(async () => expect(await backoff()).toEqual({ failures: 5, retryInSeconds: 80 }));
+      expect(attempts).toBe(5);
+    } finally {
+      t.broker.deps.decide = decide;
+    }
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    t.broker.clock.advance(80);
+    expect(await sweep()).toMatchObject({ evaluated: 1, failed: 0, revoked: 0 });
+    expect(await backoff()).toEqual({ failures: 0, retryInSeconds: null });
+    expect((await t.grant(g.id)).status).toBe('active');
+    // The wait stops growing at its cap.
+    failing();
+    try {
+      await db().updateTable('grants').set({ reevaluation_failures: 40, reevaluation_retry_at: now() }).where('id', '=', g.id).execute();
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      expect(await sweep()).toMatchObject({ evaluated: 1, failed: 1 });
+      expect(await backoff()).toEqual({ failures: 41, retryInSeconds: REEVALUATION_BACKOFF.maxSeconds });
+    } finally {
+      t.broker.deps.decide = decide;
+    }
   });
 
   /** A trigger on `table` that raises for rows whose `column` is `id`, with SQLSTATE `errcode`; dropped by the returned function. */
