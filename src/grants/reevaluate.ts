@@ -13,7 +13,7 @@ export interface ReevaluationFilter {
   /** Only grants whose latest decision is out of date with the signals (see dueCondition). */
   due?: DueSignals;
   /**
-   * Leave alone the grants whose failed re-evaluation is backing off (see retryDelaySql): the
+   * Leave alone the grants whose failed re-evaluation is backing off (see REEVALUATION_BACKOFF): the
    * scheduled sweep's choice. A signal's own hook and an operator's run try them anyway: a new
    * observation, or a person asking, is worth one more attempt.
    */
@@ -141,29 +141,16 @@ async function decidePage(
   const failed: ReevaluationResult['failed'] = [];
   const leaveDue = async (grant: GrantRow, err: unknown, what: 'decision' | 'write') => {
     failed.push({ grant_id: grant.id, error: (err as Error).message });
-    const message = `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`;
-    if (result.dry_run) {
-      deps.log?.error({ grant_id: grant.id, err: (err as Error).message }, message);
-      return;
-    }
-    reevaluationsFailed.inc({ stage: what });
+    if (!result.dry_run) reevaluationsFailed.inc({ stage: what });
     // Left due by time, so sweeps test it again long after the signal's arrival (once its backoff has
     // passed), until a decision succeeds and writes its own due_at (a skipped or aborted run loses
     // nothing). When Postgres refuses this too, the grant is still in `failed`, which the sweep asks
     // about again.
-    const backoff = await ownWrites(db, () =>
-      sql<{ failures: number; retry_at: Date }>`update grants set due_at = least(due_at, ${now}),
-        reevaluation_retry_at = ${retryAtSql(now)}, reevaluation_failures = reevaluation_failures + 1
-        where id = ${grant.id} returning reevaluation_failures as failures, reevaluation_retry_at as retry_at`.execute(db),
-    ).then(
-      (r) => r.rows[0],
-      (e: unknown) => {
-        if (!isRowError(e)) throw e;
-        deps.log?.error({ grant_id: grant.id, err: (e as Error).message }, 're-evaluation could not leave the grant due');
-        return undefined;
-      },
+    const backoff = result.dry_run ? undefined : await markFailed(db, grant.id, now, deps.log);
+    deps.log?.error(
+      { grant_id: grant.id, err: (err as Error).message, failures: backoff?.failures, retry_at: backoff?.retry_at },
+      `re-evaluation ${what === 'decision' ? 'failed' : 'could not be written'}; grant left active`,
     );
-    deps.log?.error({ grant_id: grant.id, err: (err as Error).message, failures: backoff?.failures, retry_at: backoff?.retry_at }, message);
   };
   for (const grant of grants) {
     let verdict: Verdict;
@@ -189,6 +176,25 @@ async function decidePage(
   result.revoked.push(...revoked);
   result.failed.push(...failed);
   return grants;
+}
+
+/**
+ * Leaves a grant whose re-evaluation failed due, one failure further into its backoff; what it wrote,
+ * or undefined when Postgres refused the grant's row this too (other errors fail the run).
+ */
+async function markFailed(db: Database, grantId: string, now: Date, log: Logger | undefined): Promise<{ failures: number; retry_at: Date } | undefined> {
+  try {
+    const { rows } = await ownWrites(db, () =>
+      sql<{ failures: number; retry_at: Date }>`update grants set due_at = least(due_at, ${now}),
+        reevaluation_retry_at = ${retryAtSql(now)}, reevaluation_failures = reevaluation_failures + 1
+        where id = ${grantId} returning reevaluation_failures as failures, reevaluation_retry_at as retry_at`.execute(db),
+    );
+    return rows[0];
+  } catch (e) {
+    if (!isRowError(e)) throw e;
+    log?.error({ grant_id: grantId, err: (e as Error).message }, 're-evaluation could not leave the grant due');
+    return undefined;
+  }
 }
 
 /** Records a verdict on its grant and, when it is no longer allowed, revokes it with its children. */
