@@ -24,6 +24,7 @@ import { signalFollowUps } from './signals/follow-up.js';
 import { RequestCounter } from './decisions/request-counter.js';
 import { StatusIndexAllocator } from './grants/status-index.js';
 import { MintWriter } from './grants/mint.repository.js';
+import { watchProcess } from './lib/process-metrics.js';
 
 /** How often a replica reloads signing keys, so a rotation made by another replica reaches its JWKS. */
 const KEY_REFRESH_MS = 30_000;
@@ -119,6 +120,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   deps.issuer = o.issuer ?? url;
   const scheduler = o.scheduler === false ? undefined : startScheduler(deps);
+  const unwatch = watchProcess();
 
   let closed = false;
   return {
@@ -130,6 +132,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       closed = true;
       registry.stop();
       clearInterval(keyTimer);
+      unwatch();
       await scheduler?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       server.closeIdleConnections();

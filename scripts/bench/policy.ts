@@ -4,6 +4,7 @@ import { evaluate, type PolicyRequest } from '../../src/policy/index.js';
 import { REPO_ROOT } from '../lib/broker-process.js';
 import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 import { timeLoop, type RateResult } from './raw-limits.js';
+import { scrape } from './broker-metrics.js';
 
 /** The demo configuration: its tasks, signal types, calendars and policies, as the broker compiles them. */
 const DEMO_CONFIG = path.join(REPO_ROOT, 'config/demo');
@@ -79,7 +80,6 @@ export function demoRequests(): PolicyRequest[] {
 
 /** The broker's own account of its policy evaluations so far (tessera_policy_evaluation_seconds). */
 export async function brokerPolicyTime(url: string): Promise<{ count: number; seconds: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const read = (part: string) => Number(new RegExp(`^tessera_policy_evaluation_seconds_${part} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { count: read('count'), seconds: read('sum') };
+  const values = await scrape(url);
+  return { count: values.get('tessera_policy_evaluation_seconds_count') ?? 0, seconds: values.get('tessera_policy_evaluation_seconds_sum') ?? 0 };
 }

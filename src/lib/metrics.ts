@@ -1,7 +1,7 @@
 /**
  * A small Prometheus metrics registry (text exposition format 0.0.4): counters and histograms with
- * labels, and unlabelled gauges. Written here rather than taken as a dependency because the broker
- * needs only these three.
+ * labels, unlabelled gauges, and values read from their source at each scrape. Written here rather
+ * than taken as a dependency because the broker needs only these.
  */
 
 export type Labels = Record<string, string>;
@@ -72,6 +72,23 @@ export class Gauge implements Metric {
   }
 }
 
+/**
+ * A counter or gauge whose value lives elsewhere (the process's CPU time, its memory) and is read
+ * when scraped, so it is never stale and costs nothing between scrapes.
+ */
+export class Sampled implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+    readonly read: () => number,
+  ) {}
+
+  render(): string[] {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`, `${this.name} ${this.read()}`];
+  }
+}
+
 /** Observations counted into cumulative buckets, with their sum and count. */
 export class Histogram implements Metric {
   readonly #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number; max: number }>();
@@ -121,6 +138,10 @@ export class MetricsRegistry {
 
   gauge(name: string, help: string): Gauge {
     return this.#register(name, new Gauge(name, help));
+  }
+
+  sampled(name: string, help: string, type: 'counter' | 'gauge', read: () => number): Sampled {
+    return this.#register(name, new Sampled(name, help, type, read));
   }
 
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {

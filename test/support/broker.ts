@@ -66,9 +66,16 @@ export async function startTestBroker(
  * written there, e.g. `stage="write"`; none for an unlabelled metric). 0 when the line is absent.
  */
 export async function metricValue(brokerUrl: string, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${brokerUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `) || (!labels && l.startsWith(`${name} `)));
-  return line ? Number(line.split(' ').at(-1)) : 0;
+  return (await scrapeMetrics(brokerUrl))(name, labels);
+}
+
+/** One scrape of a broker's /metrics, read as metricValue reads a line: for values that must agree. */
+export async function scrapeMetrics(brokerUrl: string): Promise<(name: string, labels?: string) => number> {
+  const lines = (await (await fetch(`${brokerUrl}/metrics`)).text()).split('\n');
+  return (name, labels = '') => {
+    const line = lines.find((l) => l.startsWith(`${name}{${labels}} `) || (!labels && l.startsWith(`${name} `)));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
 }
 
 /** POSTs JSON (or a form, when `form` is set) and returns status, headers and the parsed body. */
