@@ -39,3 +39,25 @@ export function loopBetween(before: Map<string, number>, after: Map<string, numb
     gcMs: gc('sum') * 1000,
   };
 }
+
+/** The mints' time inside the broker between two scrapes (tessera_http_request_duration_seconds, POST /v1/grants, 201). */
+export interface ServerLatency {
+  count: number;
+  /** Upper bounds of the buckets holding the median and the 99th percentile, in ms. */
+  p50AtMostMs: number;
+  p99AtMostMs: number;
+  /** Share of the mints that took the broker more than 25 ms (the open-loop p99 target). */
+  over25ms: number;
+}
+
+const MINT_SERIES = 'method="POST",route="/v1/grants",status="201"';
+
+export function mintLatencyBetween(before: Map<string, number>, after: Map<string, number>): ServerLatency {
+  const name = 'tessera_http_request_duration_seconds_bucket';
+  const bucket = (le: string) => (after.get(`${name}{${MINT_SERIES},le="${le}"}`) ?? 0) - (before.get(`${name}{${MINT_SERIES},le="${le}"}`) ?? 0);
+  const count = bucket('+Inf');
+  const prefix = `${name}{${MINT_SERIES},le="`;
+  const bounds = [...after.keys()].filter((k) => k.startsWith(prefix) && !k.endsWith('le="+Inf"}')).map((k) => Number(k.slice(prefix.length, -2))).sort((a, b) => a - b);
+  const atMost = (q: number) => (bounds.find((b) => bucket(String(b)) >= q * count) ?? Infinity) * 1000;
+  return { count, p50AtMostMs: atMost(0.5), p99AtMostMs: atMost(0.99), over25ms: count ? (count - bucket('0.025')) / count : 0 };
+}

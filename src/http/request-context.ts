@@ -1,12 +1,14 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { newId } from '../lib/ids.js';
+import { httpDuration, routeLabel } from './http.metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
  * Gives every request an id (the caller's X-Request-Id when well-formed) and logs one line when it
- * ends: method, path without query, status, duration. Headers and bodies are never logged.
+ * ends: method, path without query, status, duration; the duration is also counted by route
+ * (tessera_http_request_duration_seconds). Headers and bodies are never logged.
  */
 export function requestContext(log: Logger): RequestHandler {
   return (req, res, next) => {
@@ -17,6 +19,7 @@ export function requestContext(log: Logger): RequestHandler {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      httpDuration.observe(ms / 1000, { method: req.method, route: routeLabel(req, res), status: String(res.statusCode) });
       log.info({ req_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
     });
     next();

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Deps } from '../../deps.js';
 import { notFound } from '../../lib/errors.js';
+import { MOUNT } from '../http.metrics.js';
 import { requireRole } from './admin-auth.js';
 import { configRoutes } from './config.routes.js';
 import { decisionRoutes } from './decisions.routes.js';
@@ -23,6 +24,10 @@ import { documentEntryRoutes } from './document-entries.routes.js';
  */
 export function adminRoutes(deps: Deps): Router {
   const r = Router();
+  r.use((req, res, next) => {
+    res.locals[MOUNT] = req.baseUrl;
+    next();
+  });
   for (const routes of [
     configRoutes,
     decisionRoutes,

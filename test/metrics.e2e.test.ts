@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metricValue, scrapeMetrics, startTestBroker, type TestBroker } from '../support/broker.js';
-import { LOOP_SAMPLE_MS, loopDelay } from '../../src/lib/process-metrics.js';
+import { metricValue, scrapeMetrics, startTestBroker, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
+import { LOOP_SAMPLE_MS, loopDelay } from '../src/lib/process-metrics.js';
 
 // The broker runs in this process, so what the test does to its own event loop and heap, the broker's
 // /metrics sees: a scrape over HTTP is how Prometheus would read them.
@@ -33,6 +33,43 @@ const over100ms = async () => {
   const value = await scrapeMetrics(broker.url);
   return value('nodejs_eventloop_delay_seconds_bucket', 'le="+Inf"') - value('nodejs_eventloop_delay_seconds_bucket', 'le="0.1"');
 };
+
+describe('request durations at /metrics', () => {
+  const series = (method: string, route: string, status: number) => `method="${method}",route="${route}",status="${status}"`;
+  const count = (labels: string) => read('tessera_http_request_duration_seconds_count', labels);
+
+  it('counts each request under its route pattern and status, never its path', async () => {
+    const jwks = series('GET', '/.well-known/jwks.json', 200);
+    const before = await count(jwks);
+    expect((await fetch(`${broker.url}/.well-known/jwks.json`)).status).toBe(200);
+    expect(await count(jwks)).toBe(before + 1);
+
+    // A mounted router's routes keep their prefix, answered (200) or refused on the way (401, 404).
+    const admin = (id: string, key?: string) => fetch(`${broker.url}/v1/admin/workloads/${id}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+    expect((await admin('wl-secret-id-1')).status).toBe(401);
+    expect((await admin('wl-secret-id-2', TEST_ADMIN_KEY)).status).toBe(404);
+    expect(await count(series('GET', '/v1/admin/workloads/:id', 401))).toBe(1);
+    expect(await count(series('GET', '/v1/admin/workloads/:id', 404))).toBe(1);
+    expect(await count(series('GET', '/v1/admin/workloads', 200))).toBe(0);
+    expect((await fetch(`${broker.url}/v1/admin/workloads`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).status).toBe(200);
+    expect(await count(series('GET', '/v1/admin/workloads', 200))).toBe(1);
+
+    expect((await fetch(`${broker.url}/no/such/path-xyz`)).status).toBe(404);
+    expect(await count(series('GET', 'unmatched', 404))).toBeGreaterThanOrEqual(1);
+    const text = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(text).not.toMatch(/wl-secret-id|path-xyz/);
+  });
+
+  it('puts each request into the buckets its duration reaches', async () => {
+    const jwks = series('GET', '/.well-known/jwks.json', 200);
+    await fetch(`${broker.url}/.well-known/jwks.json`);
+    const value = await scrapeMetrics(broker.url);
+    const total = value('tessera_http_request_duration_seconds_count', jwks);
+    expect(value('tessera_http_request_duration_seconds_bucket', `${jwks},le="10"`)).toBe(total);
+    expect(value('tessera_http_request_duration_seconds_sum', jwks)).toBeGreaterThan(0);
+    expect(value('tessera_http_request_duration_seconds_sum', jwks)).toBeLessThan(total * 10);
+  });
+});
 
 describe('process metrics at /metrics', () => {
   it('reports CPU time as it is spent, and the process memory and start time', async () => {
