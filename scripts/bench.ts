@@ -15,7 +15,7 @@ import { fmt, median, sleep } from './lib/stats.js';
 import { missingRows } from './drill/load.js';
 import { cannon, type StepResult } from './bench/cannon.js';
 import { paced } from './bench/paced.js';
-import { idleWake, mintRowsAlone, nodeCryptoPair, josePair, rawInsert } from './bench/raw-limits.js';
+import { idleWake, mintRowsAlone, nodeCryptoPair, josePair, pacedInsert, rawInsert } from './bench/raw-limits.js';
 import { benchVerify } from './bench/verify.js';
 import { benchMintPolicy, benchPolicy, brokerPolicyTime } from './bench/policy.js';
 import { loopBetween, mintLatencyBetween, scrape } from './bench/broker-metrics.js';
@@ -217,6 +217,12 @@ async function main(): Promise<void> {
       rows.push({ scenario: `mint at ${share * 100}% of max rate`, clients: 'open', ...r, ratio: r.rps / maxRps, vs: 'max mint rate', limits: limits(r.rps), note: `${rate}/s evenly spaced; latency from each planned send; ${fmt(cpuMicrosPerRequest)} µs CPU/req; ${loopNote}` });
     }
     const at70 = openLoop.find((o) => o.share === 0.7)!;
+    // The floor under that step's tail: the mint's write alone at the same rate, evenly spaced. Each
+    // commit waits for its WAL flush, and the flush's tail on this disk is the commit's.
+    await settle(db);
+    const commitAt70 = await pacedInsert(db, at70.rate, STEP_SECONDS * 1000);
+    await sealAll(db);
+    rows.push({ scenario: 'raw mint INSERT at the 70% step rate', clients: 'open', ...commitAt70, ratio: commitAt70.p99 / at70.p99, vs: 'mint p99 at 70%', note: `${at70.rate}/s evenly spaced, as the 70% step; the durable commit alone (p99 ratio: this ÷ the mint's)` });
 
     const m32 = mint.find((m) => m.clients === 32)!;
     const assertionCount = Math.ceil(m32.rps * STEP_SECONDS);
@@ -341,7 +347,7 @@ async function main(): Promise<void> {
 
     const targets = {
       mintThroughput: { ratio: ratioMedian, rounds: ratioRounds.map((r) => r.ratio), singleStep: m32.rps / limit, min: 0.5, goal: 0.7, pass: ratioMedian >= 0.5 },
-      p99At70: { p99: at70.p99, max: 25, pass: at70.total > 0 && at70.p99 <= 25 },
+      p99At70: { p99: at70.p99, max: 25, pass: at70.total > 0 && at70.p99 <= 25, inBrokerP99AtMost: at70.inBroker.p99AtMostMs, commitAloneP99: commitAt70.p99 },
       noRequestOver100ms: { maxAt70: at70.max, pass: at70.total > 0 && at70.max <= 100 },
       verifyRatio: { ratio: verify.ratio, min: 0.8, pass: verify.ratio >= 0.8 },
       jwksFetches: { steady: verify.steadyFetches, burst: verify.burst.fetches, unknownKidInCooldown: verify.burst.unknownKidFetchesWithinCooldown, pass: verify.steadyFetches <= 1 && verify.burst.fetches === 1 && verify.burst.unknownKidFetchesWithinCooldown === 0 },
@@ -380,6 +386,7 @@ async function main(): Promise<void> {
       raw: { nodeCryptoPair: nodePair, josePair: jose, insert, insertAlone, hello: helloRun, idleWake: wake, limit: { rps: limit, name: limitName } },
       mint,
       mintAt70: at70,
+      commitAt70,
       mintOpenLoop: openLoop,
       mintAssertion: { ...viaAssertion, cpuMicrosPerRequest: assertionCpu },
       mintReplicas: { ...replicas, perReplica: pair },

@@ -14,6 +14,21 @@ export interface PacedStep {
   onResponse?: (status: number, body: string) => void;
 }
 
+/**
+ * Starts `op` `total` times, the i-th at `started` + i / rate (ms, performance.now()), whatever the
+ * ones before it are doing, and waits for all of them; each gets its planned moment to count from.
+ */
+export async function pace(rate: number, total: number, started: number, op: (plannedAt: number) => Promise<void>): Promise<void> {
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const plannedAt = started + (i * 1000) / rate;
+    const wait = plannedAt - performance.now();
+    if (wait > 1) await sleep(wait);
+    inFlight.push(op(plannedAt));
+  }
+  await Promise.all(inFlight);
+}
+
 /** Sockets kept open for the step: enough that a slow answer never delays the next send. */
 const MAX_SOCKETS = 256;
 
@@ -31,7 +46,6 @@ export async function paced(step: PacedStep): Promise<StepResult> {
   const statuses: Record<string, number> = {};
   let errors = 0;
   const started = performance.now();
-  const inFlight: Promise<void>[] = [];
   const send = (plannedAt: number) =>
     new Promise<void>((resolve) => {
       const body = Buffer.from(step.body);
@@ -51,13 +65,7 @@ export async function paced(step: PacedStep): Promise<StepResult> {
       });
       req.end(body);
     });
-  for (let i = 0; i < total; i++) {
-    const plannedAt = started + (i * 1000) / step.rate;
-    const wait = plannedAt - performance.now();
-    if (wait > 1) await sleep(wait);
-    inFlight.push(send(plannedAt));
-  }
-  await Promise.all(inFlight);
+  await pace(step.rate, total, started, send);
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
   const ok = Object.entries(statuses).reduce((n, [s, c]) => (s.startsWith('2') ? n + c : n), 0);

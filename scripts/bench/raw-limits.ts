@@ -10,6 +10,7 @@ import { insertMint, MintWriter } from '../../src/grants/mint.repository.js';
 import { BENCH_TASK, CI_WORKLOAD } from '../lib/identities.js';
 import { msSince, sleep, summarize, type LatencySummary } from '../lib/stats.js';
 import { benchGrant } from '../lib/grant-rows.js';
+import { pace } from './paced.js';
 
 export interface RateResult extends LatencySummary {
   rps: number;
@@ -196,4 +197,23 @@ export async function rawInsert(db: Database, ms: number, concurrency: number, s
     const rows = mintRows(principal, m, grant, now);
     if ((await (shared ? writer.write(grant, rows) : insertMint(db, grant, rows))) !== 'inserted') throw new Error('bench workload is not active');
   });
+}
+
+/**
+ * The mint's write (as rawInsert, through MintWriter) at a fixed rate, evenly spaced like the open-loop
+ * mint steps, latency counted from each planned moment: the tail a durable commit alone has on this
+ * machine at that rate, which no mint at the same rate can beat.
+ */
+export async function pacedInsert(db: Database, rate: number, ms: number): Promise<RateResult> {
+  const writer = new MintWriter(db);
+  const { principal, next } = await mintFixture(db);
+  const latencies: number[] = [];
+  const started = performance.now();
+  await pace(rate, Math.round((rate * ms) / 1000), started, async (plannedAt) => {
+    const now = new Date();
+    const { grant, m } = next(now);
+    if ((await writer.write(grant, mintRows(principal, m, grant, now))) !== 'inserted') throw new Error('bench workload is not active');
+    latencies.push(performance.now() - plannedAt);
+  });
+  return { ...summarize(latencies), rps: latencies.length / ((performance.now() - started) / 1000) };
 }
