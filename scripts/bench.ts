@@ -104,7 +104,31 @@ async function settle(db: Database): Promise<{ pending: number; waitedMs: number
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
+const USAGE = `Usage: npm run bench
+
+Starts a scratch Postgres, a CI issuer and broker processes, and measures in one run (about 7-12
+minutes on 2 cores; progress on stderr):
+  - the machine's raw limits: ES256 sign+verify (node:crypto and jose), the mint's INSERT alone
+    (shared and one statement each), an express hello-world;
+  - mint at 1, 8, 32 and 128 clients, and open loop at 30, 50 and 70 % of the max rate (client
+    latency, the broker's own from /metrics, its event loop and GC), with the mint's commit alone
+    at the 70 % rate; RFC 7523 assertions; two replicas; the re-evaluation sweep;
+  - downstream verification through tessera/verify, policy evaluation, the expiry sweep of
+    100,000 grants, a CPU profile of the mint path;
+then prints a table and the targets (PASS/MISS), and writes bench-results/<time>.json, a chart
+(<time>-mint.svg) and the profile (<time>-profile/).
+
+Environment: BENCH_STEP_SECONDS (seconds per step, default ${STEP_SECONDS}), BENCH_WARMUP_SECONDS
+(warm-up at 32 clients, default ${WARMUP_SECONDS}). Run it on a quiet machine: other load shows up as
+the broker's. See also npm run bench:ab (this checkout against another build) and npm run drill.`;
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2).filter((a) => a !== '--');
+  if (args.includes('--help') || args.includes('-h')) return void console.log(USAGE);
+  if (args.length) {
+    console.error(`bench: unknown argument(s) ${args.join(' ')}\n\n${USAGE}`);
+    process.exit(2);
+  }
   const run = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = path.join(REPO_ROOT, 'bench-results');
   const profileDir = path.join(outDir, `${run}-profile`);
