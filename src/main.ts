@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from './config/env.js';
+import { environmentHelp, parseEnv, wantsHelp } from './config/env.js';
 import { createLogger } from './lib/logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded.js';
 import { loadKek } from './keys/kek.js';
@@ -13,7 +13,18 @@ import { ADMIN_ISSUERS_VARIABLE, parseAdminIssuers } from './http/admin/admin-is
 const DEMO_CONFIG_DIR = 'config/demo';
 const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
+const USAGE = `Usage: npm start   (tsx src/main.ts)
+
+Runs one broker replica: migrates the database, applies the configuration folder, serves the API and
+runs the scheduled jobs; SIGTERM or SIGINT drains requests and stops. Without DATABASE_URL it runs in
+demo mode: an embedded Postgres, a generated KEK and admin key under ./data, and config/demo.
+Every setting comes from the environment; a bad value stops it with the variable's name and the fix.`;
+
 async function main(): Promise<void> {
+  if (wantsHelp(process.argv.slice(2))) {
+    console.log(`${USAGE}\n\n${environmentHelp()}`);
+    return;
+  }
   let env;
   let adminIssuers;
   try {

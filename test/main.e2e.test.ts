@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import http from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { freePort } from '../src/db/embedded.js';
+import { envSchema } from '../src/config/env.js';
 import { createTestDatabase } from './support/database.js';
 import { runTessera } from './support/cli.js';
 
@@ -23,9 +25,9 @@ interface BrokerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/main.ts` as `npm start` does, with only `env` (and PATH, HOME) in its environment. */
-function startMain(env: Record<string, string>): BrokerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** Starts `src/main.ts` as `npm start` does (or another entry, as its npm script does), with only `env` (and PATH, HOME) in its environment. */
+function startMain(env: Record<string, string>, args: string[] = [], entry = 'src/main.ts'): BrokerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -94,6 +96,18 @@ describe('broker start-up refuses a bad environment or configuration, naming it,
     } finally {
       await database.drop();
     }
+  });
+});
+
+describe('--help of npm start and npm run migrate', () => {
+  it.each([['src/main.ts'], ['src/db/migrate.cli.ts']])('%s --help names every environment variable and starts nothing', async (entry) => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const p = startMain({ TESSERA_DATA_DIR: dataDir }, ['--help'], entry);
+    expect(await p.exited).toBe(0);
+    expect(p.stdout()).toMatch(/^Usage: npm (start|run migrate)/);
+    for (const name of [...Object.keys(envSchema.shape), 'TESSERA_ADMIN_ISSUERS']) expect(p.stdout()).toContain(`  ${name}  `);
+    // No embedded Postgres, no generated key: help reads nothing and writes nothing.
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
 

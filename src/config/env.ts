@@ -52,3 +52,33 @@ export function parseEnv(source: NodeJS.ProcessEnv): Readonly<Env> {
   }
   return Object.freeze(result.data);
 }
+
+/**
+ * One line per variable for `--help` (npm start, npm run migrate): keyed by the schema's own names, so
+ * a variable added there without a line here fails to type-check. TESSERA_ADMIN_ISSUERS is parsed on its own.
+ */
+const ENV_HELP: Record<keyof Env | 'TESSERA_ADMIN_ISSUERS', string> = {
+  DATABASE_URL: 'Postgres as the broker\'s restricted role; unset: an embedded Postgres under TESSERA_DATA_DIR (demo mode)',
+  DATABASE_OWNER_URL: 'the schema owner, for migrations (at start-up and npm run migrate); only with DATABASE_URL',
+  TESSERA_KEK: '32-byte key-encryption key (base64url) sealing signing keys at rest; required with DATABASE_URL',
+  TESSERA_ISSUER: 'public base URL, the tokens\' iss (default http://HOST:PORT)',
+  TESSERA_CONFIG_DIR: 'configuration folder applied at start-up (demo mode: config/demo)',
+  TESSERA_ADMIN_ISSUERS: 'human IdPs trusted for admin logins, a JSON array',
+  TESSERA_BOOTSTRAP_ADMIN_KEY: 'an admin key (role admin) valid from the first start: tsk_ and 32+ base64url characters',
+  TESSERA_DATA_DIR: 'where demo mode keeps its Postgres, KEK and admin key (default ./data)',
+  TESSERA_EMBEDDED_PG_PORT: 'port of the embedded Postgres (default: a free one)',
+  TESSERA_DB_POOL_MAX: 'database pool size (default 10)',
+  TESSERA_SCHEDULER: 'on (default) or off: whether this replica runs the scheduled jobs',
+  HOST: 'listen address (default 127.0.0.1)',
+  PORT: 'listen port (default 8080)',
+  LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
+};
+
+/** The environment section of a --help text. */
+export function environmentHelp(): string {
+  const width = Math.max(...Object.keys(ENV_HELP).map((k) => k.length));
+  return `Environment:\n${Object.entries(ENV_HELP).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}`;
+}
+
+/** Whether the command line asks for help (after npm's own `--`). */
+export const wantsHelp = (argv: readonly string[]) => argv.some((a) => a === '--help' || a === '-h');
