@@ -1,5 +1,6 @@
 // npm run bench: the broker's throughput and latency against the machine's raw limits, measured in one run.
 import { describeError } from './lib/describe-error.js';
+import { wantsHelp } from '../src/config/env.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -124,7 +125,7 @@ the broker's. See also npm run bench:ab (this checkout against another build) an
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== '--');
-  if (args.includes('--help') || args.includes('-h')) return void console.log(USAGE);
+  if (wantsHelp(args)) return void console.log(USAGE);
   if (args.length) {
     console.error(`bench: unknown argument(s) ${args.join(' ')}\n\n${USAGE}`);
     process.exit(2);

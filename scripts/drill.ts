@@ -1,5 +1,6 @@
 // npm run drill [-- name...]: fault drills against real broker processes and a real Postgres; pass/fail with figures.
 import { describeError } from './lib/describe-error.js';
+import { wantsHelp } from '../src/config/env.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -40,7 +41,7 @@ Without names, all run in this order. Exits 1 if any drill fails.`;
 
 async function main(): Promise<number> {
   const selected = process.argv.slice(2).filter((a) => a !== '--');
-  if (selected.includes('--help') || selected.includes('-h')) {
+  if (wantsHelp(selected)) {
     console.log(USAGE);
     return 0;
   }

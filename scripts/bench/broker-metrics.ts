@@ -22,19 +22,31 @@ export interface LoopReport {
   gcMs: number;
 }
 
+/**
+ * One histogram series between two scrapes: how many observations each bucket gained (`le` as written,
+ * "+Inf" the total), and its finite bucket bounds in ascending order.
+ */
+function histogramBetween(before: Map<string, number>, after: Map<string, number>, name: string, labels = '') {
+  const prefix = `${name}_bucket{${labels ? `${labels},` : ''}le="`;
+  const gained = (le: string) => (after.get(`${prefix}${le}"}`) ?? 0) - (before.get(`${prefix}${le}"}`) ?? 0);
+  const bounds = [...after.keys()].filter((k) => k.startsWith(prefix) && !k.endsWith('le="+Inf"}')).map((k) => Number(k.slice(prefix.length, -2))).sort((a, b) => a - b);
+  const count = gained('+Inf');
+  /** Share of the observations above `le` seconds. */
+  const over = (le: number) => (count ? (count - gained(String(le))) / count : 0);
+  /** The smallest bound holding at least `q` of the observations, in ms (Infinity past the last). */
+  const atMostMs = (q: number) => (bounds.find((b) => gained(String(b)) >= q * count) ?? Infinity) * 1000;
+  return { count, over, atMostMs };
+}
+
 export function loopBetween(before: Map<string, number>, after: Map<string, number>): LoopReport {
+  const loop = histogramBetween(before, after, 'nodejs_eventloop_delay_seconds');
   const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
-  const bucket = (le: string) => delta(`nodejs_eventloop_delay_seconds_bucket{le="${le}"}`);
-  const samples = bucket('+Inf');
-  const bounds = [...after.keys()].flatMap((k) => /^nodejs_eventloop_delay_seconds_bucket\{le="([^"]+)"\}$/.exec(k)?.[1] ?? []).map(Number);
-  const worst = bounds.sort((a, b) => a - b).find((b) => bucket(String(b)) === samples) ?? Infinity;
-  const gcKeys = [...after.keys()].filter((k) => k.startsWith('nodejs_gc_duration_seconds_'));
-  const gc = (part: 'count' | 'sum') => gcKeys.filter((k) => k.startsWith(`nodejs_gc_duration_seconds_${part}`)).reduce((s, k) => s + delta(k), 0);
+  const gc = (part: 'count' | 'sum') => [...after.keys()].filter((k) => k.startsWith(`nodejs_gc_duration_seconds_${part}`)).reduce((s, k) => s + delta(k), 0);
   return {
-    samples,
-    over10ms: samples ? (samples - bucket('0.01')) / samples : 0,
-    over25ms: samples ? (samples - bucket('0.025')) / samples : 0,
-    worstMs: worst * 1000,
+    samples: loop.count,
+    over10ms: loop.over(0.01),
+    over25ms: loop.over(0.025),
+    worstMs: loop.atMostMs(1),
     gcPauses: gc('count'),
     gcMs: gc('sum') * 1000,
   };
@@ -50,14 +62,7 @@ export interface ServerLatency {
   over25ms: number;
 }
 
-const MINT_SERIES = 'method="POST",route="/v1/grants",status="201"';
-
 export function mintLatencyBetween(before: Map<string, number>, after: Map<string, number>): ServerLatency {
-  const name = 'tessera_http_request_duration_seconds_bucket';
-  const bucket = (le: string) => (after.get(`${name}{${MINT_SERIES},le="${le}"}`) ?? 0) - (before.get(`${name}{${MINT_SERIES},le="${le}"}`) ?? 0);
-  const count = bucket('+Inf');
-  const prefix = `${name}{${MINT_SERIES},le="`;
-  const bounds = [...after.keys()].filter((k) => k.startsWith(prefix) && !k.endsWith('le="+Inf"}')).map((k) => Number(k.slice(prefix.length, -2))).sort((a, b) => a - b);
-  const atMost = (q: number) => (bounds.find((b) => bucket(String(b)) >= q * count) ?? Infinity) * 1000;
-  return { count, p50AtMostMs: atMost(0.5), p99AtMostMs: atMost(0.99), over25ms: count ? (count - bucket('0.025')) / count : 0 };
+  const mints = histogramBetween(before, after, 'tessera_http_request_duration_seconds', 'method="POST",route="/v1/grants",status="201"');
+  return { count: mints.count, p50AtMostMs: mints.atMostMs(0.5), p99AtMostMs: mints.atMostMs(0.99), over25ms: mints.over(0.025) };
 }

@@ -189,14 +189,19 @@ export async function mintRowsAlone(db: Database, ms: number): Promise<RateResul
  * the broker does (callers that commit together share a statement); otherwise one statement each.
  */
 export async function rawInsert(db: Database, ms: number, concurrency: number, shared: boolean): Promise<RateResult> {
+  return timeConcurrent(ms, concurrency, await mintWrite(db, shared));
+}
+
+/** One bench mint's rows written per call, shared through MintWriter or as a statement of its own. */
+async function mintWrite(db: Database, shared: boolean): Promise<() => Promise<void>> {
   const writer = new MintWriter(db);
   const { principal, next } = await mintFixture(db);
-  return timeConcurrent(ms, concurrency, async () => {
+  return async () => {
     const now = new Date();
     const { grant, m } = next(now);
     const rows = mintRows(principal, m, grant, now);
     if ((await (shared ? writer.write(grant, rows) : insertMint(db, grant, rows))) !== 'inserted') throw new Error('bench workload is not active');
-  });
+  };
 }
 
 /**
@@ -205,14 +210,11 @@ export async function rawInsert(db: Database, ms: number, concurrency: number, s
  * machine at that rate, which no mint at the same rate can beat.
  */
 export async function pacedInsert(db: Database, rate: number, ms: number): Promise<RateResult> {
-  const writer = new MintWriter(db);
-  const { principal, next } = await mintFixture(db);
+  const write = await mintWrite(db, true);
   const latencies: number[] = [];
   const started = performance.now();
   await pace(rate, Math.round((rate * ms) / 1000), started, async (plannedAt) => {
-    const now = new Date();
-    const { grant, m } = next(now);
-    if ((await writer.write(grant, mintRows(principal, m, grant, now))) !== 'inserted') throw new Error('bench workload is not active');
+    await write();
     latencies.push(performance.now() - plannedAt);
   });
   return { ...summarize(latencies), rps: latencies.length / ((performance.now() - started) / 1000) };
