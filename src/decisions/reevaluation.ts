@@ -165,5 +165,6 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   // Only a completed run moves the window: a failed one is read again from the same point.
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;
   state.retry = r.failed.map((f) => f.grant_id);
+  if (r.candidates) Object.assign(detail, { candidates: r.candidates.found, due: r.candidates.due });
   return { processed: r.revoked.length, detail: { evaluated: r.evaluated, revoked: r.revoked.length, failed: r.failed.length, ...detail } };
 }

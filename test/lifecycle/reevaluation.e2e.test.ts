@@ -188,6 +188,25 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect((await t.grant(g.id)).status).toBe('revoked');
   });
 
+  it('an arrival makes every grant watching its key a candidate; only those that had not seen it are decided', async () => {
+    const early = await deploy();
+    await settle();
+    // The observation stored before the test is within the lookback: both grants watch its key, and the
+    // grant minted after it, like the one before, read it. Neither is due, so neither gets a decision.
+    const late = await deploy();
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
+    // A newer observation (the same value): each grant read an older one, so both are due and decided.
+    t.broker.clock.advance(1);
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ candidates: 2, due: 2, evaluated: 2, revoked: 0 });
+    for (const g of [early, late]) expect(await reevaluations(g.id)).toHaveLength(1);
+    // Each decision recorded what it read: still candidates (the arrival is within the lookback), no longer due.
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
+  });
+
   it('a shorter maximum age brings due_at forward, and the grant is swept when it comes', async () => {
     const observed = now();
     const g = await deploy();
