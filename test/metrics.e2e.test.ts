@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue, scrapeMetrics, startTestBroker, TEST_ADMIN_KEY, type TestBroker } from './support/broker.js';
 import { LOOP_SAMPLE_MS, loopDelay } from '../src/lib/process-metrics.js';
@@ -58,6 +59,24 @@ describe('request durations at /metrics', () => {
     expect(await count(series('GET', 'unmatched', 404))).toBeGreaterThanOrEqual(1);
     const text = await (await fetch(`${broker.url}/metrics`)).text();
     expect(text).not.toMatch(/wl-secret-id|path-xyz/);
+  });
+
+  it('counts a request whose client left before the answer as aborted', async () => {
+    const aborted = async () => {
+      const text = await (await fetch(`${broker.url}/metrics`)).text();
+      return [...text.matchAll(/^tessera_http_request_duration_seconds_count\{method="POST",route="[^"]*",status="aborted"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const before = await aborted();
+    // Half a body, then the client hangs up: the broker is still reading it, and never answers.
+    const { port } = new URL(broker.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write('POST /v1/grants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"task":');
+    await sleep(50);
+    socket.destroy();
+    let after = before;
+    for (let i = 0; i < 50 && after === before; i++, await sleep(20)) after = await aborted();
+    expect(after).toBe(before + 1);
   });
 
   it('puts each request into the buckets its duration reaches', async () => {

@@ -8,7 +8,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 /**
  * Gives every request an id (the caller's X-Request-Id when well-formed) and logs one line when it
  * ends: method, path without query, status, duration; the duration is also counted by route
- * (tessera_http_request_duration_seconds). Headers and bodies are never logged.
+ * (tessera_http_request_duration_seconds), a request whose client left before its answer under the
+ * status `aborted`. Headers and bodies are never logged.
  */
 export function requestContext(log: Logger): RequestHandler {
   return (req, res, next) => {
@@ -17,10 +18,14 @@ export function requestContext(log: Logger): RequestHandler {
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     const started = process.hrtime.bigint();
-    res.on('finish', () => {
+    // 'close' follows 'finish', or comes alone when the client went away before its answer was sent.
+    // A client that left midway through its body gets an answer too (the body reader's 400) into the
+    // closed socket. Both are counted and logged as `aborted`.
+    res.on('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      httpDuration.observe(ms / 1000, { method: req.method, route: routeLabel(req, res), status: String(res.statusCode) });
-      log.info({ req_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      const aborted = !res.writableFinished || !req.complete;
+      httpDuration.observe(ms / 1000, { method: req.method, route: routeLabel(req, res), status: aborted ? 'aborted' : String(res.statusCode) });
+      log.info({ req_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(aborted && { aborted }) }, aborted ? 'request aborted' : 'request');
     });
     next();
   };
