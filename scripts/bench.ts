@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     await cannon({ url: broker.url, connections: 32, durationSeconds: WARMUP_SECONDS, method: 'POST', path: '/v1/grants', body: MINT_BODY, headers: ciHeaders });
     // An arrival keeps its key among the re-evaluation sweep's candidates for ARRIVAL_LOOKBACK_MS, and
     // every grant the warm-up minted watches the seeded signal's key: until then each 5 s run tests them
-    // all while the first mint steps ran. The steps measure minting; the sweep has its own rows below.
+    // all, as it did during the first mint steps before. The steps measure minting; the sweep has its own rows.
     const sweepsQuietAt = signalSeededAt + ARRIVAL_LOOKBACK_MS + SWEEP_INTERVAL_MS;
     if (Date.now() < sweepsQuietAt) {
       log(`waiting ${fmt((sweepsQuietAt - Date.now()) / 1000)} s for the seeded signal to leave the sweep's lookback`);
