@@ -61,11 +61,12 @@ describe('request durations at /metrics', () => {
     expect(text).not.toMatch(/wl-secret-id|path-xyz/);
   });
 
+  const aborted = async () => {
+    const text = await (await fetch(`${broker.url}/metrics`)).text();
+    return [...text.matchAll(/^tessera_http_request_duration_seconds_count\{method="POST",route="[^"]*",status="aborted"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+
   it('counts a request whose client left before the answer as aborted', async () => {
-    const aborted = async () => {
-      const text = await (await fetch(`${broker.url}/metrics`)).text();
-      return [...text.matchAll(/^tessera_http_request_duration_seconds_count\{method="POST",route="[^"]*",status="aborted"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-    };
     const before = await aborted();
     // Half a body, then the client hangs up: the broker is still reading it, and never answers.
     const { port } = new URL(broker.url);
@@ -75,8 +76,20 @@ describe('request durations at /metrics', () => {
     await sleep(50);
     socket.destroy();
     let after = before;
-    for (let i = 0; i < 50 && after === before; i++, await sleep(20)) after = await aborted();
+    for (let i = 0; i < 250 && after === before; i++, await sleep(20)) after = await aborted();
     expect(after).toBe(before + 1);
+  });
+
+  it('counts a body refused before it was read under its status, not as aborted', async () => {
+    const refused = series('POST', '/v1/signals', 401);
+    const [before, abortedBefore] = [await count(refused), await aborted()];
+    // Far larger than a socket's buffers: most of it is still on its way when the 401 is sent.
+    const body = JSON.stringify({ signals: [{ type: 'runner_trust', subject: 'x', value: 'y'.repeat(200_000) }] });
+    const res = await fetch(`${broker.url}/v1/signals`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-source-key' }, body });
+    expect(res.status).toBe(401);
+    await res.arrayBuffer();
+    expect(await count(refused)).toBe(before + 1);
+    expect(await aborted()).toBe(abortedBefore);
   });
 
   it('puts each request into the buckets its duration reaches', async () => {

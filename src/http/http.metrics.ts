@@ -2,8 +2,8 @@ import type { Request, Response } from 'express';
 import { metrics } from '../lib/metrics.js';
 
 /**
- * Seconds from a request reaching the app to its response being handed to the socket, by method,
- * route and status. Beside nodejs_eventloop_delay_seconds (how long a request may wait before the app
+ * Seconds from a request reaching the app to its response being handed to the socket (or to its
+ * client going away: status `aborted`), by method, route and status. Beside nodejs_eventloop_delay_seconds (how long a request may wait before the app
  * sees it) it tells the broker's share of a client's latency from the network's and the client's.
  */
 export const httpDuration = metrics.histogram(

@@ -19,13 +19,15 @@ export function requestContext(log: Logger): RequestHandler {
     res.setHeader('X-Request-Id', id);
     const started = process.hrtime.bigint();
     // 'close' follows 'finish', or comes alone when the client went away before its answer was sent.
-    // A client that left midway through its body gets an answer too (the body reader's 400) into the
-    // closed socket. Both are counted and logged as `aborted`.
+    // A request whose client hung up midway through its body is aborted too, though the body reader's
+    // 400 still finishes. A body the app refused without reading (a 401, a 415) is not: its rest is
+    // read and dropped after the answer, and the request is complete only then.
     res.on('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const aborted = !res.writableFinished || !req.complete;
+      const aborted = !res.writableFinished || req.readableAborted;
       httpDuration.observe(ms / 1000, { method: req.method, route: routeLabel(req, res), status: aborted ? 'aborted' : String(res.statusCode) });
-      log.info({ req_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(aborted && { aborted }) }, aborted ? 'request aborted' : 'request');
+      const status = aborted && !res.headersSent ? null : res.statusCode;
+      log.info({ req_id: id, method: req.method, path: req.path, status, ms: Math.round(ms * 10) / 10, ...(aborted && { aborted }) }, aborted ? 'request aborted' : 'request');
     });
     next();
   };
