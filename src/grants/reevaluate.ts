@@ -52,7 +52,7 @@ export interface ReevaluationResult {
   /** Grants whose decision failed or whose writes Postgres refused: left active (and due), counted, logged. */
   failed: Array<{ grant_id: string; error: string }>;
   dry_run: boolean;
-  /** With candidates: how many were found through the indexes, and how many of them were due. */
+  /** With candidates: how many there were (through the indexes, and the ids asked about), and how many were due. */
   candidates?: { found: number; due: number };
 }
 

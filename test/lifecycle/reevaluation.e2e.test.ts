@@ -207,6 +207,19 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
   });
 
+  it('two runs that find the same due candidates decide each grant once', async () => {
+    const grants = [await deploy(), await deploy(), await deploy()];
+    await settle();
+    t.broker.clock.advance(1);
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    t.broker.clock.advance(5);
+    // Both find the three due before either locks one; each page locks and tests them again.
+    const runs = await Promise.all([sweep(), sweep()]);
+    expect(runs.map((r) => r.due)).toEqual([3, 3]);
+    expect(runs.reduce((n, r) => n + r.evaluated, 0)).toBe(3);
+    for (const g of grants) expect(await reevaluations(g.id)).toHaveLength(1);
+  });
+
   it('a shorter maximum age brings due_at forward, and the grant is swept when it comes', async () => {
     const observed = now();
     const g = await deploy();
