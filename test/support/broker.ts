@@ -10,6 +10,7 @@ import { ManualClock } from '../../src/lib/clock.js';
 import type { ConfigDocument } from '../../src/config/spec.js';
 import { validateConfig } from '../../src/config/load-folder.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { scrape } from '../../scripts/bench/broker-metrics.js';
 
 export const TEST_ADMIN_KEY = `tsk_${randomBytes(32).toString('base64url')}`;
 
@@ -71,11 +72,8 @@ export async function metricValue(brokerUrl: string, name: string, labels = ''):
 
 /** One scrape of a broker's /metrics, read as metricValue reads a line: for values that must agree. */
 export async function scrapeMetrics(brokerUrl: string): Promise<(name: string, labels?: string) => number> {
-  const lines = (await (await fetch(`${brokerUrl}/metrics`)).text()).split('\n');
-  return (name, labels = '') => {
-    const line = lines.find((l) => l.startsWith(`${name}{${labels}} `) || (!labels && l.startsWith(`${name} `)));
-    return line ? Number(line.split(' ').at(-1)) : 0;
-  };
+  const values = await scrape(brokerUrl);
+  return (name, labels = '') => values.get(labels ? `${name}{${labels}}` : name) ?? 0;
 }
 
 /** POSTs JSON (or a form, when `form` is set) and returns status, headers and the parsed body. */
