@@ -240,6 +240,23 @@ describe('policy outcomes', () => {
     expect((await refund(10)).status).toBe(201);
   });
 
+  it('answers a repeated question from the policy memo, and asks Cedar again when a count crosses a literal', async () => {
+    broker.clock.advance(180);
+    const answers = async () => ({
+      cedar: await metricValue(broker.url, 'tessera_policy_cedar_calls_total'),
+      memo: await metricValue(broker.url, 'tessera_policy_memo_answers_total'),
+    });
+    const before = await answers();
+    // The refund policies see the minute count only as at most 10 or above it: ten refunds of one
+    // amount ask Cedar once. The eleventh reads 10 requests, the twelfth 11 and is refused anew.
+    const statuses = [];
+    for (let i = 0; i < 12; i++) statuses.push((await refund(7)).status);
+    expect(statuses).toEqual([...Array(11).fill(201), 403]);
+    const after = await answers();
+    expect(after.cedar - before.cedar).toBe(3);
+    expect(after.memo - before.memo).toBe(9);
+  });
+
   it('times each policy evaluation in /metrics; a request refused before policy is not timed', async () => {
     broker.clock.advance(180);
     const before = await evaluations();

@@ -4,6 +4,7 @@ import { TesseraError } from '../lib/errors.js';
 import { CALENDAR_NAME, generateCedarSchema, policyClaims, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
 import { readsPath, requestReads, type RequestReads } from './context-reads.js';
+import { AnswerMemo, comparedLongs } from './answer-memo.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
 
 /** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
@@ -41,6 +42,8 @@ export interface TaskPlan {
   /** The policies' text, parsed per call when there is no preparsed id. */
   readonly policies: StaticPolicySet;
   readonly reads: RequestReads;
+  /** Cedar's answers for this plan, by what was asked; only on a preparsed set (see AnswerMemo). */
+  readonly memo?: AnswerMemo;
 }
 
 /** A validated policy version; evaluate() runs against it (parsing nothing when it was preparsed). */
@@ -80,9 +83,10 @@ export interface PolicySetInput extends SchemaInput {
 
 export interface CompileOptions {
   /**
-   * Put the set into Cedar's preparsed cache, so evaluation parses nothing. Only for sets that will
-   * decide many requests (the registry's): the cache lives as long as the process and cannot be
-   * emptied, so a set compiled to validate, to test or to ask what-if must not go there.
+   * Put the set into Cedar's preparsed cache, so evaluation parses nothing, and keep Cedar's answers
+   * (AnswerMemo). Only for sets that will decide many requests (the registry's): the cache lives as
+   * long as the process and cannot be emptied, so a set compiled to validate, to test or to ask
+   * what-if must not go there.
    */
   preparse?: boolean;
 }
@@ -219,7 +223,7 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
   const planOf = (subset: SourcePolicy[], id: string): TaskPlan => ({
     policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
     reads: requestReads(subset.map((p) => p.json)),
-    ...(options.preparse ? { preparsedId: id } : {}),
+    ...(options.preparse ? { preparsedId: id, memo: new AnswerMemo(comparedLongs(subset.map((p) => p.json))) } : {}),
   });
   const plans = Object.fromEntries(
     input.tasks.map((t) => [t.name, planOf(policies.filter((p) => !isApprover(p) && mayApplyTo(p.json, t.name)), `${version}:${t.name}`)]),

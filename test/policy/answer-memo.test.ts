@@ -1,0 +1,118 @@
+import { policyToJson, type AuthorizationAnswer, type PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { describe, expect, it } from 'vitest';
+import { AnswerMemo, comparedLongs } from '../../src/policy/answer-memo.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { PolicyRequest } from '../../src/policy/policy-request.js';
+import { compileWith } from './support.js';
+
+const json = (text: string): PolicyJson => {
+  const r = policyToJson(text);
+  if (r.type !== 'success') throw new Error(JSON.stringify(r.errors));
+  return r.json;
+};
+const when = (cond: string) => json(`permit (principal, action, resource) when { ${cond} };`);
+
+describe('comparedLongs: the context values policies only compare with integer literals', () => {
+  it('collects each path with its literals, on either side of any comparison', () => {
+    const found = comparedLongs([
+      when('context.broker.requests_last_minute > 10 && 3 <= context.broker.requests_last_minute'),
+      when('context.broker.requests_last_minute == 10 || context.identity.token_age_seconds != -1'),
+      when('context.broker.requests_last_minute < 100'),
+    ]);
+    expect(found).toEqual([
+      { path: ['broker', 'requests_last_minute'], literals: [3, 10, 100] },
+      { path: ['identity', 'token_age_seconds'], literals: [-1] },
+    ]);
+  });
+
+  it('leaves out a path read any other way, in any policy, or through a record above it', () => {
+    const rlm = 'context.broker.requests_last_minute > 10';
+    const without = (other: string) => comparedLongs([when(rlm), when(other)]).map((c) => c.path.join('.'));
+    expect(without('context.broker.requests_last_minute + 1 > 10')).toEqual([]);
+    expect(without('context.broker.requests_last_minute > context.broker.active_grants')).toEqual([]);
+    expect(without('[1, 2].contains(context.broker.requests_last_minute)')).toEqual([]);
+    expect(without('context.broker == {}')).toEqual([]);
+    expect(without('context.broker.requests_last_minute > 2 + 1')).toEqual([]);
+    // Presence is kept by the key, so a `has` test does not rule the path out; nor does a read of a sibling.
+    expect(without('context.broker has requests_last_minute')).toEqual(['broker.requests_last_minute']);
+    expect(without('context.broker.task_is_new')).toEqual(['broker.requests_last_minute']);
+  });
+});
+
+/**
+ * A set whose answers turn on where two counters lie among several literals, and on a third that is
+ * compared with a literal too but also read in arithmetic, so the memo must keep it exact.
+ */
+const thresholds = [
+  {
+    file: 'thresholds.cedar',
+    text: `@id("busy") @max_ttl("120") permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute >= 3 || 7 == context.identity.token_age_seconds };
+@id("quiet") @max_ttl("60") permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute < 5 && context.identity.token_age_seconds <= 7 };
+@id("spike") @reason("spike") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute > 10 && context.broker.requests_last_minute != 12 };
+@id("hourly") @reason("hourly") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_hour > 40 && context.broker.requests_last_hour + 1 > 50 };`,
+  },
+];
+
+const refund = (minute: number, hour: number, age: number): PolicyRequest => ({
+  workload: { id: 'agent-1', kind: 'agent', owner: 'o' },
+  task: { name: 'refund-payment', risk: 'medium' },
+  params: { order_id: 'o-1', amount: 10 },
+  purpose: 'refund',
+  identity: { issuer: 'i', subject: 's', token_age_seconds: age, claims: {} },
+  signals: {},
+  broker: { requests_last_minute: minute, requests_last_hour: hour, active_grants: 0, task_is_new: false, target_is_new: false, new_params: [], calendars: { change_window: false } },
+});
+
+describe('evaluate with the memo', () => {
+  it('answers every request as Cedar does, around and between every literal', () => {
+    const memoised = compileWith(thresholds, { preparse: true });
+    const plain = compileWith(thresholds);
+    const plan = memoised.plans['refund-payment']!;
+    expect(plan.memo!.compared).toEqual([
+      { path: ['broker', 'requests_last_minute'], literals: [3, 5, 10, 12] },
+      { path: ['identity', 'token_age_seconds'], literals: [7] },
+    ]);
+    const outcomes = new Set<string>();
+    // Twice over, so the second pass is answered from the memo.
+    for (let pass = 0; pass < 2; pass++) {
+      for (let minute = 0; minute <= 15; minute++) {
+        for (const hour of [48, 49, 50, 51]) {
+          for (const age of [5, 6, 7, 8, 9]) {
+            const { evaluationMicros: _a, ...fromMemo } = evaluate(memoised, refund(minute, hour, age));
+            const { evaluationMicros: _b, ...fromCedar } = evaluate(plain, refund(minute, hour, age));
+            expect(fromMemo, `minute ${minute}, hour ${hour}, age ${age}`).toEqual(fromCedar);
+            outcomes.add(`${fromCedar.outcome} ${fromCedar.determining.join('+')} ${fromCedar.maxTtlSeconds ?? ''}`);
+          }
+        }
+      }
+    }
+    // Every policy decided some request, alone or with another: the grid reaches each interval.
+    expect([...outcomes].sort()).toEqual(['allow busy 120', 'allow busy+quiet 60', 'allow quiet 60', 'deny  ', 'deny hourly ', 'deny hourly+spike ', 'deny spike ']);
+    // One answer per interval of the minute count (9) × of the age (3) × exact hour (4), whatever the values.
+    expect(plan.memo!.size).toBe(9 * 3 * 4);
+  });
+
+  it('keys on the principal and its attributes, and keeps what a has test sees', () => {
+    const memo = new AnswerMemo([{ path: ['broker', 'n'], literals: [10] }]);
+    const key = (id: string, kind: string, broker: Record<string, number>) =>
+      memo.key({ principal: { type: 'Workload', id }, entities: [{ uid: { type: 'Workload', id }, attrs: { kind }, parents: [] }], context: { broker } });
+    expect(key('a', 'agent', { n: 1 })).toBe(key('a', 'agent', { n: 9 }));
+    expect(key('a', 'agent', { n: 9 })).not.toBe(key('a', 'agent', { n: 10 }));
+    expect(key('a', 'agent', { n: 11 })).toBe(key('a', 'agent', { n: 1_000_000 }));
+    expect(key('a', 'agent', { n: 1 })).not.toBe(key('b', 'agent', { n: 1 }));
+    expect(key('a', 'agent', { n: 1 })).not.toBe(key('a', 'ci', { n: 1 }));
+    expect(key('a', 'agent', { n: 1 })).not.toBe(key('a', 'agent', {}));
+    expect(key('a', 'agent', { n: 1, m: 1 })).not.toBe(key('a', 'agent', { n: 1, m: 2 }));
+  });
+
+  it('keeps at most its capacity, dropping the least recently used first', () => {
+    const memo = new AnswerMemo([], 3);
+    const asked: string[] = [];
+    const answer = (key: string) => memo.answer(key, () => (asked.push(key), { type: 'failure', errors: [], warnings: [] }) as AuthorizationAnswer).kept;
+    expect(['a', 'b', 'c', 'a', 'd'].map(answer)).toEqual([false, false, false, true, false]);
+    expect(memo.size).toBe(3);
+    // 'b' was the least recently used when 'd' came; 'a', used again, stayed.
+    expect(['a', 'c', 'd', 'b'].map(answer)).toEqual([true, true, true, false]);
+    expect(asked).toEqual(['a', 'b', 'c', 'd', 'b']);
+  });
+});
