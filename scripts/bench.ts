@@ -52,6 +52,9 @@ interface InBrokerPolicy {
   evaluations: number;
   microsPerCall: number;
   shareOfCpu: number;
+  /** Of the step's Cedar questions: how many Cedar answered, and how many the policy memo did. */
+  cedarCalls: number;
+  memoAnswers: number;
 }
 
 /** Average cores each party used over a step. */
@@ -169,6 +172,7 @@ async function main(): Promise<void> {
     log('policy evaluation alone (demo policies, compiled once)');
     const policy = await benchPolicy(2_000);
     const mintPolicy = await withMachineCost(() => benchMintPolicy(2_000, configDir));
+    const mintPolicyCedar = await benchMintPolicy(2_000, configDir, false);
     const rowsAlone = await mintRowsAlone(db, 2_000);
     // The limit is the write as the broker does it (shared statements); one statement per mint beside it.
     // Its cost includes chaining the audit events it staged (the sealer's work, which a mint causes too),
@@ -225,7 +229,13 @@ async function main(): Promise<void> {
       const cpuSeconds = broker.cpuSeconds() - cpu;
       const policyAfter = await brokerPolicyTime(broker.url);
       const evaluations = policyAfter.count - policyBefore.count;
-      const policy = { evaluations, microsPerCall: ((policyAfter.seconds - policyBefore.seconds) / Math.max(1, evaluations)) * 1e6, shareOfCpu: (policyAfter.seconds - policyBefore.seconds) / cpuSeconds };
+      const policy = {
+        evaluations,
+        microsPerCall: ((policyAfter.seconds - policyBefore.seconds) / Math.max(1, evaluations)) * 1e6,
+        shareOfCpu: (policyAfter.seconds - policyBefore.seconds) / cpuSeconds,
+        cedarCalls: policyAfter.cedarCalls - policyBefore.cedarCalls,
+        memoAnswers: policyAfter.memoAnswers - policyBefore.memoAnswers,
+      };
       const cpuMicrosPerRequest = (cpuSeconds / r.total) * 1e6;
       mint.push({ ...r, clients: c, cpuMicrosPerRequest, cores, policy });
       rows.push({ scenario: 'mint', clients: c, ...r, ratio: r.rps / limit, vs: limitName, limits: limits(r.rps), note: `${fmt(cpuMicrosPerRequest)} µs CPU/req, policy ${fmt(policy.microsPerCall)} µs of it${r.ok === r.total ? '' : `; ${r.total - r.ok} not 201: ${JSON.stringify(r.statuses)}`}` });
@@ -364,8 +374,9 @@ async function main(): Promise<void> {
     const rowsShare = (rowsAlone.mean * 1000) / m32.cpuMicrosPerRequest;
     rows.push(
       { scenario: 'mint rows built alone', clients: 1, ...rowsAlone, ratio: rowsShare, vs: 'mint CPU/req @32', note: `mean ${fmt(rowsAlone.mean * 1000)} µs/mint: decision, usage, 2 audit events, their row digests and secret check` },
-      { scenario: 'policy evaluate (Cedar) in the broker, mint @32', clients: 32, rps: m32.rps, ratio: policyShare, vs: 'broker CPU @32', note: `${fmt(m32.policy.microsPerCall)} µs/call over ${m32.policy.evaluations} evaluations, from tessera_policy_evaluation_seconds` },
+      { scenario: 'policy evaluate (Cedar) in the broker, mint @32', clients: 32, rps: m32.rps, ratio: policyShare, vs: 'broker CPU @32', note: `${fmt(m32.policy.microsPerCall)} µs/call over ${m32.policy.evaluations} evaluations, from tessera_policy_evaluation_seconds; Cedar called ${m32.policy.cedarCalls} times, the memo answered ${m32.policy.memoAnswers}` },
       { scenario: 'policy evaluate (Cedar), mint policies', clients: 1, ...mintPolicy, ratio: isolatedPolicyShare, vs: 'mint CPU/req @32', note: `timed alone: mean ${fmt(mintPolicy.mean * 1000)} µs/call; ${mintPolicy.policies} policies` },
+      { scenario: 'policy evaluate (Cedar), mint policies, no memo', clients: 1, ...mintPolicyCedar, ratio: (mintPolicyCedar.mean * 1000) / m32.cpuMicrosPerRequest, vs: 'mint CPU/req @32', note: `timed alone, every call asking Cedar (a question the memo has not seen): mean ${fmt(mintPolicyCedar.mean * 1000)} µs/call` },
       { scenario: 'policy evaluate (Cedar), demo policies', clients: 1, ...policy, ratio: (policy.mean * 1000) / m32.cpuMicrosPerRequest, vs: 'mint CPU/req @32', note: `mean ${fmt(policy.mean * 1000)} µs/call; ${policy.policies} policies; ${JSON.stringify(policy.outcomes)}` },
     );
 
@@ -405,7 +416,7 @@ async function main(): Promise<void> {
         `(${Object.entries(parts).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}), so ${os.cpus().length} cores cap it at ${fmt(ceiling.rps)}/s = ${fmt(ceiling.rps / limit, 2)}x ${limitName}; ` +
         `the mint at 32 clients costs ${fmt(mintMachineMicros)} µs of machine CPU and reaches ${fmt(m32.rps)}/s, ${fmt(m32.rps / ceiling.rps, 2)} of that ceiling`,
     );
-    console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluation in the broker ${fmt(m32.policy.microsPerCall)} µs a call = ${fmt(policyShare * 100, 2)}% of its CPU; timed alone ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(isolatedPolicyShare * 100, 2)}% (demo policies: ${fmt(policy.mean * 1000)} µs)`);
+    console.log(`Mint CPU per request @32 clients: ${fmt(m32.cpuMicrosPerRequest)} µs (OIDC) / ${fmt(assertionCpu)} µs (client assertion); policy evaluation in the broker ${fmt(m32.policy.microsPerCall)} µs a call = ${fmt(policyShare * 100, 2)}% of its CPU; timed alone ${fmt(mintPolicy.mean * 1000)} µs = ${fmt(isolatedPolicyShare * 100, 2)}%, ${fmt(mintPolicyCedar.mean * 1000)} µs without the memo (demo policies: ${fmt(policy.mean * 1000)} µs)`);
     if (profile) {
       console.log(`\nCPU profile (${fmt(profileRun.rps)} req/s, ${fmt(profile.busyMs)} ms busy main thread over the 5 s run): self time by area`);
       for (const x of profile.byArea.slice(0, 14)) console.log(`  ${(x.share * 100).toFixed(1).padStart(5)}%  ${x.area}`);
@@ -430,7 +441,7 @@ async function main(): Promise<void> {
       mintRatioRounds: { median: ratioMedian, rounds: ratioRounds },
       composedCeiling: { parts, ...ceiling, ratioToLimit: ceiling.rps / limit, mintMachineMicros, mintShareOfCeiling: m32.rps / ceiling.rps },
       verify,
-      policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: isolatedPolicyShare }, inBroker: { ...m32.policy, shareOfMintCpu: policyShare } },
+      policy: { demo: policy, mint: { ...mintPolicy, shareOfMintCpu: isolatedPolicyShare }, mintWithoutMemo: mintPolicyCedar, inBroker: { ...m32.policy, shareOfMintCpu: policyShare } },
       mintRows: { ...rowsAlone, shareOfMintCpu: rowsShare },
       expiry,
       reevaluation,
