@@ -2,45 +2,75 @@ import type { AuthorizationAnswer, CedarValueJson, Context, EntityJson, Expr, Po
 import { contextPath, hasPath, walkConditions } from './has-check.js';
 
 /**
- * A context leaf that every policy of a set reads only by comparing it with integer literals
- * (`context.broker.requests_last_minute > 10`), and those literals, sorted and distinct.
+ * A context leaf that every policy of a set reads only by comparing it with literals of one kind
+ * (`context.broker.requests_last_minute > 10`, `context.params.amount.lessThanOrEqual(decimal("100.00"))`),
+ * and those literals, sorted and distinct: longs as they are, decimals in ten-thousandths (Cedar's
+ * scale), so both compare exactly.
  */
-export interface ComparedLong {
-  readonly path: readonly string[];
-  readonly literals: readonly number[];
-}
+export type ComparedValue =
+  | { readonly path: readonly string[]; readonly kind: 'long'; readonly literals: readonly number[] }
+  | { readonly path: readonly string[]; readonly kind: 'decimal'; readonly literals: readonly bigint[] };
 
 const COMPARISONS = new Set(['<', '<=', '>', '>=', '==', '!=']);
+/** Cedar's decimal comparisons, written `receiver.method(argument)`: the EST lists both as operands. */
+const DECIMAL_METHODS = new Set(['lessThan', 'lessThanOrEqual', 'greaterThan', 'greaterThanOrEqual']);
 
-const integerLiteral = (expr: Expr): number | null => {
-  const v = 'Value' in expr ? (expr as { Value: unknown }).Value : undefined;
-  return typeof v === 'number' && Number.isInteger(v) ? v : null;
-};
+/** A Cedar decimal's text as ten-thousandths; null when it is not one (Cedar takes 1 to 4 fractional digits). */
+function tenThousandths(text: unknown): bigint | null {
+  const m = typeof text === 'string' ? /^(-?)(\d+)\.(\d{1,4})$/.exec(text) : null;
+  if (!m) return null;
+  const magnitude = BigInt(m[2]!) * 10_000n + BigInt(m[3]!.padEnd(4, '0'));
+  return m[1] ? -magnitude : magnitude;
+}
+
+type Literal = { kind: 'long'; value: number } | { kind: 'decimal'; value: bigint };
+
+/** `5`, or `decimal("1.5")`: a literal whose place among others can be told exactly. */
+function literalOf(expr: Expr): Literal | null {
+  if ('Value' in expr) {
+    const v = (expr as { Value: unknown }).Value;
+    return typeof v === 'number' && Number.isSafeInteger(v) ? { kind: 'long', value: v } : null;
+  }
+  if ('decimal' in expr) {
+    const args = (expr as { decimal: Expr[] }).decimal;
+    const value = args.length === 1 && 'Value' in args[0]! ? tenThousandths((args[0] as { Value: unknown }).Value) : null;
+    return value === null ? null : { kind: 'decimal', value };
+  }
+  return null;
+}
+
+/** The two operands of a comparison, or of a decimal comparison method; null for any other expression. */
+function comparedOperands(expr: Expr): [Expr, Expr] | null {
+  const [op] = Object.keys(expr);
+  const body = op === undefined ? undefined : (expr as Record<string, unknown>)[op];
+  if (op && COMPARISONS.has(op)) return [(body as { left: Expr }).left, (body as { right: Expr }).right];
+  if (op && DECIMAL_METHODS.has(op) && Array.isArray(body) && body.length === 2) return body as [Expr, Expr];
+  return null;
+}
 
 const isPrefix = (prefix: readonly string[], path: readonly string[]) => prefix.length <= path.length && prefix.every((a, i) => path[i] === a);
 
 /**
- * The context paths these policies read only as one side of a comparison whose other side is an
- * integer literal. Cedar's answer then depends on such a value only through where it lies among
+ * The context paths these policies read only as one side of a comparison whose other side is a long
+ * or decimal literal. Cedar's answer then depends on such a value only through where it lies among
  * the literals: 10 and 11 answer alike against `> 100`. Any other read of the path, or of a record
- * above it (arithmetic, `contains`, an extension call, a comparison with another path, the whole
- * record), leaves it out. A `has` test reads presence only, which the memo key keeps.
+ * above it (arithmetic, `contains`, a comparison with another path, the whole record), or literals
+ * of both kinds, leave it out. A `has` test reads presence only, which the memo key keeps.
  */
-export function comparedLongs(policies: PolicyJson[]): ComparedLong[] {
-  const compared = new Map<string, { path: string[]; literals: Set<number> }>();
+export function comparedValues(policies: PolicyJson[]): ComparedValue[] {
+  const compared = new Map<string, { path: string[]; literals: Literal[] }>();
   const readOtherwise: string[][] = [];
   for (const policy of policies) {
     walkConditions(policy, (expr) => {
-      const [op] = Object.keys(expr);
-      if (op && COMPARISONS.has(op)) {
-        const { left, right } = (expr as Record<string, { left: Expr; right: Expr }>)[op]!;
-        for (const [side, other] of [[left, right], [right, left]] as const) {
+      const operands = comparedOperands(expr);
+      if (operands) {
+        for (const [side, other] of [operands, [operands[1], operands[0]]] as const) {
           const path = contextPath(side);
-          const literal = integerLiteral(other);
-          if (path?.length && literal !== null) {
+          const literal = literalOf(other);
+          if (path?.length && literal) {
             const key = JSON.stringify(path);
-            if (!compared.has(key)) compared.set(key, { path, literals: new Set() });
-            compared.get(key)!.literals.add(literal);
+            if (!compared.has(key)) compared.set(key, { path, literals: [] });
+            compared.get(key)!.literals.push(literal);
             return false;
           }
         }
@@ -57,13 +87,18 @@ export function comparedLongs(policies: PolicyJson[]): ComparedLong[] {
   // A record above a compared path compared whole is no valid policy; it rules the path out all the same.
   const readAbove = (path: string[]) =>
     readOtherwise.some((other) => isPrefix(other, path)) || entries.some((e) => e.path !== path && isPrefix(e.path, path));
-  return entries
-    .filter(({ path }) => !readAbove(path))
-    .map(({ path, literals }) => ({ path, literals: [...literals].sort((a, b) => a - b) }));
+  const distinct = <T extends number | bigint>(values: T[]) => [...new Set(values)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.flatMap(({ path, literals }): ComparedValue[] => {
+    if (readAbove(path)) return [];
+    const longs = literals.flatMap((l) => (l.kind === 'long' ? [l.value] : []));
+    const decimals = literals.flatMap((l) => (l.kind === 'decimal' ? [l.value] : []));
+    if (longs.length && decimals.length) return [];
+    return longs.length ? [{ path, kind: 'long', literals: distinct(longs) }] : [{ path, kind: 'decimal', literals: distinct(decimals) }];
+  });
 }
 
 /** Where `value` lies among sorted `literals`: below the first, equal to it, between it and the next, … */
-function interval(value: number, literals: readonly number[]): number {
+function interval<T extends number | bigint>(value: T, literals: readonly T[]): number {
   let below = 0;
   for (const l of literals) {
     if (l === value) return 2 * below + 1;
@@ -73,14 +108,25 @@ function interval(value: number, literals: readonly number[]): number {
   return 2 * below;
 }
 
-/** `record` with the value at `path` replaced, copying only the records along the path. */
-function replaced(record: Record<string, CedarValueJson>, path: readonly string[], at: number, to: (v: number) => CedarValueJson): Record<string, CedarValueJson> {
-  const attr = path[at]!;
+/** The interval of a context value of the compared kind; undefined (keep it exact) for anything else. */
+function intervalOf(compared: ComparedValue, value: CedarValueJson): number | undefined {
+  if (compared.kind === 'long') return typeof value === 'number' ? interval(value, compared.literals) : undefined;
+  const extn = typeof value === 'object' && value !== null && '__extn' in value ? (value.__extn as { fn?: unknown; arg?: unknown }) : undefined;
+  const scaled = extn?.fn === 'decimal' ? tenThousandths(extn.arg) : null;
+  return scaled === null ? undefined : interval(scaled, compared.literals);
+}
+
+/** `record` with the value at `path` replaced by its interval, copying only the records along the path. */
+function replaced(record: Record<string, CedarValueJson>, compared: ComparedValue, at = 0): Record<string, CedarValueJson> {
+  const attr = compared.path[at]!;
   if (!Object.hasOwn(record, attr)) return record;
   const value = record[attr]!;
-  if (at === path.length - 1) return typeof value === 'number' ? { ...record, [attr]: to(value) } : record;
+  if (at === compared.path.length - 1) {
+    const i = intervalOf(compared, value);
+    return i === undefined ? record : { ...record, [attr]: { interval: i } };
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return record;
-  return { ...record, [attr]: replaced(value as Record<string, CedarValueJson>, path, at + 1, to) };
+  return { ...record, [attr]: replaced(value as Record<string, CedarValueJson>, compared, at + 1) };
 }
 
 /** What one Cedar call is asked, apart from its action and resource, which a task's plan fixes. */
@@ -105,13 +151,13 @@ const CAPACITY = 4_096;
 export class AnswerMemo {
   readonly #answers = new Map<string, AuthorizationAnswer>();
   constructor(
-    readonly compared: readonly ComparedLong[],
+    readonly compared: readonly ComparedValue[],
     private readonly capacity = CAPACITY,
   ) {}
 
   key(call: MemoCall): string {
     let context = call.context as Record<string, CedarValueJson>;
-    for (const { path, literals } of this.compared) context = replaced(context, path, 0, (v) => ({ interval: interval(v, literals) }));
+    for (const c of this.compared) context = replaced(context, c);
     return JSON.stringify([call.principal.id, call.entities, context]);
   }
 

@@ -4,7 +4,7 @@ import { TesseraError } from '../lib/errors.js';
 import { CALENDAR_NAME, generateCedarSchema, policyClaims, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
 import { readsPath, requestReads, type RequestReads } from './context-reads.js';
-import { AnswerMemo, comparedLongs } from './answer-memo.js';
+import { AnswerMemo, comparedValues } from './answer-memo.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
 
 /** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
@@ -223,7 +223,7 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
   const planOf = (subset: SourcePolicy[], id: string): TaskPlan => ({
     policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
     reads: requestReads(subset.map((p) => p.json)),
-    ...(options.preparse ? { preparsedId: id, memo: new AnswerMemo(comparedLongs(subset.map((p) => p.json))) } : {}),
+    ...(options.preparse ? { preparsedId: id, memo: new AnswerMemo(comparedValues(subset.map((p) => p.json))) } : {}),
   });
   const plans = Object.fromEntries(
     input.tasks.map((t) => [t.name, planOf(policies.filter((p) => !isApprover(p) && mayApplyTo(p.json, t.name)), `${version}:${t.name}`)]),

@@ -1,6 +1,6 @@
 import { policyToJson, type AuthorizationAnswer, type PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { describe, expect, it } from 'vitest';
-import { AnswerMemo, comparedLongs } from '../../src/policy/answer-memo.js';
+import { AnswerMemo, comparedValues } from '../../src/policy/answer-memo.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyRequest } from '../../src/policy/policy-request.js';
 import { compileWith } from './support.js';
@@ -12,22 +12,33 @@ const json = (text: string): PolicyJson => {
 };
 const when = (cond: string) => json(`permit (principal, action, resource) when { ${cond} };`);
 
-describe('comparedLongs: the context values policies only compare with integer literals', () => {
+describe('comparedValues: the context values policies only compare with literals', () => {
   it('collects each path with its literals, on either side of any comparison', () => {
-    const found = comparedLongs([
+    const found = comparedValues([
       when('context.broker.requests_last_minute > 10 && 3 <= context.broker.requests_last_minute'),
       when('context.broker.requests_last_minute == 10 || context.identity.token_age_seconds != -1'),
       when('context.broker.requests_last_minute < 100'),
     ]);
     expect(found).toEqual([
-      { path: ['broker', 'requests_last_minute'], literals: [3, 10, 100] },
-      { path: ['identity', 'token_age_seconds'], literals: [-1] },
+      { path: ['broker', 'requests_last_minute'], kind: 'long', literals: [3, 10, 100] },
+      { path: ['identity', 'token_age_seconds'], kind: 'long', literals: [-1] },
     ]);
+  });
+
+  it('takes decimals compared by method or operator, in ten-thousandths', () => {
+    const found = comparedValues([
+      when('context.params.amount.lessThanOrEqual(decimal("100.00")) && decimal("-1.5").lessThan(context.params.amount)'),
+      when('context.params.amount == decimal("0.0001") || context.params.amount.greaterThan(decimal("100.0"))'),
+    ]);
+    expect(found).toEqual([{ path: ['params', 'amount'], kind: 'decimal', literals: [-15_000n, 1n, 1_000_000n] }]);
+    // Literals of both kinds for one path, or an unsafe integer, leave it out.
+    expect(comparedValues([when('context.params.amount.lessThan(decimal("1.0")) || context.params.amount == 1')])).toEqual([]);
+    expect(comparedValues([when('context.broker.requests_last_minute > 9007199254740993')])).toEqual([]);
   });
 
   it('leaves out a path read any other way, in any policy, or through a record above it', () => {
     const rlm = 'context.broker.requests_last_minute > 10';
-    const without = (other: string) => comparedLongs([when(rlm), when(other)]).map((c) => c.path.join('.'));
+    const without = (other: string) => comparedValues([when(rlm), when(other)]).map((c) => c.path.join('.'));
     expect(without('context.broker.requests_last_minute + 1 > 10')).toEqual([]);
     expect(without('context.broker.requests_last_minute > context.broker.active_grants')).toEqual([]);
     expect(without('[1, 2].contains(context.broker.requests_last_minute)')).toEqual([]);
@@ -46,17 +57,18 @@ describe('comparedLongs: the context values policies only compare with integer l
 const thresholds = [
   {
     file: 'thresholds.cedar',
-    text: `@id("busy") @max_ttl("120") permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute >= 3 || 7 == context.identity.token_age_seconds };
+    text: `@id("busy") @max_ttl("120") permit (principal, action == Action::"refund-payment", resource) when { (context.broker.requests_last_minute >= 3 || 7 == context.identity.token_age_seconds) && context.params.amount.lessThanOrEqual(decimal("50.00")) };
+@id("small") @max_ttl("30") permit (principal, action == Action::"refund-payment", resource) when { decimal("25.5").greaterThan(context.params.amount) };
 @id("quiet") @max_ttl("60") permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute < 5 && context.identity.token_age_seconds <= 7 };
 @id("spike") @reason("spike") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute > 10 && context.broker.requests_last_minute != 12 };
 @id("hourly") @reason("hourly") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_hour > 40 && context.broker.requests_last_hour + 1 > 50 };`,
   },
 ];
 
-const refund = (minute: number, hour: number, age: number): PolicyRequest => ({
+const refund = (minute: number, hour: number, age: number, amount: number): PolicyRequest => ({
   workload: { id: 'agent-1', kind: 'agent', owner: 'o' },
   task: { name: 'refund-payment', risk: 'medium' },
-  params: { order_id: 'o-1', amount: 10 },
+  params: { order_id: 'o-1', amount },
   purpose: 'refund',
   identity: { issuer: 'i', subject: 's', token_age_seconds: age, claims: {} },
   signals: {},
@@ -69,31 +81,52 @@ describe('evaluate with the memo', () => {
     const plain = compileWith(thresholds);
     const plan = memoised.plans['refund-payment']!;
     expect(plan.memo!.compared).toEqual([
-      { path: ['broker', 'requests_last_minute'], literals: [3, 5, 10, 12] },
-      { path: ['identity', 'token_age_seconds'], literals: [7] },
+      { path: ['broker', 'requests_last_minute'], kind: 'long', literals: [3, 5, 10, 12] },
+      { path: ['identity', 'token_age_seconds'], kind: 'long', literals: [7] },
+      { path: ['params', 'amount'], kind: 'decimal', literals: [255_000n, 500_000n] },
     ]);
     const outcomes = new Set<string>();
-    // Twice over, so the second pass is answered from the memo.
+    const cedarSaid = new Map<string, unknown>();
+    // Twice over: the first pass fills the memo, the second is answered from it.
     for (let pass = 0; pass < 2; pass++) {
-      for (let minute = 0; minute <= 15; minute++) {
-        for (const hour of [48, 49, 50, 51]) {
-          for (const age of [5, 6, 7, 8, 9]) {
-            const { evaluationMicros: _a, ...fromMemo } = evaluate(memoised, refund(minute, hour, age));
-            const { evaluationMicros: _b, ...fromCedar } = evaluate(plain, refund(minute, hour, age));
-            expect(fromMemo, `minute ${minute}, hour ${hour}, age ${age}`).toEqual(fromCedar);
-            outcomes.add(`${fromCedar.outcome} ${fromCedar.determining.join('+')} ${fromCedar.maxTtlSeconds ?? ''}`);
+      for (let minute = 0; minute <= 13; minute++) {
+        for (const hour of [49, 50, 51]) {
+          for (const age of [6, 7, 8]) {
+            for (const amount of [25.4999, 25.5, 25.5001, 49.9999, 50, 50.0001]) {
+              const at = `minute ${minute}, hour ${hour}, age ${age}, amount ${amount}`;
+              if (!pass) {
+                const { evaluationMicros: _, ...fromCedar } = evaluate(plain, refund(minute, hour, age, amount));
+                cedarSaid.set(at, fromCedar);
+                outcomes.add(`${fromCedar.outcome} ${fromCedar.determining.join('+')} ${fromCedar.maxTtlSeconds ?? ''}`);
+              }
+              const { evaluationMicros: _, ...fromMemo } = evaluate(memoised, refund(minute, hour, age, amount));
+              expect(fromMemo, at).toEqual(cedarSaid.get(at));
+            }
           }
         }
       }
     }
     // Every policy decided some request, alone or with another: the grid reaches each interval.
-    expect([...outcomes].sort()).toEqual(['allow busy 120', 'allow busy+quiet 60', 'allow quiet 60', 'deny  ', 'deny hourly ', 'deny hourly+spike ', 'deny spike ']);
-    // One answer per interval of the minute count (9) × of the age (3) × exact hour (4), whatever the values.
-    expect(plan.memo!.size).toBe(9 * 3 * 4);
+    expect([...outcomes].sort()).toEqual([
+      'allow busy 120',
+      'allow busy+quiet 60',
+      'allow busy+quiet+small 30',
+      'allow busy+small 30',
+      'allow quiet 60',
+      'allow quiet+small 30',
+      'allow small 30',
+      'deny  ',
+      'deny hourly ',
+      'deny hourly+spike ',
+      'deny spike ',
+    ]);
+    // One answer per interval of the amount (5: below 25.5, 25.5, between, 50, above) × of the minute
+    // count (9) × of the age (3) × exact hour (3), whatever the values.
+    expect(plan.memo!.size).toBe(5 * 9 * 3 * 3);
   });
 
   it('keys on the principal and its attributes, and keeps what a has test sees', () => {
-    const memo = new AnswerMemo([{ path: ['broker', 'n'], literals: [10] }]);
+    const memo = new AnswerMemo([{ path: ['broker', 'n'], kind: 'long', literals: [10] }]);
     const key = (id: string, kind: string, broker: Record<string, number>) =>
       memo.key({ principal: { type: 'Workload', id }, entities: [{ uid: { type: 'Workload', id }, attrs: { kind }, parents: [] }], context: { broker } });
     expect(key('a', 'agent', { n: 1 })).toBe(key('a', 'agent', { n: 9 }));

@@ -34,9 +34,9 @@ describe('evaluate on the hot path', () => {
     const micros = Number((process.hrtime.bigint() - started) / 1000n);
     console.log(`1000 evaluations: ${micros} µs total, ${(micros / 1000).toFixed(1)} µs each`);
     expect([...outcomes].sort()).toEqual(['allow=allow', 'deny=deny']);
-    // Cedar is asked once per distinct question: the refund policies see the amount exactly and the
-    // minute count only as below, at or above their literal 10; the rest is answered from the memo.
-    const questions = new Set(Array.from({ length: 1000 }, (_, i) => `${i % 200} ${Math.sign((i % 12) - 10)}`));
+    // Cedar is asked once per distinct question: the refund policies see the amount only as below, at
+    // or above their literal 100.00, and the minute count likewise against 10; the memo answers the rest.
+    const questions = new Set(Array.from({ length: 1000 }, (_, i) => `${Math.sign((i % 200) + 0.5 - 100)} ${Math.sign((i % 12) - 10)}`));
     expect(vi.mocked(cedar.statefulIsAuthorized)).toHaveBeenCalledTimes(questions.size);
     for (const fn of PARSING) expect(vi.mocked(cedar[fn]), fn).not.toHaveBeenCalled();
   });
