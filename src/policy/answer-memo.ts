@@ -136,32 +136,36 @@ export interface MemoCall {
   entities: EntityJson[];
 }
 
-/** Answers kept per plan; the least recently used goes first when full. A key is a few hundred bytes. */
+/** Answers kept per policy version, across its tasks; the least recently used goes first when full. */
 const CAPACITY = 4_096;
-
+/**
+ * A question this long (a long purpose or many parameters read as they are) is answered but not kept:
+ * it is unlikely to be asked again, and the bound keeps the memo under about 10 MB.
+ */
+const MAX_KEY_CHARS = 2_048;
 
 /**
- * Cedar's answers for one task's preparsed policies, by what the call asked. Cedar is a pure function
- * of the policies, the entities and the context (it has no clock: time reaches a policy only through
- * the context), so an answer kept for an identical call is the answer Cedar would give again. Values
- * in `compared` enter the key as the interval they fall in among their literals, which is all Cedar
- * can tell apart of them, so a context whose counters moved keeps its answer until a count crosses a
- * literal.
+ * The memo key of one Cedar call to a task's plan (named by `planId`): everything Cedar is asked, with
+ * each value in `compared` replaced by the interval it falls in among its literals, which is all
+ * Cedar can tell apart of it.
+ */
+export function memoKey(planId: string, compared: readonly ComparedValue[], call: MemoCall): string {
+  let context = call.context as Record<string, CedarValueJson>;
+  for (const c of compared) context = replaced(context, c);
+  return JSON.stringify([planId, call.principal.id, call.entities, context]);
+}
+
+/**
+ * Cedar's answers for one preparsed policy version, by memo key. Cedar is a pure function of the
+ * policies, the entities and the context (it has no clock: time reaches a policy only through the
+ * context), so an answer kept for the same key is the answer Cedar would give again, and a context
+ * whose counters moved keeps its answer until a count crosses a literal.
  */
 export class AnswerMemo {
   readonly #answers = new Map<string, AuthorizationAnswer>();
-  constructor(
-    readonly compared: readonly ComparedValue[],
-    private readonly capacity = CAPACITY,
-  ) {}
+  constructor(private readonly capacity = CAPACITY) {}
 
-  key(call: MemoCall): string {
-    let context = call.context as Record<string, CedarValueJson>;
-    for (const c of this.compared) context = replaced(context, c);
-    return JSON.stringify([call.principal.id, call.entities, context]);
-  }
-
-  /** The answer kept under `key`, or `ask()`'s, kept unless the memo is full of others. */
+  /** The answer kept under `key`, or `ask()`'s, kept unless the key is too long to be worth it. */
   answer(key: string, ask: () => AuthorizationAnswer): { answer: AuthorizationAnswer; kept: boolean } {
     const kept = this.#answers.get(key);
     if (kept) {
@@ -171,6 +175,7 @@ export class AnswerMemo {
       return { answer: kept, kept: true };
     }
     const answer = ask();
+    if (key.length > MAX_KEY_CHARS) return { answer, kept: false };
     if (this.#answers.size >= this.capacity) this.#answers.delete(this.#answers.keys().next().value!);
     this.#answers.set(key, answer);
     return { answer, kept: false };

@@ -1,6 +1,7 @@
 import { isAuthorized, statefulIsAuthorized, type AuthorizationAnswer, type CedarValueJson, type Context, type EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarValueError, toCedarRecord, toCedarValue } from './cedar-value.js';
 import { pickContext } from './context-reads.js';
+import { memoKey } from './answer-memo.js';
 import { metrics } from '../lib/metrics.js';
 import type { CompiledPolicySet, TaskPlan } from './policy-set.js';
 import type { ApproverAnswer, PolicyDecision, PolicyRequest } from './policy-request.js';
@@ -79,10 +80,11 @@ function authorize(plan: TaskPlan, request: PolicyRequest, context: Context): Au
     context: pickContext(context, plan.reads.context),
     entities: entities(plan, request),
   };
-  if (!plan.preparsedId) return isAuthorized({ ...call, policies: { staticPolicies: plan.policies } });
-  const ask = () => statefulIsAuthorized({ ...call, preparsedPolicySetId: plan.preparsedId! });
+  const id = plan.preparsedId;
+  if (!id) return isAuthorized({ ...call, policies: { staticPolicies: plan.policies } });
+  const ask = () => statefulIsAuthorized({ ...call, preparsedPolicySetId: id });
   if (!plan.memo) return ask();
-  const { answer, kept } = plan.memo.answer(plan.memo.key(call), ask);
+  const { answer, kept } = plan.memo.store.answer(memoKey(id, plan.memo.compared, call), ask);
   answers[kept ? 'memo' : 'cedar']++;
   return answer;
 }
@@ -110,8 +112,9 @@ export function evaluate(compiled: CompiledPolicySet, request: PolicyRequest): P
     policyVersion: compiled.version,
     evaluationMicros: Number((process.hrtime.bigint() - started) / 1000n),
   });
+  // Sorted: Cedar reports the errors of one call in no fixed order.
   const failed = (errors: string[], determining: string[] = []) =>
-    finish({ outcome: 'deny', reasons: [EVALUATION_FAILED_REASON], determining, errors });
+    finish({ outcome: 'deny', reasons: [EVALUATION_FAILED_REASON], determining: [...determining].sort(), errors: [...errors].sort() });
 
   let context: Context;
   try {

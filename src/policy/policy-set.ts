@@ -4,7 +4,7 @@ import { TesseraError } from '../lib/errors.js';
 import { CALENDAR_NAME, generateCedarSchema, policyClaims, valueKinds, type SchemaInput, type ValueKinds } from './cedar-schema.js';
 import { contextShape, unknownHasPaths } from './has-check.js';
 import { readsPath, requestReads, type RequestReads } from './context-reads.js';
-import { AnswerMemo, comparedValues } from './answer-memo.js';
+import { AnswerMemo, comparedValues, type ComparedValue } from './answer-memo.js';
 import { describeCedarError, fileLocation, splitPolicyFiles, type PolicyFile, type SourcePolicy } from './policy-source.js';
 
 /** Policies that do not parse or validate; each problem names the file, the policy and Cedar's message. */
@@ -42,8 +42,11 @@ export interface TaskPlan {
   /** The policies' text, parsed per call when there is no preparsed id. */
   readonly policies: StaticPolicySet;
   readonly reads: RequestReads;
-  /** Cedar's answers for this plan, by what was asked; only on a preparsed set (see AnswerMemo). */
-  readonly memo?: AnswerMemo;
+  /**
+   * Only on a preparsed set: the memo of Cedar's answers (one per version, shared by its plans), and
+   * the values this plan's policies only compare with literals (see answer-memo.ts).
+   */
+  readonly memo?: { readonly store: AnswerMemo; readonly compared: readonly ComparedValue[] };
 }
 
 /** A validated policy version; evaluate() runs against it (parsing nothing when it was preparsed). */
@@ -220,10 +223,11 @@ export function compilePolicySet(input: PolicySetInput, options: CompileOptions 
   // `@auto_approve` policies are in sets of their own: they answer a step-up, and a permit among them
   // in the decision's set would allow the very request it is meant to approve.
   const isApprover = (p: SourcePolicy) => 'auto_approve' in p.annotations;
+  const store = new AnswerMemo();
   const planOf = (subset: SourcePolicy[], id: string): TaskPlan => ({
     policies: Object.fromEntries(subset.map((p) => [p.id, p.text])),
     reads: requestReads(subset.map((p) => p.json)),
-    ...(options.preparse ? { preparsedId: id, memo: new AnswerMemo(comparedValues(subset.map((p) => p.json))) } : {}),
+    ...(options.preparse ? { preparsedId: id, memo: { store, compared: comparedValues(subset.map((p) => p.json)) } } : {}),
   });
   const plans = Object.fromEntries(
     input.tasks.map((t) => [t.name, planOf(policies.filter((p) => !isApprover(p) && mayApplyTo(p.json, t.name)), `${version}:${t.name}`)]),

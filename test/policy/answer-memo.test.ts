@@ -1,7 +1,7 @@
 import { policyToJson, type AuthorizationAnswer, type PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { describe, expect, it } from 'vitest';
-import { AnswerMemo, comparedValues } from '../../src/policy/answer-memo.js';
-import { evaluate } from '../../src/policy/evaluate.js';
+import { AnswerMemo, comparedValues, memoKey } from '../../src/policy/answer-memo.js';
+import { evaluate, evaluateApprover } from '../../src/policy/evaluate.js';
 import type { PolicyRequest } from '../../src/policy/policy-request.js';
 import { compileWith } from './support.js';
 
@@ -44,8 +44,12 @@ describe('comparedValues: the context values policies only compare with literals
     expect(without('[1, 2].contains(context.broker.requests_last_minute)')).toEqual([]);
     expect(without('context.broker == {}')).toEqual([]);
     expect(without('context.broker.requests_last_minute > 2 + 1')).toEqual([]);
+    expect(without('(if context.broker.task_is_new then context.broker.requests_last_minute else 0) > 10')).toEqual([]);
+    expect(without('{ n: context.broker.requests_last_minute }.n > 10')).toEqual([]);
+    expect(comparedValues([when(rlm), json('permit (principal, action, resource) unless { context.broker.requests_last_minute * 2 > 3 };')])).toEqual([]);
     // Presence is kept by the key, so a `has` test does not rule the path out; nor does a read of a sibling.
     expect(without('context.broker has requests_last_minute')).toEqual(['broker.requests_last_minute']);
+    expect(without('context has broker.requests_last_minute')).toEqual(['broker.requests_last_minute']);
     expect(without('context.broker.task_is_new')).toEqual(['broker.requests_last_minute']);
   });
 });
@@ -61,6 +65,7 @@ const thresholds = [
 @id("small") @max_ttl("30") permit (principal, action == Action::"refund-payment", resource) when { decimal("25.5").greaterThan(context.params.amount) };
 @id("quiet") @max_ttl("60") permit (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute < 5 && context.identity.token_age_seconds <= 7 };
 @id("spike") @reason("spike") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_minute > 10 && context.broker.requests_last_minute != 12 };
+@id("exact") @reason("exact") forbid (principal, action == Action::"refund-payment", resource) when { context.params.amount == decimal("25.5") && context.broker.requests_last_minute == 1 };
 @id("hourly") @reason("hourly") forbid (principal, action == Action::"refund-payment", resource) when { context.broker.requests_last_hour > 40 && context.broker.requests_last_hour + 1 > 50 };`,
   },
 ];
@@ -81,7 +86,7 @@ describe('evaluate with the memo', () => {
     const plain = compileWith(thresholds);
     const plan = memoised.plans['refund-payment']!;
     expect(plan.memo!.compared).toEqual([
-      { path: ['broker', 'requests_last_minute'], kind: 'long', literals: [3, 5, 10, 12] },
+      { path: ['broker', 'requests_last_minute'], kind: 'long', literals: [1, 3, 5, 10, 12] },
       { path: ['identity', 'token_age_seconds'], kind: 'long', literals: [7] },
       { path: ['params', 'amount'], kind: 'decimal', literals: [255_000n, 500_000n] },
     ]);
@@ -116,30 +121,73 @@ describe('evaluate with the memo', () => {
       'allow quiet+small 30',
       'allow small 30',
       'deny  ',
+      'deny exact ',
+      'deny exact+hourly ',
       'deny hourly ',
       'deny hourly+spike ',
       'deny spike ',
     ]);
     // One answer per interval of the amount (5: below 25.5, 25.5, between, 50, above) × of the minute
-    // count (9) × of the age (3) × exact hour (3), whatever the values.
-    expect(plan.memo!.size).toBe(5 * 9 * 3 * 3);
+    // count (11) × of the age (3) × exact hour (3), whatever the values.
+    expect(plan.memo!.store.size).toBe(5 * 11 * 3 * 3);
   });
 
-  it('keys on the principal and its attributes, and keeps what a has test sees', () => {
-    const memo = new AnswerMemo([{ path: ['broker', 'n'], kind: 'long', literals: [10] }]);
-    const key = (id: string, kind: string, broker: Record<string, number>) =>
-      memo.key({ principal: { type: 'Workload', id }, entities: [{ uid: { type: 'Workload', id }, attrs: { kind }, parents: [] }], context: { broker } });
+  it('answers as Cedar does when a compared value is optional or absent, when policies err, and for approvers', () => {
+    const policies = [
+      {
+        file: 'export.cedar',
+        text: `@id("small") permit (principal, action == Action::"export-customer-data", resource) when { context.params has max_rows && context.params.max_rows <= 1000 };
+@id("large") @step_up permit (principal, action == Action::"export-customer-data", resource) when { context.params has max_rows && context.params.max_rows > 1000 };
+@id("unbounded") @step_up permit (principal, action == Action::"export-customer-data", resource) unless { context.params has max_rows };
+@id("erring") forbid (principal, action == Action::"export-customer-data", resource) when { context.params has max_rows && context.params.max_rows == 7 && context.broker.active_grants > 2 };
+@id("approve-below-5000") @auto_approve permit (principal, action == Action::"export-customer-data", resource) when { context.params has max_rows && context.params.max_rows < 5000 };`,
+      },
+    ];
+    const memoised = compileWith(policies, { preparse: true });
+    const plain = compileWith(policies);
+    const exportOf = (maxRows: number | undefined, activeGrants: number | null): PolicyRequest => ({
+      ...refund(0, 0, 1, 1),
+      workload: { id: 'svc-1', kind: 'service', owner: 'o' },
+      task: { name: 'export-customer-data', risk: 'high' },
+      params: { dataset: 'orders', destination: 's3://x', ...(maxRows === undefined ? {} : { max_rows: maxRows }) },
+      broker: { ...refund(0, 0, 1, 1).broker, active_grants: activeGrants },
+    });
+    const outcomes = new Set<string>();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const maxRows of [undefined, 6, 7, 8, 999, 1000, 1001, 4999, 5000, 5001]) {
+        for (const activeGrants of [null, 2, 3]) {
+          const at = `max_rows ${maxRows}, active_grants ${activeGrants}`;
+          const { evaluationMicros: _a, ...fromMemo } = evaluate(memoised, exportOf(maxRows, activeGrants));
+          const { evaluationMicros: _b, ...fromCedar } = evaluate(plain, exportOf(maxRows, activeGrants));
+          expect(fromMemo, at).toEqual(fromCedar);
+          expect(evaluateApprover(memoised, exportOf(maxRows, activeGrants)), at).toEqual(evaluateApprover(plain, exportOf(maxRows, activeGrants)));
+          outcomes.add(`${fromCedar.outcome} ${fromCedar.determining.join('+')} ${fromCedar.errors.length ? 'errors' : ''}`);
+        }
+      }
+    }
+    // An absent active_grants makes "erring" fail at max_rows 7, which fails the evaluation closed.
+    expect([...outcomes].sort()).toEqual(['allow small ', 'deny erring ', 'deny erring errors', 'step_up large ', 'step_up unbounded ']);
+    // The decision's plan tells max_rows by absent, <7, 7, <1000, 1000, >1000 and active_grants by absent,
+    // 2, >2 (6 × 3); the approvers' plan max_rows by absent, <5000, 5000, >5000 (4): one memo holds both.
+    expect(memoised.plans['export-customer-data']!.memo!.store.size).toBe(6 * 3 + 4);
+  });
+
+  it('keys on the plan, the principal and its attributes, and keeps what a has test sees', () => {
+    const compared = [{ path: ['broker', 'n'], kind: 'long', literals: [10] }] as const;
+    const key = (id: string, kind: string, broker: Record<string, number>, plan = 'p') =>
+      memoKey(plan, compared, { principal: { type: 'Workload', id }, entities: [{ uid: { type: 'Workload', id }, attrs: { kind }, parents: [] }], context: { broker } });
     expect(key('a', 'agent', { n: 1 })).toBe(key('a', 'agent', { n: 9 }));
     expect(key('a', 'agent', { n: 9 })).not.toBe(key('a', 'agent', { n: 10 }));
     expect(key('a', 'agent', { n: 11 })).toBe(key('a', 'agent', { n: 1_000_000 }));
+    expect(key('a', 'agent', { n: 1 })).not.toBe(key('a', 'agent', { n: 1 }, 'q'));
     expect(key('a', 'agent', { n: 1 })).not.toBe(key('b', 'agent', { n: 1 }));
     expect(key('a', 'agent', { n: 1 })).not.toBe(key('a', 'ci', { n: 1 }));
     expect(key('a', 'agent', { n: 1 })).not.toBe(key('a', 'agent', {}));
     expect(key('a', 'agent', { n: 1, m: 1 })).not.toBe(key('a', 'agent', { n: 1, m: 2 }));
   });
 
-  it('keeps at most its capacity, dropping the least recently used first', () => {
-    const memo = new AnswerMemo([], 3);
+  it('keeps at most its capacity, dropping the least recently used first, and no over-long question', () => {
+    const memo = new AnswerMemo(3);
     const asked: string[] = [];
     const answer = (key: string) => memo.answer(key, () => (asked.push(key), { type: 'failure', errors: [], warnings: [] }) as AuthorizationAnswer).kept;
     expect(['a', 'b', 'c', 'a', 'd'].map(answer)).toEqual([false, false, false, true, false]);
@@ -147,5 +195,8 @@ describe('evaluate with the memo', () => {
     // 'b' was the least recently used when 'd' came; 'a', used again, stayed.
     expect(['a', 'c', 'd', 'b'].map(answer)).toEqual([true, true, true, false]);
     expect(asked).toEqual(['a', 'b', 'c', 'd', 'b']);
+    const long = 'x'.repeat(2_049);
+    expect([long, long].map(answer)).toEqual([false, false]);
+    expect(['b', 'c', 'd'].map(answer)).toEqual([true, true, true]);
   });
 });
