@@ -140,7 +140,7 @@ export interface MemoCall {
 const CAPACITY = 4_096;
 /**
  * A question this long (a long purpose or many parameters read as they are) is answered but not kept:
- * it is unlikely to be asked again, and the bound keeps the memo under about 10 MB.
+ * it is unlikely to be asked again, and the bound keeps the keys of a full memo under 16 MB.
  */
 const MAX_KEY_CHARS = 2_048;
 
