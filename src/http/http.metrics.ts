@@ -3,8 +3,9 @@ import { metrics } from '../lib/metrics.js';
 
 /**
  * Seconds from a request reaching the app to its response being handed to the socket (or to its
- * client going away: status `aborted`), by method, route and status. Beside nodejs_eventloop_delay_seconds (how long a request may wait before the app
- * sees it) it tells the broker's share of a client's latency from the network's and the client's.
+ * client going away: status `aborted`), by method, route and status. Beside
+ * nodejs_eventloop_delay_seconds (how long a request may wait before the app sees it) it tells the
+ * broker's share of a client's latency from the network's and the client's.
  */
 export const httpDuration = metrics.histogram(
   'tessera_http_request_duration_seconds',

@@ -76,7 +76,7 @@ export function comparedValues(policies: PolicyJson[]): ComparedValue[] {
         }
         return true;
       }
-      if ('has' in expr && hasPath((expr as { has: { left: Expr; attr: string | string[] } }).has)) return false;
+      if (hasPath(expr)) return false;
       const path = contextPath(expr);
       if (!path) return true;
       readOtherwise.push(path);

@@ -33,7 +33,7 @@ export function requestReads(policies: PolicyJson[]): RequestReads {
         if (expr.Var === 'principal') reads.principal = true;
         if (expr.Var === 'resource') reads.resource = true;
       }
-      const path = contextPath(expr) ?? ('has' in expr ? hasPath((expr as { has: { left: Expr; attr: string | string[] } }).has) : null);
+      const path = contextPath(expr) ?? hasPath(expr);
       if (!path) return true;
       reads.context = add(reads.context, path);
       return false;

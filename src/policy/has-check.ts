@@ -33,8 +33,10 @@ export function contextPath(expr: Expr): string[] | null {
   return null;
 }
 
-/** The attribute path a `has` test names, when its left side is a path from `context`. */
-export function hasPath(has: { left: Expr; attr: string | string[] }): string[] | null {
+/** The attribute path `expr` tests with `has`, when it is a `has` test whose left side is a path from `context`. */
+export function hasPath(expr: Expr): string[] | null {
+  if (!('has' in expr)) return null;
+  const has = (expr as { has: { left: Expr; attr: string | string[] } }).has;
   const base = contextPath(has.left);
   return base && [...base, ...(Array.isArray(has.attr) ? has.attr : [has.attr])];
 }
@@ -64,8 +66,7 @@ export function walkConditions(policy: PolicyJson, visit: (expr: Expr) => boolea
 export function unknownHasPaths(policy: PolicyJson, shape: Shape): string[] {
   const unknown: string[] = [];
   walkConditions(policy, (expr) => {
-    if (!('has' in expr)) return true;
-    const path = hasPath((expr as { has: { left: Expr; attr: string | string[] } }).has);
+    const path = hasPath(expr);
     if (!path) return true;
     let node: Shape | undefined = shape;
     for (const name of path) node = node && Object.hasOwn(node, name) ? node[name] : undefined;
