@@ -67,7 +67,13 @@ export function watchColumns(maxAges: Record<string, number>) {
  * or its latest re-evaluation's) used an observation of some (type, subject) that is no longer the
  * newest one received, saw none where one has arrived since, or used a fresh one that has since passed
  * its type's maximum age or its own `expires_at` (or was sent again with an earlier `expires_at` than
- * the one it was judged fresh until: its `due_at` would be too late). The comparison is with what the decision recorded,
+ * the one it was judged fresh until: its `due_at` would be too late). A newer observation that repeats
+ * the fresh value the grant was judged on, and is fresh at least as long, changes nothing a decision
+ * reads (policy sees only fresh values): the grant is not due for it, and is re-decided, on the newer
+ * one, when the freshness it was judged on ends. Without that, every heartbeat of an attestor re-decided
+ * every grant watching its subject: 21,359 decisions, 25 s of broker and 37 s of Postgres CPU for one
+ * repeated "trusted". A grant whose last re-evaluation failed is not let off so: a decision that
+ * succeeds clears its failures. The comparison is with what the decision recorded,
  * not with a clock, so it holds however signals and mints interleave: a grant minted while a signal
  * was being stored, or a signal whose in-process re-evaluation was lost in a crash, is due at the
  * next run. A re-evaluation records what it read, so an unchanged grant is not due again.
@@ -84,7 +90,9 @@ export function dueCondition(due: DueSignals, now: Date) {
     where d.id = coalesce(g.reevaluation_decision_id, g.decision_id) and u->>'subject' is not null ${subjects}
       and (
         (l.observed_at is not null and (u->>'observed_at' is null
-          or l.observed_at > (u->>'observed_at')::timestamptz
+          or (l.observed_at > (u->>'observed_at')::timestamptz and not (g.reevaluation_failures = 0 and u->>'status' = 'fresh'
+            and l.value is not distinct from u->'value' and (u->>'fresh_until')::timestamptz > ${now}
+            and (l.expires_at is null or l.expires_at >= (u->>'fresh_until')::timestamptz)))
           or (l.observed_at = (u->>'observed_at')::timestamptz and l.value is distinct from u->'value')))
         or (u->>'status' = 'fresh' and (
           (u->>'observed_at')::timestamptz < ${now}::timestamptz - make_interval(secs => (${JSON.stringify(due.maxAges)}::jsonb->>(u->>'type'))::float8)

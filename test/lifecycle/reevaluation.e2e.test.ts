@@ -109,7 +109,8 @@ describe('the re-evaluation sweep (durable)', () => {
   it('re-decides a grant once per signal change, not on every run', async () => {
     const g = await deploy();
     t.broker.clock.advance(10);
-    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    // Still trusted, but only for another 5 minutes: the grant was judged fresh for 15.
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted', { expires_at: new Date(now().getTime() + 300_000).toISOString() }));
     expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 1, revoked: 0 });
     t.broker.clock.advance(15);
     expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ evaluated: 0 });
@@ -196,9 +197,9 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     const late = await deploy();
     t.broker.clock.advance(5);
     expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
-    // A newer observation (the same value): each grant read an older one, so both are due and decided.
+    // A newer observation that ends the freshness sooner: each grant read an older one, so both are due and decided.
     t.broker.clock.advance(1);
-    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted', { expires_at: new Date(now().getTime() + 300_000).toISOString() }));
     t.broker.clock.advance(5);
     expect(await sweep()).toMatchObject({ candidates: 2, due: 2, evaluated: 2, revoked: 0 });
     for (const g of [early, late]) expect(await reevaluations(g.id)).toHaveLength(1);
@@ -207,11 +208,54 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
   });
 
+  it('a newer observation that repeats the fresh value decides nothing; the grant is re-decided, on it, when its own freshness ends', async () => {
+    await setMaxAge(120);
+    try {
+      const first = now();
+      await signal('runner_trust', 'api-deploy', 'trusted');
+      const g = await deploy();
+      await settle();
+      expect((await watch(g.id)).due_at).toEqual(new Date(first.getTime() + 120_000));
+      // An attestor's heartbeat: the same value 10 s later, through the hook and then the sweep.
+      t.broker.clock.advance(10);
+      const second = now();
+      expect((await signal('runner_trust', 'api-deploy', 'trusted')).status).toBe(202);
+      await signalFollowUps(t.broker.deps).settled();
+      expect(await sweep()).toMatchObject({ candidates: 1, due: 0, evaluated: 0 });
+      expect(await reevaluations(g.id)).toHaveLength(0);
+      // Past the first observation's 120 s, the second is still fresh: one decision, on the second.
+      t.broker.clock.advance(111);
+      expect(await sweep()).toMatchObject({ due: 1, evaluated: 1, revoked: 0 });
+      const [redecided] = await reevaluations(g.id);
+      expect(redecided!.outcome).toBe('allow');
+      expect((redecided!.signals as { used: Array<{ type: string; observed_at?: string }> }).used.find((u) => u.type === 'runner_trust')).toMatchObject({ observed_at: second.toISOString(), status: 'fresh' });
+      expect((await watch(g.id)).due_at).toEqual(new Date(second.getTime() + 120_000));
+      t.broker.clock.advance(5);
+      expect(await sweep()).toMatchObject({ evaluated: 0 });
+      expect((await t.grant(g.id)).status).toBe('active');
+    } finally {
+      await setMaxAge(900);
+    }
+  });
+
+  it('the same value is news when the grant was judged on a stale observation of it', async () => {
+    // host_posture is only forbidden when compromised: a stale observation (absent to policy) still mints.
+    await signal('host_posture', 'runner-3', 'healthy', { observed_at: new Date(now().getTime() - 1_000_000).toISOString() });
+    const g = await deploy({ runner_name: 'runner-3' });
+    await settle();
+    t.broker.clock.advance(5);
+    await withoutHook(() => signal('host_posture', 'runner-3', 'healthy'));
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ due: 1, evaluated: 1, revoked: 0 });
+    const [redecided] = await reevaluations(g.id);
+    expect((redecided!.signals as { used: Array<{ type: string; status: string }> }).used.find((u) => u.type === 'host_posture')).toMatchObject({ status: 'fresh' });
+  });
+
   it('two runs that find the same due candidates decide each grant once', async () => {
     const grants = [await deploy(), await deploy(), await deploy()];
     await settle();
     t.broker.clock.advance(1);
-    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted', { expires_at: new Date(now().getTime() + 300_000).toISOString() }));
     t.broker.clock.advance(5);
     // Both find the three due before either locks one; each page locks and tests them again.
     const runs = await Promise.all([sweep(), sweep()]);
