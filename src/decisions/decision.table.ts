@@ -23,4 +23,12 @@ export interface DecisionTables {
     kind: ColumnType<string, string | undefined, string>;
     grant_id: string | null;
   };
+  /** One row: what the re-evaluation sweeps of every replica have completed (see reevaluateDueGrants). */
+  reevaluation_sweep: {
+    id: number;
+    /** The maximum ages every active watching grant's due_at was brought up to date with, by completed full runs. */
+    max_ages: Json<Record<string, number>>;
+    /** Completed runs have read the arrivals before this (less the lookback, as every run does). */
+    covered_until: Date;
+  };
 }

@@ -6,6 +6,7 @@ import { reevaluateActiveGrants, type GrantDecide, type ReevaluationResult, type
 import { WATCH_OUTDATED, watchKey, watchKeySql, watchOf, watchColumns, type DueSignals } from '../grants/reevaluation-due.js';
 import type { NewSignal } from '../signals/signal.repository.js';
 import { recordDecision } from './decision.repository.js';
+import { canonicalJson } from '../lib/hash.js';
 
 /**
  * Re-decides one active grant under the current policy, registry and signals, as if its workload asked
@@ -120,6 +121,24 @@ async function recomputeWatches(deps: Deps, maxAges: Record<string, number>, whi
   }
 }
 
+/**
+ * Keeps what a completed run did for the next broker to start: after the last of the full runs for a
+ * set of maximum ages, those ages and the run's moment; after any other run, the moment only, and only
+ * while the record's ages are this broker's (a replica whose registry has newer ones writes its own).
+ */
+async function recordSweep(db: Deps['db'], maxAges: Record<string, number>, at: Date, fullRunsDone: boolean): Promise<void> {
+  const ages = JSON.stringify(maxAges);
+  if (fullRunsDone) {
+    await db
+      .insertInto('reevaluation_sweep')
+      .values({ id: 1, max_ages: ages, covered_until: at })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ max_ages: ages, covered_until: at }))
+      .execute();
+    return;
+  }
+  await sql`update reevaluation_sweep set covered_until = greatest(covered_until, ${at}) where id = 1 and max_ages = ${ages}::jsonb`.execute(db);
+}
+
 /** The (type, subject) keys of the observations that arrived since `since`. */
 export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promise<string[]> {
   const { rows } = await sql<{ key: string }>`
@@ -137,14 +156,24 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * run (less ARRIVAL_LOOKBACK_MS), found through the GIN index on watched_keys; grants whose due_at has
  * come; grants whose watch is out of date (written by an older broker), worked out again first; and
  * the grants the previous run could not decide or write. A grant whose re-evaluations keep failing
- * waits longer between tries (see REEVALUATION_BACKOFF). Its first two runs, and the two after the maximum ages change, bring every
- * grant's due_at up to date with the ages of now and then test every watching grant.
+ * waits longer between tries (see REEVALUATION_BACKOFF). Two full runs, after the maximum ages change,
+ * bring every grant's due_at up to date with the ages of now and then test every watching grant. A
+ * starting broker makes them too unless Postgres records (reevaluation_sweep) that completed full runs
+ * used the ages it has: then it reads arrivals from where the latest completed run of any replica
+ * stopped, and a restart or a new replica costs one candidates run, not two passes over every grant.
  */
 export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ processed: number; detail: Record<string, number> }> {
-  let state = sweeps.get(deps);
-  if (!state) sweeps.set(deps, (state = { fullRunsLeft: 0, retry: [] }));
   const maxAges = maxAgesOf(deps);
   const generation = deps.registry.maxAgesGeneration;
+  let state = sweeps.get(deps);
+  if (!state) {
+    // A starting broker goes on from where the completed runs of any replica left off, if their grants'
+    // due_at were brought up to date with the maximum ages it has; otherwise it starts with full runs.
+    const record = await deps.db.selectFrom('reevaluation_sweep').select(['max_ages', 'covered_until']).where('id', '=', 1).executeTakeFirst();
+    const goesOn = record !== undefined && canonicalJson(record.max_ages) === canonicalJson(maxAges);
+    state = goesOn ? { generation, lastRun: record.covered_until, fullRunsLeft: 0, retry: [] } : { fullRunsLeft: 0, retry: [] };
+    sweeps.set(deps, state);
+  }
   const since = state.lastRun;
   const detail: Record<string, number> = {};
   let due: DueSignals = { maxAges };
@@ -152,9 +181,9 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
     state.generation = generation;
     state.fullRunsLeft = FULL_RUNS_AFTER_CHANGE;
   }
-  if (state.fullRunsLeft > 0 || since === undefined) {
+  const full = state.fullRunsLeft > 0 || since === undefined;
+  if (full) {
     detail.recomputed = (await recomputeWatches(deps, maxAges, 'all')).length;
-    state.fullRunsLeft = Math.max(0, state.fullRunsLeft - 1);
   } else {
     const ids = await recomputeWatches(deps, maxAges, 'outdated');
     const keys = await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS));
@@ -163,6 +192,9 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   }
   const r = await reevaluateActiveGrants(deps, { due, backoff: true }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.
+  const fullRunsLeft = full ? Math.max(0, state.fullRunsLeft - 1) : 0;
+  await recordSweep(deps.db, maxAges, now, full && fullRunsLeft === 0);
+  state.fullRunsLeft = fullRunsLeft;
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;
   state.retry = r.failed.map((f) => f.grant_id);
   if (r.candidates) Object.assign(detail, { candidates: r.candidates.found, due: r.candidates.due });

@@ -251,6 +251,47 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect((redecided!.signals as { used: Array<{ type: string; status: string }> }).used.find((u) => u.type === 'host_posture')).toMatchObject({ status: 'fresh' });
   });
 
+  describe('a starting broker (a restart, a new replica)', () => {
+    /** The broker's deps as a new process would have them: the same database and registry, no memory of runs. */
+    const started = () => ({ ...t.broker.deps });
+
+    it('goes on from the runs completed before, and finds what arrived while none ran', async () => {
+      const g = await deploy();
+      await settle();
+      t.broker.clock.advance(5);
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      t.broker.clock.advance(5);
+      const run = (await reevaluateDueGrants(started(), now())).detail;
+      expect(run.recomputed).toBeUndefined();
+      expect(run).toMatchObject({ candidates: 1, due: 1, evaluated: 1, revoked: 1 });
+      expect((await t.grant(g.id)).status).toBe('revoked');
+    });
+
+    it('makes full runs when the record holds other maximum ages', async () => {
+      await settle();
+      await setMaxAge(1_800);
+      try {
+        expect((await reevaluateDueGrants(started(), now())).detail.recomputed).toBeDefined();
+      } finally {
+        await setMaxAge(900);
+      }
+    });
+
+    it('without a record makes its two full runs, and only then writes one', async () => {
+      await settle();
+      await sql`delete from reevaluation_sweep`.execute(db());
+      const deps = started();
+      const runs: Array<Record<string, number>> = [];
+      for (let i = 0; i < 3; i++) {
+        t.broker.clock.advance(5);
+        runs.push((await reevaluateDueGrants(deps, now())).detail);
+        if (i === 0) expect(await db().selectFrom('reevaluation_sweep').selectAll().execute()).toEqual([]);
+      }
+      expect(runs.map((r) => r.recomputed !== undefined)).toEqual([true, true, false]);
+      expect(await db().selectFrom('reevaluation_sweep').select(['max_ages', 'covered_until']).executeTakeFirstOrThrow()).toEqual({ max_ages: { runner_trust: 900, host_posture: 900 }, covered_until: now() });
+    });
+  });
+
   it('two runs that find the same due candidates decide each grant once', async () => {
     const grants = [await deploy(), await deploy(), await deploy()];
     await settle();
