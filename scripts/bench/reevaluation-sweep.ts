@@ -32,7 +32,7 @@ export async function benchReevaluationSweep(db: Database, maxAges: Record<strin
     await reevaluateActiveGrants({ db }, { due: { maxAges } }, neverAsked, now, { dryRun: true });
     full.push(performance.now() - started);
     started = performance.now();
-    const keys = await arrivedSince({ db }, new Date(now.getTime() - 5_000 - ARRIVAL_LOOKBACK_MS), maxAges);
+    const keys = await arrivedSince({ db }, new Date(now.getTime() - 5_000 - ARRIVAL_LOOKBACK_MS));
     await reevaluateActiveGrants({ db }, { due: { maxAges, candidates: { keys, byTime: true } } }, neverAsked, now, { dryRun: true });
     candidates.push(performance.now() - started);
   }

@@ -55,14 +55,9 @@ const maxAgesOf = (deps: Deps): Record<string, number> =>
  * process dies first, the scheduled sweep finds the same grants due.
  */
 export async function reevaluateForSignals(deps: Deps, signals: NewSignal[]): Promise<ReevaluationResult> {
-  const now = deps.clock.now();
-  const maxAges = maxAgesOf(deps);
-  // A heartbeat (see arrivedSince) changes no grant's answer: skipping it is safe, the sweep is the durable half.
-  const reported = [...new Set(signals.map((s) => watchKey(s.type, s.subject)))];
-  const keys = await arrivedSince(deps, new Date(now.getTime() - ARRIVAL_LOOKBACK_MS), maxAges, reported);
-  if (keys.length === 0) return { evaluated: 0, revoked: [], failed: [], dry_run: false };
-  const subjects = [...new Set(signals.filter((s) => keys.includes(watchKey(s.type, s.subject))).map((s) => s.subject))];
-  return reevaluateActiveGrants(deps, { due: { maxAges, subjects, candidates: { keys, byTime: false } } }, grantReevaluator(deps), now);
+  const subjects = [...new Set(signals.map((s) => s.subject))];
+  const keys = [...new Set(signals.map((s) => watchKey(s.type, s.subject)))];
+  return reevaluateActiveGrants(deps, { due: { maxAges: maxAgesOf(deps), subjects, candidates: { keys, byTime: false } } }, grantReevaluator(deps), deps.clock.now());
 }
 
 /**
@@ -144,31 +139,10 @@ async function recordSweep(db: Deps['db'], maxAges: Record<string, number>, at: 
   await sql`update reevaluation_sweep set covered_until = greatest(covered_until, ${at}) where id = 1 and max_ages = ${ages}::jsonb`.execute(db);
 }
 
-/**
- * The (type, subject) keys of the observations that arrived since `since` (of these `keys` only, if
- * given), heartbeats left out: an observation that repeats the value of the one before it, arrived
- * while that one had a lookback's length of freshness left, and stays fresh at least as long. Such an
- * arrival makes no grant due by itself (see dueCondition): a grant judged on the one before is not due
- * for it, and one judged on something older or different was made a candidate by the arrival that
- * changed it, or is due by time. The lookback's margin covers a grant judged, as stale, while that
- * earlier arrival's ingest had not yet committed. An attestor's heartbeat every 5 s otherwise kept
- * every grant watching its subject a candidate of every run: with 34,688 such grants, Postgres spent
- * 41 s of CPU a minute testing them.
- */
-export async function arrivedSince(deps: { db: Deps['db'] }, since: Date, maxAges: Record<string, number>, keys?: string[]): Promise<string[]> {
-  const key = watchKeySql(sql`s.type`, sql`s.subject`);
-  const freshUntil = (o: string) =>
-    sql`least(${sql.ref(`${o}.observed_at`)} + make_interval(secs => (${JSON.stringify(maxAges)}::jsonb->>s.type)::float8), coalesce(${sql.ref(`${o}.expires_at`)}, 'infinity'))`;
+/** The (type, subject) keys of the observations that arrived since `since`. */
+export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promise<string[]> {
   const { rows } = await sql<{ key: string }>`
-    select distinct ${key} as key from signals s
-    where s.received_at > ${since} ${keys ? sql`and ${key} = any(${keys}::text[])` : sql``}
-      and not exists (
-        select 1 from (select p.value, p.observed_at, p.expires_at from signals p
-          where p.type = s.type and p.subject = s.subject and (p.observed_at, p.id) < (s.observed_at, s.id)
-          order by p.observed_at desc, p.id desc limit 1) p
-        where p.value = s.value
-          and ${freshUntil('p')} > s.received_at + make_interval(secs => ${ARRIVAL_LOOKBACK_MS / 1000})
-          and (s.expires_at is null or s.expires_at >= ${freshUntil('p')}))`.execute(deps.db);
+    select distinct ${watchKeySql(sql`type`, sql`subject`)} as key from signals where received_at > ${since}`.execute(deps.db);
   return rows.map((r) => r.key);
 }
 
@@ -212,7 +186,7 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
     detail.recomputed = (await recomputeWatches(deps, maxAges, 'all')).length;
   } else {
     const ids = await recomputeWatches(deps, maxAges, 'outdated');
-    const keys = await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS), maxAges);
+    const keys = await arrivedSince(deps, new Date(since.getTime() - ARRIVAL_LOOKBACK_MS));
     due = { maxAges, candidates: { keys, byTime: true, ids: [...ids, ...state.retry] } };
     if (ids.length) detail.outdated = ids.length;
   }

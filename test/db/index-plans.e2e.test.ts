@@ -93,7 +93,7 @@ const PINNED: Array<{ what: string; statement: RegExp; indexes: string[] }> = [
   { what: 'sweeps every watching grant for re-evaluation (first runs)', statement: /g\.watches_signals and exists/, indexes: ['grants_active_watching', 'decisions_pkey', 'signals_latest'] },
   { what: 'brings due_at up to date (first runs)', statement: /^with page as \(select id from grants where status = 'active' and watches_signals and id >/, indexes: ['grants_active_watching', 'decisions_pkey'] },
   { what: 'works out the outdated watches (every run)', statement: /^with page as \(select id from grants where status = 'active' and watches_signals and watch_basis is distinct from/, indexes: ['grants_watch_outdated'] },
-  { what: 'reads the arrivals since the last sweep, heartbeats left out', statement: /from signals s where s\.received_at >/, indexes: ['signals_received', 'signals_latest'] },
+  { what: 'reads the arrivals since the last sweep', statement: /from signals where received_at >/, indexes: ['signals_received'] },
   { what: 'finds the candidates for re-evaluation', statement: /^select id from grants where status = 'active' and watches_signals and watched_keys && \$1::text\[\] union select id/, indexes: ['grants_active_watched', 'grants_active_due'] },
   { what: "finds the grants watching a new signal's key (hook)", statement: /^select id from grants where status = 'active' and watches_signals and watched_keys && \$1::text\[\]$/, indexes: ['grants_active_watched'] },
   { what: 'tests a page of candidates', statement: /g\.id = any\(.*g\.watches_signals and exists/, indexes: ['decisions_pkey', 'signals_latest'] },

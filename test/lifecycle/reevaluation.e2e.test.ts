@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { metricValue, post } from '../support/broker.js';
 import { sha256Hex } from '../../src/lib/hash.js';
 import { insertSignals } from '../../src/signals/signal.repository.js';
-import { arrivedSince, grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
+import { grantReevaluator, reevaluateDueGrants } from '../../src/decisions/reevaluation.js';
 import { REEVALUATION_BACKOFF, reevaluateActiveGrants, type GrantDecide } from '../../src/grants/reevaluate.js';
 import { startLifecycleBroker, type Lifecycle } from './support.js';
 import { testConfig } from '../support/fixtures.js';
@@ -249,29 +249,6 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ due: 1, evaluated: 1, revoked: 0 });
     const [redecided] = await reevaluations(g.id);
     expect((redecided!.signals as { used: Array<{ type: string; status: string }> }).used.find((u) => u.type === 'host_posture')).toMatchObject({ status: 'fresh' });
-  });
-
-  it('an arrival that only repeats the observation before it names no key: heartbeats leave the candidates alone', async () => {
-    const subject = `heartbeat-${now().getTime()}`;
-    const at = (seconds: number) => new Date(now().getTime() + seconds * 1000);
-    const store = (value: string, seconds: number, expiresAt: Date | null = null) =>
-      insertSignals(db(), [{ type: 'runner_trust', subject, value, source: 'posture', observed_at: at(seconds), expires_at: expiresAt }], at(seconds));
-    const arrived = (fromSeconds: number) => arrivedSince(t.broker.deps, at(fromSeconds), { runner_trust: 900, host_posture: 900 }, [`runner_trust:${subject}`]);
-    await store('trusted', 0);
-    expect(await arrived(-1)).toEqual([`runner_trust:${subject}`]); // the first observation of a key
-    await store('trusted', 30);
-    expect(await arrived(10)).toEqual([]); // the same value, 870 s of freshness left
-    await store('untrusted', 60);
-    expect(await arrived(40)).toEqual([`runner_trust:${subject}`]); // a change
-    await store('untrusted', 90, at(300));
-    expect(await arrived(70)).toEqual([`runner_trust:${subject}`]); // the same value, fresh for less long
-    await store('untrusted', 120, at(300));
-    expect(await arrived(100)).toEqual([]);
-    await store('untrusted', 290, at(600));
-    expect(await arrived(200)).toEqual([`runner_trust:${subject}`]); // arrived with 10 s of freshness left, under the lookback
-    // A re-send of the newest observation (same time, same value) that expires sooner is a change.
-    await insertSignals(db(), [{ type: 'runner_trust', subject, value: 'untrusted', source: 'posture', observed_at: at(290), expires_at: at(400) }], at(295));
-    expect(await arrived(292)).toEqual([`runner_trust:${subject}`]);
   });
 
   describe('a starting broker (a restart, a new replica)', () => {
