@@ -73,7 +73,7 @@ export function watchColumns(maxAges: Record<string, number>) {
  * one, when the freshness it was judged on ends. Without that, every heartbeat of an attestor re-decided
  * every grant watching its subject: 21,359 decisions, 25 s of broker and 37 s of Postgres CPU for one
  * repeated "trusted". A grant whose last re-evaluation failed is not let off so: a decision that
- * succeeds clears its failures. The comparison is with what the decision recorded,
+ * succeeds clears its failures; nor is one whose decision recorded no `fresh_until` (older brokers'). The comparison is with what the decision recorded,
  * not with a clock, so it holds however signals and mints interleave: a grant minted while a signal
  * was being stored, or a signal whose in-process re-evaluation was lost in a crash, is due at the
  * next run. A re-evaluation records what it read, so an unchanged grant is not due again.
@@ -90,9 +90,9 @@ export function dueCondition(due: DueSignals, now: Date) {
     where d.id = coalesce(g.reevaluation_decision_id, g.decision_id) and u->>'subject' is not null ${subjects}
       and (
         (l.observed_at is not null and (u->>'observed_at' is null
-          or (l.observed_at > (u->>'observed_at')::timestamptz and not (g.reevaluation_failures = 0 and u->>'status' = 'fresh'
+          or (l.observed_at > (u->>'observed_at')::timestamptz and not coalesce(g.reevaluation_failures = 0 and u->>'status' = 'fresh'
             and l.value is not distinct from u->'value' and (u->>'fresh_until')::timestamptz > ${now}
-            and (l.expires_at is null or l.expires_at >= (u->>'fresh_until')::timestamptz)))
+            and (l.expires_at is null or l.expires_at >= (u->>'fresh_until')::timestamptz), false))
           or (l.observed_at = (u->>'observed_at')::timestamptz and l.value is distinct from u->'value')))
         or (u->>'status' = 'fresh' and (
           (u->>'observed_at')::timestamptz < ${now}::timestamptz - make_interval(secs => (${JSON.stringify(due.maxAges)}::jsonb->>(u->>'type'))::float8)

@@ -238,10 +238,24 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     }
   });
 
+  it('a grant whose decision recorded no fresh_until (an older broker) is still due for a newer observation', async () => {
+    const g = await deploy();
+    await settle();
+    await sql`update decisions set signals = jsonb_set(signals, '{used}', (select jsonb_agg(u - 'fresh_until') from jsonb_array_elements(signals->'used') u)) where grant_id = ${g.id}`.execute(db());
+    t.broker.clock.advance(5);
+    await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ due: 1, evaluated: 1, revoked: 0 });
+  });
+
   it('the same value is news when the grant was judged on a stale observation of it', async () => {
     // host_posture is only forbidden when compromised: a stale observation (absent to policy) still mints.
-    await signal('host_posture', 'runner-3', 'healthy', { observed_at: new Date(now().getTime() - 1_000_000).toISOString() });
+    // Stored directly: ingest refuses an observation already older than its type's maximum age.
+    const observed = new Date(now().getTime() - 1_000_000);
+    await insertSignals(db(), [{ type: 'host_posture', subject: 'runner-3', value: 'healthy', source: 'posture', observed_at: observed, expires_at: null }], observed);
     const g = await deploy({ runner_name: 'runner-3' });
+    const [mint] = await db().selectFrom('decisions').select('signals').where('grant_id', '=', g.id).where('kind', '<>', 'reevaluation').execute();
+    expect((mint!.signals as { used: Array<{ type: string; status: string }> }).used.find((u) => u.type === 'host_posture')).toMatchObject({ status: 'stale', observed_at: observed.toISOString() });
     await settle();
     t.broker.clock.advance(5);
     await withoutHook(() => signal('host_posture', 'runner-3', 'healthy'));
