@@ -125,9 +125,15 @@ async function recomputeWatches(deps: Deps, maxAges: Record<string, number>, whi
  * Keeps what a completed run did for the next broker to start: after the last of the full runs for a
  * set of maximum ages, those ages and the run's moment; after any other run, the moment only, and only
  * while the record's ages are this broker's (a replica whose registry has newer ones writes its own).
+ * A run that could not decide or write some grant drops the record instead: the grants it keeps to
+ * ask about again live only in this process, and a broker that starts must look for them with full runs.
  */
-async function recordSweep(db: Deps['db'], maxAges: Record<string, number>, at: Date, fullRunsDone: boolean): Promise<void> {
+async function recordSweep(db: Deps['db'], maxAges: Record<string, number>, at: Date, fullRunsDone: boolean, failed: boolean): Promise<void> {
   const ages = JSON.stringify(maxAges);
+  if (failed) {
+    await db.deleteFrom('reevaluation_sweep').execute();
+    return;
+  }
   if (fullRunsDone) {
     await db
       .insertInto('reevaluation_sweep')
@@ -159,8 +165,9 @@ export async function arrivedSince(deps: { db: Deps['db'] }, since: Date): Promi
  * waits longer between tries (see REEVALUATION_BACKOFF). Two full runs, after the maximum ages change,
  * bring every grant's due_at up to date with the ages of now and then test every watching grant. A
  * starting broker makes them too unless Postgres records (reevaluation_sweep) that completed full runs
- * used the ages it has: then it reads arrivals from where the latest completed run of any replica
- * stopped, and a restart or a new replica costs one candidates run, not two passes over every grant.
+ * used the ages it has, and that no run since left a grant undecided: then it reads arrivals from
+ * where the latest completed run of any replica stopped (or from its own now, if that is earlier), and
+ * a restart or a new replica costs one candidates run, not two passes over every grant.
  */
 export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ processed: number; detail: Record<string, number> }> {
   const maxAges = maxAgesOf(deps);
@@ -171,7 +178,9 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
     // due_at were brought up to date with the maximum ages it has; otherwise it starts with full runs.
     const record = await deps.db.selectFrom('reevaluation_sweep').select(['max_ages', 'covered_until']).where('id', '=', 1).executeTakeFirst();
     const goesOn = record !== undefined && canonicalJson(record.max_ages) === canonicalJson(maxAges);
-    state = goesOn ? { generation, lastRun: record.covered_until, fullRunsLeft: 0, retry: [] } : { fullRunsLeft: 0, retry: [] };
+    // Never later than this broker's own clock: a replica whose clock runs fast must not move its window past arrivals.
+    const lastRun = goesOn ? new Date(Math.min(record.covered_until.getTime(), now.getTime())) : undefined;
+    state = lastRun ? { generation, lastRun, fullRunsLeft: 0, retry: [] } : { fullRunsLeft: 0, retry: [] };
     sweeps.set(deps, state);
   }
   const since = state.lastRun;
@@ -183,6 +192,9 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   }
   const full = state.fullRunsLeft > 0 || since === undefined;
   if (full) {
+    // Until these full runs complete, no starting broker may go on from the record: the due_at being
+    // rewritten may match neither the record's ages nor these (a broker that dies between the runs).
+    await deps.db.deleteFrom('reevaluation_sweep').execute();
     detail.recomputed = (await recomputeWatches(deps, maxAges, 'all')).length;
   } else {
     const ids = await recomputeWatches(deps, maxAges, 'outdated');
@@ -193,7 +205,7 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   const r = await reevaluateActiveGrants(deps, { due, backoff: true }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.
   const fullRunsLeft = full ? Math.max(0, state.fullRunsLeft - 1) : 0;
-  await recordSweep(deps.db, maxAges, now, full && fullRunsLeft === 0);
+  await recordSweep(deps.db, maxAges, now, full && fullRunsLeft === 0, r.failed.length > 0);
   state.fullRunsLeft = fullRunsLeft;
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;
   state.retry = r.failed.map((f) => f.grant_id);

@@ -291,6 +291,46 @@ describe('the sweep after its first runs: candidates from indexes', () => {
       }
     });
 
+    it('a replica whose clock runs ahead does not move a starting broker past what arrived', async () => {
+      const g = await deploy();
+      await settle();
+      await sql`update reevaluation_sweep set covered_until = ${new Date(now().getTime() + 600_000)}`.execute(db());
+      await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+      t.broker.clock.advance(5);
+      expect((await reevaluateDueGrants(started(), now())).detail).toMatchObject({ evaluated: 1, revoked: 1 });
+      expect((await t.grant(g.id)).status).toBe('revoked');
+    });
+
+    it('no broker goes on from a record while full runs are rewriting due_at, or after a run that left a grant undecided', async () => {
+      await settle();
+      const record = () => db().selectFrom('reevaluation_sweep').selectAll().execute();
+      expect(await record()).toHaveLength(1);
+      // Ages changed: the first full run drops the record, before it rewrites any due_at.
+      await setMaxAge(1_800);
+      try {
+        t.broker.clock.advance(5);
+        expect((await reevaluateDueGrants(t.broker.deps, now())).detail.recomputed).toBeDefined();
+        expect(await record()).toEqual([]);
+      } finally {
+        await setMaxAge(900);
+      }
+      await settle();
+      expect(await record()).toHaveLength(1);
+      // A run that could not decide a due grant drops it too.
+      await deploy();
+      const decide = t.broker.deps.decide;
+      t.broker.deps.decide = () => Promise.reject(new Error('policy engine down'));
+      try {
+        await withoutHook(() => signal('runner_trust', 'api-deploy', 'untrusted'));
+        t.broker.clock.advance(5);
+        expect((await reevaluateDueGrants(t.broker.deps, now())).detail).toMatchObject({ failed: 1 });
+      } finally {
+        t.broker.deps.decide = decide;
+      }
+      expect(await record()).toEqual([]);
+      expect((await reevaluateDueGrants(started(), now())).detail.recomputed).toBeDefined();
+    });
+
     it('without a record makes its two full runs, and only then writes one', async () => {
       await settle();
       await sql`delete from reevaluation_sweep`.execute(db());
