@@ -120,6 +120,9 @@ describe('a stored value that no longer fits its type', () => {
 describe('the follow-up of a stored batch runs after the response', () => {
   it('answers 202 before re-evaluation finishes, and a failing re-evaluation costs the source nothing', async () => {
     const deps = w.broker.deps;
+    // The tests before pushed signals without waiting for their follow-ups: a run still going would
+    // hand its next batch (theirs) to the hook replaced below. Seen under CI load.
+    await signalFollowUps(deps).settled();
     const original = deps.onSignals;
     const seen: string[][] = [];
     let release!: () => void;
