@@ -148,6 +148,15 @@ describe('the sweep after its first runs: candidates from indexes', () => {
   const sweep = () => reevaluateDueGrants(t.broker.deps, now()).then((r) => r.detail);
   const watch = async (id: string) => db().selectFrom('grants').select(['watched_keys', 'due_at']).where('id', '=', id).executeTakeFirstOrThrow();
   const setMaxAge = async (seconds: number) => expect((await t.admin('/config', configure(POLICIES, seconds)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
+  /** Runs `fn` with runner_trust's maximum age at `seconds`, and puts the 900 s back whatever happens. */
+  const withMaxAge = async (seconds: number, fn: () => Promise<void>) => {
+    await setMaxAge(seconds);
+    try {
+      await fn();
+    } finally {
+      await setMaxAge(900);
+    }
+  };
   /** Stores an observation as if its row had been stamped `secondsAgo` before now (ingest on a slow or skewed replica). */
   const storedLate = (value: string, secondsAgo: number) =>
     insertSignals(db(), [{ type: 'runner_trust', subject: 'api-deploy', value, source: 'posture', observed_at: now(), expires_at: null }], new Date(now().getTime() - secondsAgo * 1000));
@@ -172,12 +181,9 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ evaluated: 0 });
     expect((await t.grant(g.id)).status).toBe('active');
     // A change of maximum ages makes the next run test every watching grant: it finds the change.
-    await setMaxAge(1_800);
-    try {
+    await withMaxAge(1_800, async () => {
       expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
-    } finally {
-      await setMaxAge(900);
-    }
+    });
   });
 
   it('finds a change stamped within the lookback before its previous run', async () => {
@@ -209,8 +215,7 @@ describe('the sweep after its first runs: candidates from indexes', () => {
   });
 
   it('a newer observation that repeats the fresh value decides nothing; the grant is re-decided, on it, when its own freshness ends', async () => {
-    await setMaxAge(120);
-    try {
+    await withMaxAge(120, async () => {
       const first = now();
       await signal('runner_trust', 'api-deploy', 'trusted');
       const g = await deploy();
@@ -233,9 +238,7 @@ describe('the sweep after its first runs: candidates from indexes', () => {
       t.broker.clock.advance(5);
       expect(await sweep()).toMatchObject({ evaluated: 0 });
       expect((await t.grant(g.id)).status).toBe('active');
-    } finally {
-      await setMaxAge(900);
-    }
+    });
   });
 
   it('a grant whose decision recorded no fresh_until (an older broker) is still due for a newer observation', async () => {
@@ -283,12 +286,9 @@ describe('the sweep after its first runs: candidates from indexes', () => {
 
     it('makes full runs when the record holds other maximum ages', async () => {
       await settle();
-      await setMaxAge(1_800);
-      try {
+      await withMaxAge(1_800, async () => {
         expect((await reevaluateDueGrants(started(), now())).detail.recomputed).toBeDefined();
-      } finally {
-        await setMaxAge(900);
-      }
+      });
     });
 
     it('a replica whose clock runs ahead does not move a starting broker past what arrived', async () => {
@@ -306,14 +306,11 @@ describe('the sweep after its first runs: candidates from indexes', () => {
       const record = () => db().selectFrom('reevaluation_sweep').selectAll().execute();
       expect(await record()).toHaveLength(1);
       // Ages changed: the first full run drops the record, before it rewrites any due_at.
-      await setMaxAge(1_800);
-      try {
+      await withMaxAge(1_800, async () => {
         t.broker.clock.advance(5);
         expect((await reevaluateDueGrants(t.broker.deps, now())).detail.recomputed).toBeDefined();
         expect(await record()).toEqual([]);
-      } finally {
-        await setMaxAge(900);
-      }
+      });
       await settle();
       expect(await record()).toHaveLength(1);
       // A run that could not decide a due grant drops it too.
@@ -362,17 +359,14 @@ describe('the sweep after its first runs: candidates from indexes', () => {
   it('a shorter maximum age brings due_at forward, and the grant is swept when it comes', async () => {
     const observed = now();
     const g = await deploy();
-    await setMaxAge(120);
-    try {
+    await withMaxAge(120, async () => {
       await settle();
       expect((await watch(g.id)).due_at).toEqual(new Date(observed.getTime() + 120_000));
       expect((await t.grant(g.id)).status).toBe('active');
       t.broker.clock.advance(121);
       expect(await sweep()).toMatchObject({ evaluated: 1, revoked: 1 });
       expect((await t.grant(g.id)).end_reason).toBe('re-evaluation: the runner is not attested as trusted');
-    } finally {
-      await setMaxAge(900);
-    }
+    });
   });
 
   it('a grant minted by an older broker (no watch) is worked out and tested by the next run', async () => {
