@@ -28,6 +28,10 @@ export function benchGrant(now: Date, ttlSeconds = 300): NewGrant {
     watched_keys: [`runner_trust:${CI_WORKLOAD}`],
     due_at: new Date(now.getTime() + 3_600_000),
     watch_basis: null,
+    watch_fresh: {
+      basis: '',
+      keys: { [`runner_trust:${CI_WORKLOAD}`]: { value: 'trusted', observed_at: now.toISOString(), fresh_until: new Date(now.getTime() + 3_600_000).toISOString() } },
+    },
     token_sha256: sha256Hex(id),
     identity: { method: 'oidc', issuer: 'bench-ci', subject: 'repo:bench/api:ref:refs/heads/main', token_sha256: sha256Hex(`i${id}`) },
   };

@@ -1,6 +1,6 @@
 import { sql, type Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { GrantTables } from './grant.table.js';
+import type { GrantTables, WatchFresh } from './grant.table.js';
 
 export type GrantRow = Selectable<GrantTables['grants']>;
 
@@ -28,6 +28,7 @@ export interface NewGrant {
   watched_keys: string[] | null;
   due_at: Date | null;
   watch_basis: string | null;
+  watch_fresh: WatchFresh | null;
 }
 
 export async function findGrant(db: Database, id: string): Promise<GrantRow | undefined> {

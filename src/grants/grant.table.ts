@@ -2,6 +2,15 @@ import type { ColumnType } from 'kysely';
 
 export type GrantStatus = 'active' | 'expired' | 'completed' | 'revoked';
 
+/**
+ * What a grant's latest decision (`basis`) read of each (type, subject) key it judged fresh: the value,
+ * the observation's time and the end of its freshness, as the decision recorded them.
+ */
+export interface WatchFresh {
+  basis: string;
+  keys: Record<string, { value: unknown; observed_at: string; fresh_until: string }>;
+}
+
 export interface GrantTables {
   grants: {
     id: string;
@@ -39,6 +48,8 @@ export interface GrantTables {
     due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
     /** The decision watched_keys and due_at were worked out from; another than the latest means out of date. */
     watch_basis: ColumnType<string | null, string | null | undefined, string | null>;
+    /** For each key its latest decision judged fresh, how (see watchOf); null: none, or an older broker's row. */
+    watch_fresh: ColumnType<WatchFresh | null, WatchFresh | null | undefined, WatchFresh | null>;
     /** Consecutive re-evaluations of this grant that failed (0 after one that succeeded). */
     reevaluation_failures: ColumnType<number, number | undefined, number>;
     /** Before this moment the sweep does not try a failed re-evaluation again (null: no backoff). */

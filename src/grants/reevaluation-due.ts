@@ -1,4 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
+import type { WatchFresh } from './grant.table.js';
 
 /** What makes an active grant due for re-evaluation (see dueCondition). */
 export interface DueSignals {
@@ -20,24 +21,64 @@ export const watchKey = (type: string, subject: string) => `${type}:${subject}`;
 /** watchKey in SQL, for a type and a subject column or expression. */
 export const watchKeySql = (type: RawBuilder<unknown>, subject: RawBuilder<unknown>) => sql<string>`${type} || ':' || ${subject}`;
 
-type Use = { type: string; subject: string | null; status: string; fresh_until?: string };
+type Use = { type: string; subject: string | null; status: string; value?: unknown; observed_at?: string; fresh_until?: string };
 
 /**
  * What a grant keeps of the decision it was last judged on (`basis`), for the sweep to find it by:
  * whether it watches a signal at all (dueCondition looks only at uses with a subject; a grant judged on
  * none is never tested), the (type, subject) keys it read (a new observation of one may change its
- * answer), the first moment a fresh signal it read goes stale or expires (null: none was fresh), and
- * the decision all that was worked out from.
+ * answer), the first moment a fresh signal it read goes stale or expires (null: none was fresh), the
+ * decision all that was worked out from, and how it judged each key it read fresh (see freshFor).
  */
 export function watchOf(basis: string, used: readonly Use[]) {
   const keys: string[] = [];
+  const fresh: WatchFresh['keys'] = {};
   let due: string | undefined;
   for (const u of used) {
     if (u.subject === null) continue;
-    keys.push(watchKey(u.type, u.subject));
+    const key = watchKey(u.type, u.subject);
+    // A key read twice is left out: what the decision judged of it is not one thing.
+    if (keys.includes(key)) delete fresh[key];
+    else if (u.status === 'fresh' && u.value !== undefined && u.observed_at && u.fresh_until) fresh[key] = { value: u.value, observed_at: u.observed_at, fresh_until: u.fresh_until };
+    keys.push(key);
     if (u.status === 'fresh' && u.fresh_until && (due === undefined || u.fresh_until < due)) due = u.fresh_until;
   }
-  return { watches_signals: keys.length > 0, watched_keys: keys.length ? keys : null, due_at: due === undefined ? null : new Date(due), watch_basis: basis };
+  return {
+    watches_signals: keys.length > 0,
+    watched_keys: keys.length ? keys : null,
+    due_at: due === undefined ? null : new Date(due),
+    watch_basis: basis,
+    watch_fresh: Object.keys(fresh).length ? ({ basis, keys: fresh } satisfies WatchFresh) : null,
+  };
+}
+
+/**
+ * Whether the newest observation `l` of key `key` (its value, observed_at and expires_at; type `type`)
+ * leaves grant `g` as dueCondition would for that key: not due. That is so when its latest decision
+ * (the basis its watch_fresh names) judged the key fresh with the same value, from `l` itself or an
+ * older observation, that freshness has not ended by the type's maximum age of now, `l` expires no
+ * sooner, and no re-evaluation of the grant has failed since. Read from the grant's own row, not from
+ * its decision: the sweep's candidates leave such grants out, so an attestor's heartbeat, or the minute
+ * after a change that every grant watching the key has been re-decided on, no longer tests them all.
+ * A grant judged stale, invalid or missing on the key, or one whose watch_fresh names another decision
+ * (written by an older broker, or before an operator's edit), stays a candidate and is tested in full.
+ */
+export function freshFor(
+  key: RawBuilder<string>,
+  type: RawBuilder<string>,
+  l: { observed_at: RawBuilder<unknown>; value: RawBuilder<unknown>; expires_at: RawBuilder<unknown> },
+  maxAges: Record<string, number>,
+  now: Date,
+) {
+  const judged = sql`(g.watch_fresh->'keys'->${key})`;
+  const freshUntil = sql`(${judged}->>'fresh_until')::timestamptz`;
+  const observedAt = sql`(${judged}->>'observed_at')::timestamptz`;
+  return sql<boolean>`coalesce(g.reevaluation_failures = 0
+    and g.watch_fresh->>'basis' = coalesce(g.reevaluation_decision_id, g.decision_id)::text
+    and ${l.observed_at} >= ${observedAt} and ${l.value} = ${judged}->'value'
+    and ${freshUntil} > ${now}
+    and (${l.expires_at} is null or ${l.expires_at} >= ${freshUntil})
+    and ${observedAt} >= ${now}::timestamptz - make_interval(secs => (${JSON.stringify(maxAges)}::jsonb->>${type})::float8), false)`;
 }
 
 /** A grant whose watch was worked out from another decision than its latest (see the migration's watch_basis). */

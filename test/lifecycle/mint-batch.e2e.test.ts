@@ -58,6 +58,7 @@ async function grantLike(templateId: string, change: Partial<NewGrant> = {}): Pr
     watched_keys: null,
     due_at: null,
     watch_basis: null,
+    watch_fresh: null,
     ...change,
   };
 }

@@ -17,11 +17,11 @@ forbid (principal, action == Action::"deploy-prod", resource) unless { context.s
 forbid (principal, action == Action::"deploy-prod", resource) when { context.signals has host_posture && context.signals.host_posture == "compromised" };`;
 
 /** The shared test registry plus the signal types, their source, and `policies`. */
-const configure = (policies: string, runnerMaxAge = 900) => (c: ReturnType<typeof testConfig>) => ({
+const configure = (policies: string, runnerMaxAge = 900, hostMaxAge = 900) => (c: ReturnType<typeof testConfig>) => ({
   ...c,
   signal_types: [
     { name: 'runner_trust', description: 'runner attestation', reason: 'untrusted runners must not deploy', subject_kind: 'workload', value: { type: 'string', enum: ['trusted', 'untrusted'] }, sources: ['posture'], max_age_seconds: runnerMaxAge },
-    { name: 'host_posture', description: 'EDR verdict', reason: 'a compromised host leaks credentials', subject_kind: 'host', subject_claim: 'runner_name', value: { type: 'string' }, sources: ['posture'], max_age_seconds: 900 },
+    { name: 'host_posture', description: 'EDR verdict', reason: 'a compromised host leaks credentials', subject_kind: 'host', subject_claim: 'runner_name', value: { type: 'string' }, sources: ['posture'], max_age_seconds: hostMaxAge },
   ],
   signal_sources: [{ id: 'posture', api_key_sha256: sha256Hex(SOURCE_KEY) }],
   policies: [{ file: 'all.cedar', text: policies }],
@@ -147,10 +147,11 @@ describe('the re-evaluation sweep (durable)', () => {
 describe('the sweep after its first runs: candidates from indexes', () => {
   const sweep = () => reevaluateDueGrants(t.broker.deps, now()).then((r) => r.detail);
   const watch = async (id: string) => db().selectFrom('grants').select(['watched_keys', 'due_at']).where('id', '=', id).executeTakeFirstOrThrow();
-  const setMaxAge = async (seconds: number) => expect((await t.admin('/config', configure(POLICIES, seconds)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
-  /** Runs `fn` with runner_trust's maximum age at `seconds`, and puts the 900 s back whatever happens. */
-  const withMaxAge = async (seconds: number, fn: () => Promise<void>) => {
-    await setMaxAge(seconds);
+  const watchFresh = async (id: string) => (await db().selectFrom('grants').select('watch_fresh').where('id', '=', id).executeTakeFirstOrThrow()).watch_fresh;
+  const setMaxAge = async (seconds: number, hostSeconds = 900) => expect((await t.admin('/config', configure(POLICIES, seconds, hostSeconds)(testConfig(t.ci, t.agent.jwk)))).status).toBe(201);
+  /** Runs `fn` with runner_trust's maximum age at `seconds` (host_posture's at `hostSeconds`), and puts the 900 s back whatever happens. */
+  const withMaxAge = async (seconds: number, fn: () => Promise<void>, hostSeconds = 900) => {
+    await setMaxAge(seconds, hostSeconds);
     try {
       await fn();
     } finally {
@@ -195,23 +196,25 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect((await t.grant(g.id)).status).toBe('revoked');
   });
 
-  it('an arrival makes every grant watching its key a candidate; only those that had not seen it are decided', async () => {
+  it('an arrival makes the grants watching its key candidates, but those whose rows show they judged it fresh; the due ones are decided', async () => {
     const early = await deploy();
     await settle();
     // The observation stored before the test is within the lookback: both grants watch its key, and the
-    // grant minted after it, like the one before, read it. Neither is due, so neither gets a decision.
+    // grant minted after it, like the one before, read it fresh, as their rows say. Neither is a candidate.
     const late = await deploy();
     t.broker.clock.advance(5);
-    expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
+    expect(await sweep()).toMatchObject({ candidates: 0, due: 0, evaluated: 0 });
     // A newer observation that ends the freshness sooner: each grant read an older one, so both are due and decided.
     t.broker.clock.advance(1);
     await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted', { expires_at: new Date(now().getTime() + 300_000).toISOString() }));
     t.broker.clock.advance(5);
     expect(await sweep()).toMatchObject({ candidates: 2, due: 2, evaluated: 2, revoked: 0 });
     for (const g of [early, late]) expect(await reevaluations(g.id)).toHaveLength(1);
-    // Each decision recorded what it read: still candidates (the arrival is within the lookback), no longer due.
+    // Each decision recorded what it read, and each row with it: the arrival is within the lookback, but
+    // neither grant is a candidate any more.
     t.broker.clock.advance(5);
-    expect(await sweep()).toMatchObject({ candidates: 2, due: 0, evaluated: 0 });
+    expect(await sweep()).toMatchObject({ candidates: 0, due: 0, evaluated: 0 });
+    expect(await watchFresh(early.id)).toEqual({ basis: (await reevaluations(early.id))[0]!.id, keys: { 'runner_trust:api-deploy': expect.objectContaining({ value: 'trusted' }) } });
   });
 
   it('a newer observation that repeats the fresh value decides nothing; the grant is re-decided, on it, when its own freshness ends', async () => {
@@ -226,7 +229,7 @@ describe('the sweep after its first runs: candidates from indexes', () => {
       const second = now();
       expect((await signal('runner_trust', 'api-deploy', 'trusted')).status).toBe(202);
       await signalFollowUps(t.broker.deps).settled();
-      expect(await sweep()).toMatchObject({ candidates: 1, due: 0, evaluated: 0 });
+      expect(await sweep()).toMatchObject({ candidates: 0, due: 0, evaluated: 0 });
       expect(await reevaluations(g.id)).toHaveLength(0);
       // Past the first observation's 120 s, the second is still fresh: one decision, on the second.
       t.broker.clock.advance(111);
@@ -245,6 +248,7 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     const g = await deploy();
     await settle();
     await sql`update decisions set signals = jsonb_set(signals, '{used}', (select jsonb_agg(u - 'fresh_until') from jsonb_array_elements(signals->'used') u)) where grant_id = ${g.id}`.execute(db());
+    await sql`update grants set watch_fresh = null where id = ${g.id}`.execute(db()); // nor did such a broker write this
     t.broker.clock.advance(5);
     await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
     t.broker.clock.advance(5);
@@ -266,6 +270,79 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ due: 1, evaluated: 1, revoked: 0 });
     const [redecided] = await reevaluations(g.id);
     expect((redecided!.signals as { used: Array<{ type: string; status: string }> }).used.find((u) => u.type === 'host_posture')).toMatchObject({ status: 'fresh' });
+  });
+
+  it('a grant judged on a stale observation is tested when the maximum age grows and a fresh one of the same value arrives', async () => {
+    // Judged on a stale "compromised" (absent to policy, so it minted); then the maximum age grows so
+    // that observation would count as fresh; then a fresh "compromised" arrives. The grant's row holds
+    // no fresh judgement of the host, so it stays a candidate and is decided.
+    const observed = new Date(now().getTime() - 2_000_000); // 2,000 s: stale at 900 s, fresh at 3,600
+    await insertSignals(db(), [{ type: 'host_posture', subject: 'runner-6', value: 'compromised', source: 'posture', observed_at: observed, expires_at: null }], observed);
+    const g = await deploy({ runner_name: 'runner-6' });
+    expect(Object.keys((await watchFresh(g.id))!.keys)).toEqual(['runner_trust:api-deploy']);
+    await settle();
+    await withMaxAge(
+      900,
+      async () => {
+        await settle();
+        t.broker.clock.advance(5);
+        await withoutHook(() => signal('host_posture', 'runner-6', 'compromised'));
+        t.broker.clock.advance(5);
+        expect(await sweep()).toMatchObject({ candidates: 1, due: 1, evaluated: 1, revoked: 1 });
+        expect((await t.grant(g.id)).end_reason).toBe('re-evaluation: the host is compromised');
+      },
+      3_600,
+    );
+  });
+
+  it('a grant watching two keys that both arrive is a candidate when only one of them changed', async () => {
+    await signal('host_posture', 'runner-7', 'healthy');
+    const g = await deploy({ runner_name: 'runner-7' });
+    expect(Object.keys((await watchFresh(g.id))!.keys).sort()).toEqual(['host_posture:runner-7', 'runner_trust:api-deploy']);
+    await settle();
+    t.broker.clock.advance(5);
+    await withoutHook(() => post(`${t.broker.url}/v1/signals`, { signals: [
+      { type: 'runner_trust', subject: 'api-deploy', value: 'trusted', observed_at: now().toISOString() },
+      { type: 'host_posture', subject: 'runner-7', value: 'compromised', observed_at: now().toISOString() },
+    ] }, { authorization: `Bearer ${SOURCE_KEY}` }));
+    t.broker.clock.advance(5);
+    expect(await sweep()).toMatchObject({ candidates: 1, due: 1, evaluated: 1, revoked: 1 });
+  });
+
+  it("a grant's row lets it off only for the decision it names, with no failure since, and fresh by the maximum age of now", async () => {
+    // 120 s: the freshness the grant is judged on ends within its 300 s.
+    await withMaxAge(120, async () => {
+      await signal('runner_trust', 'api-deploy', 'trusted');
+      const g = await deploy();
+      await settle();
+      const heartbeat = async () => {
+        t.broker.clock.advance(5);
+        await withoutHook(() => signal('runner_trust', 'api-deploy', 'trusted'));
+        t.broker.clock.advance(5);
+        return sweep();
+      };
+      expect(await heartbeat()).toMatchObject({ candidates: 0, evaluated: 0 });
+      // Another decision than the grant's latest (an older broker wrote the row): tested in full, not due.
+      await sql`update grants set watch_fresh = jsonb_set(watch_fresh, '{basis}', to_jsonb(gen_random_uuid()::text)) where id = ${g.id}`.execute(db());
+      expect(await heartbeat()).toMatchObject({ candidates: 1, due: 0, evaluated: 0 });
+      await sql`update grants set watch_fresh = jsonb_set(watch_fresh, '{basis}', to_jsonb(decision_id::text)) where id = ${g.id}`.execute(db());
+      expect(await heartbeat()).toMatchObject({ candidates: 0 });
+      // Asked as the signal hook asks (no due_at part), without writing: a maximum age shorter than the
+      // judged observation's age, before any run has brought due_at forward; and a moment past the
+      // freshness the grant was judged on, when a heartbeat without expires_at is the newest and a
+      // longer maximum age keeps the judged observation itself from being stale.
+      const keys = ['runner_trust:api-deploy'];
+      const hookAsks = (maxAges: Record<string, number>, at: Date) =>
+        reevaluateActiveGrants(t.broker.deps, { due: { maxAges, candidates: { keys, byTime: false } } }, grantReevaluator(t.broker.deps), at, { dryRun: true });
+      expect((await hookAsks({ runner_trust: 120, host_posture: 900 }, now())).candidates).toEqual({ found: 0, due: 0 });
+      expect((await hookAsks({ runner_trust: 10, host_posture: 900 }, now())).candidates).toEqual({ found: 1, due: 1 });
+      const judgedUntil = new Date((await watchFresh(g.id))!.keys['runner_trust:api-deploy']!.fresh_until);
+      expect((await hookAsks({ runner_trust: 3_600, host_posture: 900 }, new Date(judgedUntil.getTime() + 1_000))).candidates).toEqual({ found: 1, due: 1 });
+      // A re-evaluation that failed since: due, decided, and the success lets the grant off again.
+      await sql`update grants set reevaluation_failures = 1 where id = ${g.id}`.execute(db());
+      expect(await heartbeat()).toMatchObject({ candidates: 1, due: 1, evaluated: 1, revoked: 0 });
+      expect(await heartbeat()).toMatchObject({ candidates: 0 });
+    });
   });
 
   describe('a starting broker (a restart, a new replica)', () => {
