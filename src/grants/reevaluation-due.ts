@@ -60,8 +60,10 @@ export function watchOf(basis: string, used: readonly Use[]) {
  * sooner, and no re-evaluation of the grant has failed since. Read from the grant's own row, not from
  * its decision: the sweep's candidates leave such grants out, so an attestor's heartbeat, or the minute
  * after a change that every grant watching the key has been re-decided on, no longer tests them all.
- * A grant judged stale, invalid or missing on the key, or one whose watch_fresh names another decision
- * (written by an older broker, or before an operator's edit), stays a candidate and is tested in full.
+ * A grant judged stale, invalid or missing on the key, one whose watch_fresh names another decision
+ * (written by an older broker, or before an operator's edit), or one already due by time on another
+ * key (its due_at has come: the signal hook, which asks by key alone, then decides it at once as it
+ * did before), stays a candidate and is tested in full.
  */
 export function freshFor(
   key: RawBuilder<string>,
@@ -73,7 +75,7 @@ export function freshFor(
   const judged = sql`(g.watch_fresh->'keys'->${key})`;
   const freshUntil = sql`(${judged}->>'fresh_until')::timestamptz`;
   const observedAt = sql`(${judged}->>'observed_at')::timestamptz`;
-  return sql<boolean>`coalesce(g.reevaluation_failures = 0
+  return sql<boolean>`coalesce(g.reevaluation_failures = 0 and g.due_at > ${now}
     and g.watch_fresh->>'basis' = coalesce(g.reevaluation_decision_id, g.decision_id)::text
     and ${l.observed_at} >= ${observedAt} and ${l.value} = ${judged}->'value'
     and ${freshUntil} > ${now}

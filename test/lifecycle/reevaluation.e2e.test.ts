@@ -309,6 +309,24 @@ describe('the sweep after its first runs: candidates from indexes', () => {
     expect(await sweep()).toMatchObject({ candidates: 1, due: 1, evaluated: 1, revoked: 1 });
   });
 
+  it('a key that did not change does not let off a grant already due by time on another (the hook asks by key alone)', async () => {
+    await withMaxAge(120, async () => {
+      const observed = now();
+      await signal('runner_trust', 'api-deploy', 'trusted');
+      await signal('host_posture', 'runner-8', 'healthy');
+      const g = await deploy({ runner_name: 'runner-8' });
+      await settle();
+      t.broker.clock.advance(5);
+      await withoutHook(() => signal('host_posture', 'runner-8', 'healthy'));
+      const hookAsks = (at: Date) =>
+        reevaluateActiveGrants(t.broker.deps, { due: { maxAges: { runner_trust: 120, host_posture: 900 }, candidates: { keys: ['host_posture:runner-8'], byTime: false } } }, grantReevaluator(t.broker.deps), at, { dryRun: true });
+      expect((await hookAsks(now())).candidates).toEqual({ found: 0, due: 0 });
+      // Past runner_trust's 120 s, the host heartbeat's grant is due: a candidate of the host key too.
+      expect((await hookAsks(new Date(observed.getTime() + 121_000))).candidates).toEqual({ found: 1, due: 1 });
+      expect((await t.grant(g.id)).status).toBe('active');
+    });
+  });
+
   it("a grant's row lets it off only for the decision it names, with no failure since, and fresh by the maximum age of now", async () => {
     // 120 s: the freshness the grant is judged on ends within its 300 s.
     await withMaxAge(120, async () => {
