@@ -152,7 +152,8 @@ async function mintFixture(db: Database) {
     const m: MintInput = { task, params: grant.params, scopes: grant.scopes, purpose: null, ttlSeconds: 300, decision: decision(), request: { task: BENCH_TASK, params: grant.params }, requestId: randomUUID() };
     grant.decision_id = m.decision.id;
     grant.watch_basis = m.decision.id;
-    // The row's size as a mint writes it; the sweep benches test these grants in full either way.
+    // As large as a mint's row. It names an observation at the insert, newer than the bench's seeded one,
+    // so the sweep's candidates keep these grants: the sweep rows measure them as before.
     grant.watch_fresh = { ...grant.watch_fresh!, basis: m.decision.id };
     return { grant, m };
   };
