@@ -204,7 +204,7 @@ export async function reevaluateDueGrants(deps: Deps, now: Date): Promise<{ proc
   }
   const r = await reevaluateActiveGrants(deps, { due, backoff: true }, grantReevaluator(deps), now);
   // Only a completed run moves the window: a failed one is read again from the same point.
-  const fullRunsLeft = full ? Math.max(0, state.fullRunsLeft - 1) : 0;
+  const fullRunsLeft = Math.max(0, state.fullRunsLeft - 1);
   await recordSweep(deps.db, maxAges, now, full && fullRunsLeft === 0, r.failed.length > 0);
   state.fullRunsLeft = fullRunsLeft;
   if (!state.lastRun || now > state.lastRun) state.lastRun = now;

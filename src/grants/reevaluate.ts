@@ -90,7 +90,7 @@ export async function reevaluateActiveGrants(
       : retryOnDeadlock(() => deps.db.transaction().execute((trx) => decidePage(deps, trx, filter, decide, now, page, result, options)));
   const candidates = filter.due?.candidates;
   if (candidates) {
-    const found = await candidateIds(deps.db, filter.due!, now);
+    const found = await candidateIds(deps.db, candidates, filter.due!.maxAges, now);
     const ids = await dueAmong(deps.db, filter, now, found);
     result.candidates = { found: found.length, due: ids.length };
     for (let i = 0; i < ids.length; i += PAGE_SIZE) await run({ ids: ids.slice(i, i + PAGE_SIZE) });
@@ -115,8 +115,7 @@ type Page = { after: string } | { ids: string[] };
  * not candidates for it: with 35,000 grants watching an attestor's subject, testing each against its
  * decision on every heartbeat cost Postgres 41 s of CPU a minute.
  */
-async function candidateIds(db: Database, due: DueSignals, now: Date): Promise<string[]> {
-  const c = due.candidates!;
+async function candidateIds(db: Database, c: NonNullable<DueSignals['candidates']>, maxAges: DueSignals['maxAges'], now: Date): Promise<string[]> {
   const watching = sql`g.status = 'active' and g.watches_signals`;
   const newest = { observed_at: sql`l.observed_at`, value: sql`l.value`, expires_at: sql`l.expires_at` };
   const parts = [
@@ -126,7 +125,7 @@ async function candidateIds(db: Database, due: DueSignals, now: Date): Promise<s
             left join lateral (select s.observed_at, s.value, s.expires_at from signals s where s.type = k.type and s.subject = k.subject
               order by s.observed_at desc, s.id desc limit 1) l on true
             join grants g on g.watched_keys @> array[k.key] and ${watching}
-            where not ${freshFor(sql<string>`k.key`, sql<string>`k.type`, newest, due.maxAges, now)}`,
+            where not ${freshFor(sql<string>`k.key`, sql<string>`k.type`, newest, maxAges, now)}`,
         ]
       : []),
     ...(c.byTime ? [sql`select g.id from grants g where ${watching} and g.due_at <= ${now}`] : []),
